@@ -1,0 +1,180 @@
+"""ImageClassifier: the one LightningModule that trains any registered net."""
+
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torchmetrics.classification import MulticlassAccuracy
+
+from zoo.errors import CheckpointError, InputError
+from zoo.registry import create_model
+
+Loss = Literal["cross_entropy", "hinge"]
+LOSSES: tuple[str, ...] = Loss.__args__
+
+
+def multiclass_hinge_loss(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The seeds' multiclass SVM loss ``L_i = sum_{j != y_i} max(0, s_j - s_{y_i} + 1)``, batch mean.
+
+    Unlike :func:`torch.nn.functional.multi_margin_loss` it is not divided by the number of classes.
+    """
+    correct = scores.gather(1, target[:, None])
+    margins = (scores - correct + 1.0).clamp_min(0.0)
+    margins = margins.scatter(1, target[:, None], 0.0)
+    return margins.sum(dim=1).mean()
+
+
+class ImageClassifier(L.LightningModule):
+    """Trains, evaluates and predicts with any registered net.
+
+    Args:
+        model: registry name of the net (see ``zoo models``).
+        num_classes: number of classes (linked from the data on the CLI).
+        in_chans: image channels (linked from the data on the CLI).
+        image_size: image height and width (linked from the data on the CLI).
+        loss: ``cross_entropy`` or ``hinge`` (the multiclass SVM loss).
+        label_smoothing: label smoothing for cross_entropy, in [0, 1).
+        optimizer: the optimizer, as a callable taking the parameters.
+        lr_scheduler: an optional LR scheduler, as a callable taking the optimizer; schedulers
+            that need a metric (ReduceLROnPlateau) read ``val_loss``.
+        class_names: class names in label order, kept in the checkpoint for predictions.
+        **model_kwargs: the net's own arguments (e.g. ``hidden`` for ``mlp``).
+    """
+
+    def __init__(
+        self,
+        model: str = "lenet5",
+        num_classes: int = 10,
+        in_chans: int = 3,
+        image_size: int = 32,
+        loss: Loss = "cross_entropy",
+        label_smoothing: float = 0.0,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        class_names: list[str] | None = None,
+        **model_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if loss not in LOSSES:
+            raise InputError(f"unknown loss {loss!r}; choose one of: {', '.join(LOSSES)}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise InputError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise InputError(
+                f"{len(class_names)} class names given for num_classes={num_classes}; give one name per class"
+            )
+        # One explicit dict, whoever builds us: under LightningCLI Lightning would otherwise store the
+        # CLI's config (a class path, no registry name), which only the CLI can load again.
+        self.save_hyperparameters({
+            "model": model, "num_classes": num_classes, "in_chans": in_chans, "image_size": image_size,
+            "loss": loss, "label_smoothing": label_smoothing, "class_names": class_names, **model_kwargs,
+        })
+        self.net = create_model(
+            model, num_classes=num_classes, in_chans=in_chans, image_size=image_size, **model_kwargs
+        )
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        top_k = (1, 5) if num_classes > 5 else (1,)
+        for stage in ("train", "val", "test"):
+            for k in top_k:
+                setattr(self, f"{stage}_acc{'' if k == 1 else k}",
+                        MulticlassAccuracy(num_classes, top_k=k, average="micro"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores (logits), ``[N, num_classes]``."""
+        return self.net(x)
+
+    def loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.hparams.loss == "hinge":
+            return multiclass_hinge_loss(scores, target)
+        return F.cross_entropy(scores, target, label_smoothing=self.hparams.label_smoothing)
+
+    def setup(self, stage: str) -> None:
+        data = getattr(self.trainer, "datamodule", None)
+        for what in ("num_classes", "in_chans", "image_size"):
+            want, have = self.hparams[what], getattr(data, what, None)
+            if have is not None and have != want:
+                raise InputError(
+                    f"the data has {what}={have} but the model was built with {what}={want}; "
+                    f"create the model with {what}={have} (the CLI links it from the data)"
+                )
+
+    def _step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        scores = self(x)
+        loss = self.loss(scores, y)
+        on_step = stage == "train"
+        self.log(f"{stage}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
+        for name in ("acc", "acc5"):
+            metric = getattr(self, f"{stage}_{name}", None)
+            if metric is not None:
+                metric(scores.detach(), y)
+                self.log(f"{stage}_{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "acc")
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step("train", batch)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step("val", batch)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step("test", batch)
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """Class probabilities, ``[N, num_classes]``; the batch may be images or (images, labels)."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).softmax(dim=1)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer(self.parameters())
+        if self.lr_scheduler is None:
+            return optimizer
+        scheduler = self.lr_scheduler(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from zoo import __version__
+
+        checkpoint["zoo"] = {"version": __version__, "model": self.hparams.model}
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | Path, map_location: Any = None, **kwargs: Any
+    ) -> "ImageClassifier":
+        """Rebuild the net from its registry name and load its weights (``weights_only=True``).
+
+        A path that does not exist, cannot be read, or was not written by zoo raises
+        :class:`zoo.errors.CheckpointError`.
+        """
+        read_checkpoint(checkpoint_path)
+        return super().load_from_checkpoint(
+            checkpoint_path, map_location=map_location, weights_only=True, **kwargs
+        )
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a zoo checkpoint's contents (``weights_only=True``, memory-mapped) or raise CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        where = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} {where}; give the path of a .ckpt file "
+            "(runs/<name>/version_<n>/checkpoints/best.ckpt after zoo fit)"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} cannot be read: it is truncated, corrupt or not a PyTorch "
+            "checkpoint; give a .ckpt file written by zoo fit"
+        ) from None
+    if not isinstance(checkpoint, dict) or "zoo" not in checkpoint:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} was not written by zoo (it has no 'zoo' entry); "
+            "train with zoo fit, or load plain weights into zoo.create_model(...).load_state_dict"
+        )
+    return checkpoint

@@ -1,0 +1,332 @@
+"""The ``zoo`` command: LightningCLI's fit/validate/test/predict plus ``models`` and ``info``.
+
+``--model NAME`` picks a registered net: for each registry name this module offers an
+:class:`ImageClassifier` subclass (``zoo.cli.<name>``) whose signature is the net builder's
+arguments followed by the classifier's, so ``--model.hidden`` and ``--model.help NAME`` work and
+the saved ``config.yaml`` names the class it re-runs. ``--data NAME`` picks a registered
+DataModule; its ``num_classes``, ``in_chans``, ``image_size`` and ``class_names`` are linked into
+the model.
+"""
+
+import inspect
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import docstring_parser
+from lightning.pytorch.cli import LightningCLI
+
+from zoo.classifier import ImageClassifier, read_checkpoint
+from zoo.data import DATASETS
+from zoo.errors import InputError, UnknownNameError, ZooError
+from zoo.registry import MODELS, ModelEntry, list_models, model_info
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+LINKED = ("num_classes", "in_chans", "image_size", "class_names")
+DEFAULT_MODEL, DEFAULT_DATA = "lenet5", "digits"
+
+
+# -- one ImageClassifier subclass per registered model ------------------------------------------
+
+
+def _identifier(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+def classifier_class(name: str) -> type[ImageClassifier]:
+    """The ImageClassifier subclass for the registered model `name` (made once, then reused)."""
+    ident = _identifier(name)
+    cls = globals().get(ident)
+    if isinstance(cls, type) and issubclass(cls, ImageClassifier):
+        return cls
+    entry = MODELS.get(name)
+    cls = type(ident, (ImageClassifier,), {
+        "__init__": _classifier_init(entry),
+        "__module__": __name__,
+        "__qualname__": ident,
+        "__doc__": _merged_doc(entry),
+    })
+    globals()[ident] = cls
+    return cls
+
+
+def _classifier_init(entry: ModelEntry) -> Any:
+    builder_params = [p for p in inspect.signature(entry.builder).parameters.values()
+                      if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    taken = {p.name for p in builder_params}
+    classifier_params = [p for n, p in inspect.signature(ImageClassifier.__init__).parameters.items()
+                         if n not in ("self", "model", "model_kwargs") and n not in taken]
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
+    params += [p.replace(kind=p.KEYWORD_ONLY) for p in builder_params + classifier_params]
+    name = entry.name
+
+    def __init__(self: ImageClassifier, **kwargs: Any) -> None:
+        ImageClassifier.__init__(self, **{**kwargs, "model": name})
+
+    __init__.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    __init__.__doc__ = _merged_doc(entry)
+    return __init__
+
+
+def _merged_doc(entry: ModelEntry) -> str:
+    """The builder's docstring with the classifier's argument docs appended (for ``--help``)."""
+    builder = docstring_parser.parse(inspect.getdoc(entry.builder) or entry.name)
+    classifier = docstring_parser.parse(inspect.getdoc(ImageClassifier) or "")
+    have = {p.arg_name for p in builder.params}
+    builder.meta += [p for p in classifier.params if p.arg_name not in have | {"model", "**model_kwargs"}]
+    return docstring_parser.compose(builder, style=docstring_parser.DocstringStyle.GOOGLE)
+
+
+def __getattr__(attr: str) -> type[ImageClassifier]:
+    """``zoo.cli.<model>`` for any registered model, so saved configs import their class."""
+    for name in MODELS.names():
+        if _identifier(name) == attr:
+            return classifier_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+# -- the Lightning subcommands -----------------------------------------------------------------
+
+
+class ZooCLI(LightningCLI):
+    """LightningCLI with zoo's links, checkpointing, logging and a final test of the best checkpoint."""
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        for key in LINKED:
+            parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
+        if "checkpoint" not in parser.groups:
+            from lightning.pytorch.callbacks import ModelCheckpoint
+
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({
+            "model": {"class_path": f"{__name__}.{_identifier(DEFAULT_MODEL)}"},
+            "data": {"class_path": _data_class_path(DEFAULT_DATA)},
+            "checkpoint.monitor": "val_acc",
+            "checkpoint.mode": "max",
+            "checkpoint.filename": "best",
+            "checkpoint.save_last": True,
+        })
+
+    def _parse_ckpt_path(self) -> None:
+        """With ``--ckpt_path``, rebuild the checkpoint's model: its registry name and arguments win.
+
+        Replaces Lightning's version, which reads the hyperparameter layout LightningCLI writes;
+        zoo checkpoints hold ImageClassifier's own arguments so they load without the CLI too.
+        """
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry"):
+            return
+        hparams = dict(read_checkpoint(ckpt_path).get("hyper_parameters", {}))
+        name = hparams.pop("model")
+        self.checkpoint_data = {key: hparams.pop(key, None) for key in LINKED}  # linked from the data
+        model = {"class_path": f"{__name__}.{classifier_class(name).__qualname__}", "init_args": hparams}
+        self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand]
+        logger = config.trainer.get("logger")
+        if getattr(logger, "init_args", None) is not None and logger.init_args.get("name") == "zoo":
+            model = config.model.class_path.rsplit(".", 1)[-1]
+            data = config.data.class_path.rsplit(".", 1)[-1].removesuffix("DataModule").lower()
+            logger.init_args.name = f"{model}-{data}"
+
+    def after_instantiate_classes(self) -> None:
+        super().after_instantiate_classes()
+        for key, trained in getattr(self, "checkpoint_data", {}).items():
+            given = getattr(self.datamodule, key, None)
+            if trained is not None and given is not None and given != trained:
+                raise InputError(
+                    f"the checkpoint was trained with {key}={trained} but the data gives {key}={given}; "
+                    f"use data that matches it (e.g. --data.{key} {trained} where the data has that option)"
+                )
+
+    def after_fit(self) -> None:
+        trainer = self.trainer
+        if trainer.interrupted or trainer.fast_dev_run:
+            return
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        results = trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None,
+                               verbose=False)
+        if not trainer.is_global_zero:
+            return
+        callback = trainer.checkpoint_callback
+        if best:
+            print(f"best validation accuracy: {100 * float(callback.best_model_score):.2f}%  "
+                  f"checkpoint: {best}")
+        if results:
+            top5 = results[0].get("test_acc5")
+            extra = f" (top-5 {100 * top5:.2f}%)" if top5 is not None else ""
+            print(f"test accuracy: {100 * results[0]['test_acc']:.2f}%{extra}")
+        log_dir = trainer.log_dir
+        if log_dir and (Path(log_dir) / "config.yaml").is_file():
+            print(f"re-run: zoo fit --config {Path(log_dir) / 'config.yaml'}")
+
+
+def _data_class_path(name: str) -> str:
+    cls = DATASETS.get(name)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _looks_like_path_or_yaml(value: str) -> bool:
+    return any(c in value for c in ".{:/\n") or Path(value).exists()
+
+
+def expand_shorthands(argv: list[str]) -> list[str]:
+    """Replace ``--model NAME`` and ``--data NAME`` (registry names) by their class paths."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        for key, registry, resolve in (
+            ("--model", MODELS, lambda n: f"{__name__}.{_identifier(n)}"),
+            ("--data", DATASETS, _data_class_path),
+        ):
+            if arg == key and i + 1 < len(out):
+                j, value = i + 1, out[i + 1]
+            elif arg.startswith(key + "="):
+                j, value = i, arg.split("=", 1)[1]
+            else:
+                continue
+            if value in registry:
+                expanded = resolve(value)
+            elif _looks_like_path_or_yaml(value):
+                continue
+            else:
+                registry.get(value)  # raises UnknownNameError with suggestions
+            out[j] = expanded if j != i else f"{key}={expanded}"
+    return out
+
+
+class _DropAdvertisement(logging.Filter):
+    """Lightning advertises a cloud logger on every run; zoo's users did not ask for it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def run_lightning(argv: list[str]) -> None:
+    for handler_logger in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
+        logging.getLogger(handler_logger).addFilter(_DropAdvertisement())
+
+    for name in MODELS.names():  # short class names in YAML configs (model: lenet5) resolve too
+        classifier_class(name)
+    saved, sys.argv = sys.argv, [sys.argv[0], *expand_shorthands(argv)]
+    try:
+        _zoo_cli()
+    finally:
+        sys.argv = saved
+
+
+def _zoo_cli() -> ZooCLI:
+    """LightningCLI on sys.argv (passing args instead would make Lightning warn about sys.argv)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    return ZooCLI(
+        ImageClassifier,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        trainer_defaults={
+            "max_epochs": 60,
+            "log_every_n_steps": 10,
+            "logger": {"class_path": f"{CSVLogger.__module__}.CSVLogger",
+                       "init_args": {"save_dir": "runs", "name": "zoo"}},
+        },
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": __doc__},
+    )
+
+
+# -- zoo models / zoo info ---------------------------------------------------------------------
+
+
+def _human(n: int, unit: str = "") -> str:
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if n >= factor:
+            return f"{n / factor:.2f}{suffix}{unit}"
+    return f"{n}{unit}"
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """Rows as a plain-text table with aligned columns."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    lines = [header, ["-" * w for w in widths], *rows]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines)
+
+
+def cmd_models(argv: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="zoo models", description="List the registered models: parameters and MACs at the default input.")
+    parser.add_argument("pattern", nargs="*", default=["*"], help="fnmatch patterns, e.g. 'res*' (default: all)")
+    parser.add_argument("--exclude", nargs="*", default=[], help="fnmatch patterns to leave out")
+    parser.add_argument("--family", help="only this family (e.g. resnet)")
+    args = parser.parse_args(argv)
+    names = list_models(args.pattern, args.exclude, args.family)
+    if not names:
+        raise UnknownNameError(f"no model matches {' '.join(args.pattern)!r}; see: zoo models")
+    rows = []
+    for name in names:
+        info = model_info(name)
+        rows.append([name, info.family, _human(info.params), _human(info.macs),
+                     "x".join(map(str, info.input_size)), info.paper])
+    print(table(rows, ["model", "family", "params", "MACs", "input", "paper"]))
+
+
+def cmd_info(argv: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="zoo info", description="Show one registered model in full.")
+    parser.add_argument("name", help="a registry name (see: zoo models)")
+    args = parser.parse_args(argv)
+    info = model_info(args.name)
+    doc = inspect.getdoc(MODELS.get(args.name).builder) or ""
+    rows = [
+        ["name", info.name], ["family", info.family], ["paper", info.paper],
+        ["params", f"{info.params:,}"], ["MACs", f"{info.macs:,}"],
+        ["input size", "x".join(map(str, info.input_size))], ["minimum size", f"{info.min_size}x{info.min_size}"],
+        ["CAM layer", info.cam_layer or "-"],
+    ]
+    rows += [[f"--model.{k}", repr(v)] for k, v in info.arguments.items()]
+    print(doc.split("\n\n")[0] + "\n")
+    print(table(rows, ["", ""]).split("\n", 2)[2])
+
+
+COMMANDS = {"models": cmd_models, "info": cmd_info}
+
+OVERVIEW = """usage: zoo COMMAND [options]
+
+Train, evaluate and inspect image classifiers from the zoo registry.
+
+Lightning commands (LightningCLI; `zoo COMMAND --help` lists every option):
+  fit        train a model: zoo fit --model lenet5 --data digits
+  validate   evaluate on the validation split: zoo validate --config CONFIG --ckpt_path CKPT
+  test       evaluate on the test split:       zoo test --config CONFIG --ckpt_path CKPT
+  predict    class probabilities for the data's predict split
+
+Registry commands:
+  models     list the registered models: zoo models 'res*'
+  info       one model in full: zoo info lenet5
+
+Defaults: `zoo fit` alone trains lenet5 on scikit-learn's digits and writes runs/<model>-<data>/version_<n>/
+(checkpoints/best.ckpt, metrics.csv, config.yaml). --model.help NAME shows a model's own options.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if not argv or argv[0] in ("-h", "--help"):
+            print(OVERVIEW)
+        elif argv[0] in COMMANDS:
+            COMMANDS[argv[0]](argv[1:])
+        else:
+            if argv[0] not in LIGHTNING_COMMANDS and not argv[0].startswith("-"):
+                raise UnknownNameError(f"unknown command {argv[0]!r}; choose one of: "
+                                       f"{', '.join((*LIGHTNING_COMMANDS, *COMMANDS))} (see: zoo --help)")
+            run_lightning(argv)
+    except ZooError as exc:
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        sys.exit(2)

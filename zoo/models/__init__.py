@@ -1,0 +1,6 @@
+"""Plain ``nn.Module`` architectures, one file per family; importing this registers them all."""
+
+from zoo.models import lenet, linear, mlp  # noqa: F401  (registration)
+from zoo.models.net import ZooNet
+
+__all__ = ["ZooNet"]

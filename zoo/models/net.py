@@ -1,0 +1,110 @@
+"""The net protocol every zoo family implements (borrowed from timm), and the layers families share."""
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from zoo.errors import InputError
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+}
+
+
+def activation(name: str) -> nn.Module:
+    """A fresh activation layer by name (one of ``ACTIVATIONS``)."""
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise InputError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}") from None
+
+
+class ZooNet(nn.Module):
+    """Base of every zoo net: the protocol that classifier, fine-tuning, CAM and kNN rely on.
+
+    - ``forward_features(x)``: the last feature map, ``[N, C, H, W]`` for convolutional nets
+      (``[N, D]`` for nets without a spatial map, such as the MLP);
+    - ``forward_head(features, pre_logits=False)``: pooling and classifier; with
+      ``pre_logits=True`` the vector the final linear layer reads;
+    - ``reset_classifier(num_classes)``: a new final layer, the rest kept;
+    - ``num_features``, ``num_classes``, ``in_chans``, ``min_size``;
+    - ``head_modules()`` / ``backbone_modules()``: the split fine-tuning freezes by.
+
+    Subclasses set ``classifier_name`` (the final ``nn.Linear``) and ``head_names`` (the child
+    modules after the last feature map) and implement the two ``forward_*`` methods.
+    """
+
+    classifier_name: ClassVar[str]
+    head_names: ClassVar[tuple[str, ...]]
+
+    def __init__(self, num_classes: int, in_chans: int, min_size: int = 1) -> None:
+        super().__init__()
+        for what, value in (("num_classes", num_classes), ("in_chans", in_chans)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"{what} must be a positive integer, got {value!r}")
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.min_size = min_size
+        self.num_features = 0  # set by the subclass
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.forward_head(self.forward_features(x))
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise :class:`zoo.ZooError` for an input this net cannot take, before any layer fails."""
+        if x.dim() != 4 or x.shape[1] != self.in_chans:
+            raise InputError(
+                f"{type(self).__name__} takes images of shape [N, {self.in_chans}, H, W], got "
+                f"{list(x.shape)}; create the model with in_chans={x.shape[1] if x.dim() == 4 else '?'} "
+                "or give it images with the channels it was built for"
+            )
+        if min(x.shape[-2:]) < self.min_size:
+            raise InputError(
+                f"{type(self).__name__} needs inputs of at least {self.min_size}x{self.min_size} "
+                f"pixels, got {x.shape[-2]}x{x.shape[-1]}; resize the images (e.g. image_size="
+                f"{self.min_size} for the data)"
+            )
+
+    def get_classifier(self) -> nn.Module:
+        """The final layer (an ``nn.Linear``, or ``nn.Identity`` after ``reset_classifier(0)``)."""
+        return self.get_submodule(self.classifier_name)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final layer by a freshly initialised one with `num_classes` outputs.
+
+        ``num_classes=0`` leaves no final layer: the net then returns its pre-logits features.
+        """
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise InputError(f"num_classes must be an integer >= 0, got {num_classes!r}")
+        old = self.get_classifier()
+        new = nn.Linear(self.pre_logits_features, num_classes) if num_classes else nn.Identity()
+        if num_classes and isinstance(old, nn.Linear):
+            new = new.to(device=old.weight.device, dtype=old.weight.dtype)
+        self.set_submodule(self.classifier_name, new)
+        self.num_classes = num_classes
+
+    @property
+    def pre_logits_features(self) -> int:
+        """Width of the vector the final layer reads (``num_features`` unless the head has hidden layers)."""
+        return self.num_features
+
+    def head_modules(self) -> list[nn.Module]:
+        """The child modules after the last feature map: pooling, hidden classifier layers, final layer."""
+        return [getattr(self, n) for n in self.head_names]
+
+    def backbone_modules(self) -> list[nn.Module]:
+        """Every other child module: what produces the feature map."""
+        return [m for n, m in self.named_children() if n not in self.head_names]

@@ -1,0 +1,255 @@
+"""Registries: names to model builders (and, in :mod:`zoo.data`, to DataModules).
+
+Models register with :func:`register_model`; installed packages can add their own through the
+entry-point group ``zoo.models``, which is read the first time a registry is looked up.
+"""
+
+import difflib
+import fnmatch
+import functools
+import importlib.metadata
+import inspect
+import types
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import torch
+from torch import nn
+
+from zoo.errors import UnknownNameError, ZooError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Names to entries, with close-match suggestions and entry-point discovery.
+
+    Args:
+        kind: what an entry is, for messages ("model", "dataset").
+        hint: the command that lists the entries, for messages.
+        group: the entry-point group whose plugins are loaded on first look-up.
+        on_plugin: called with (entry-point name, loaded object) for each plugin object that is
+            not a module, so the owner can register it.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        hint: str,
+        group: str | None = None,
+        on_plugin: Callable[[str, Any], None] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.hint = hint
+        self.group = group
+        self.on_plugin = on_plugin
+        self._entries: dict[str, T] = {}
+        self._discovered = group is None
+
+    def add(self, name: str, entry: T) -> None:
+        if not isinstance(name, str) or not name:
+            raise ZooError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+        if name in self._entries:
+            raise ZooError(
+                f"{self.kind} name {name!r} is already registered; pick another name "
+                f"(see: {self.hint})"
+            )
+        self._entries[name] = entry
+
+    def get(self, name: str) -> T:
+        self.discover()
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            close = difflib.get_close_matches(str(name), list(self._entries), n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; {hint}see: {self.hint}") from None
+
+    def names(self, include: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
+        """Sorted names matching any `include` pattern and no `exclude` pattern (fnmatch)."""
+        self.discover()
+        include = [include] if isinstance(include, str) else list(include)
+        exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+        return sorted(
+            n
+            for n in self._entries
+            if any(fnmatch.fnmatchcase(n, p) for p in include)
+            and not any(fnmatch.fnmatchcase(n, p) for p in exclude)
+        )
+
+    def __contains__(self, name: object) -> bool:
+        self.discover()
+        return name in self._entries
+
+    def discover(self) -> None:
+        """Load the plugins of the entry-point group, once. A broken plugin warns, never breaks zoo."""
+        if self._discovered:
+            return
+        self._discovered = True  # before loading: a plugin's import registers through us
+        for ep in importlib.metadata.entry_points(group=self.group):
+            try:
+                obj = ep.load()
+                if not isinstance(obj, types.ModuleType) and self.on_plugin is not None:
+                    self.on_plugin(ep.name, obj)
+            except Exception as exc:  # a plugin is someone else's code: report, go on
+                warnings.warn(
+                    f"zoo plugin {ep.name!r} ({ep.value}) could not be loaded and is skipped: {exc}",
+                    stacklevel=2,
+                )
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model builder and its metadata."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    family: str
+    paper: str
+    input_size: tuple[int, int, int]
+    min_size: int
+    cam_layer: str | None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What :func:`model_info` reports: the entry's metadata plus measured size and cost.
+
+    ``params`` and ``macs`` are for the builder's defaults at ``input_size``; MACs are counted
+    by :class:`torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2).
+    """
+
+    name: str
+    family: str
+    paper: str
+    input_size: tuple[int, int, int]
+    min_size: int
+    cam_layer: str | None
+    params: int
+    macs: int
+    arguments: dict[str, Any]
+
+
+def _register_plugin_builder(name: str, obj: Any) -> None:
+    if any(e.builder is obj for e in MODELS._entries.values()):
+        return  # the plugin registered it itself with @register_model
+    if not callable(obj):
+        raise ZooError(f"entry point {name!r} is neither a module nor a model builder: {obj!r}")
+    register_model(obj, name=name, family="plugin")
+
+
+MODELS: Registry[ModelEntry] = Registry("model", "zoo models", "zoo.models", _register_plugin_builder)
+
+
+def register_model(
+    builder: Callable[..., nn.Module] | None = None,
+    *,
+    name: str | None = None,
+    family: str,
+    paper: str = "",
+    input_size: tuple[int, int, int] = (3, 224, 224),
+    min_size: int = 1,
+    cam_layer: str | None = None,
+) -> Any:
+    """Register a model builder, as a decorator (``@register_model(family=...)``) or a call.
+
+    A builder takes ``num_classes``, ``in_chans`` and ``image_size`` (plus its own keyword
+    arguments) and returns an ``nn.Module``; nets that follow the net protocol
+    (:class:`zoo.models.ZooNet`) work with every zoo feature.
+
+    Args:
+        builder: the function (or class) that builds the net.
+        name: the registry name; defaults to the builder's ``__name__``.
+        family: the architecture family ("resnet", "mlp", ...).
+        paper: the reference, e.g. "LeCun et al. 1998".
+        input_size: the default input as (channels, height, width).
+        min_size: the smallest height/width the net accepts.
+        cam_layer: the module name of the last spatial feature map (what CAM reads).
+    """
+
+    def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        entry = ModelEntry(
+            name=name or fn.__name__,
+            builder=fn,
+            family=family,
+            paper=paper,
+            input_size=tuple(input_size),
+            min_size=min_size,
+            cam_layer=cam_layer,
+        )
+        MODELS.add(entry.name, entry)
+        return fn
+
+    return add if builder is None else add(builder)
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the plain ``nn.Module`` registered as `name`, e.g. ``create_model("mlp", num_classes=10)``."""
+    entry = MODELS.get(name)
+    _check_arguments(entry, kwargs)
+    return entry.builder(**kwargs)
+
+
+def list_models(
+    include: str | Iterable[str] = "*",
+    exclude: str | Iterable[str] = (),
+    family: str | None = None,
+) -> list[str]:
+    """Registered model names matching fnmatch patterns (``"res*"``), optionally of one family."""
+    names = MODELS.names(include, exclude)
+    return names if family is None else [n for n in names if MODELS.get(n).family == family]
+
+
+def model_info(name: str) -> ModelInfo:
+    """Metadata of a registered model with its parameter count and MACs at the default input."""
+    entry = MODELS.get(name)
+    params, macs = _measure(name)
+    return ModelInfo(
+        name=entry.name,
+        family=entry.family,
+        paper=entry.paper,
+        input_size=entry.input_size,
+        min_size=entry.min_size,
+        cam_layer=entry.cam_layer,
+        params=params,
+        macs=macs,
+        arguments=builder_arguments(entry.builder),
+    )
+
+
+def builder_arguments(builder: Callable[..., Any]) -> dict[str, Any]:
+    """The builder's keyword arguments and their defaults (``inspect.Parameter.empty`` if none)."""
+    return {
+        p.name: p.default
+        for p in inspect.signature(builder).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+@functools.cache
+def _measure(name: str) -> tuple[int, int]:
+    """Parameters and MACs at the default input, on the meta device: no memory, no compute."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    entry = MODELS.get(name)
+    with torch.device("meta"):
+        net = entry.builder()
+        params = sum(p.numel() for p in net.parameters())
+        x = torch.empty(1, *entry.input_size)
+        with FlopCounterMode(display=False) as counter:
+            net.eval()(x)
+    return params, counter.get_total_flops() // 2
+
+
+def _check_arguments(entry: ModelEntry, kwargs: dict[str, Any]) -> None:
+    signature = inspect.signature(entry.builder)
+    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    unknown = sorted(set(kwargs) - set(signature.parameters))
+    if unknown:
+        raise ZooError(
+            f"model {entry.name!r} has no argument {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(signature.parameters)} (see: zoo info {entry.name})"
+        )
