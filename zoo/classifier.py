@@ -75,6 +75,12 @@ class ImageClassifier(L.LightningModule):
         self.net = create_model(
             model, num_classes=num_classes, in_chans=in_chans, image_size=image_size, **model_kwargs
         )
+        min_size = getattr(self.net, "min_size", 1)
+        if image_size < min_size:
+            raise InputError(
+                f"model {model!r} needs inputs of at least {min_size}x{min_size} pixels, got image_size={image_size}; "
+                f"use images of {min_size} pixels or more (on the CLI: --data.image_size {min_size})"
+            )
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         top_k = (1, 5) if num_classes > 5 else (1,)

@@ -10,18 +10,23 @@ the model.
 
 import inspect
 import logging
+import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
-import docstring_parser
-from lightning.pytorch.cli import LightningCLI
+# Lightning still calls jsonargparse APIs that jsonargparse deprecates: not the user's to fix.
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
-from zoo.classifier import ImageClassifier, read_checkpoint
-from zoo.data import DATASETS
-from zoo.errors import InputError, UnknownNameError, ZooError
-from zoo.registry import MODELS, ModelEntry, list_models, model_info
+import docstring_parser  # noqa: E402
+from lightning.pytorch.cli import LightningCLI  # noqa: E402
+
+from zoo.classifier import ImageClassifier, read_checkpoint  # noqa: E402
+from zoo.data import DATASETS  # noqa: E402
+from zoo.errors import InputError, UnknownNameError, ZooError  # noqa: E402
+from zoo.registry import MODELS, ModelEntry, list_models, model_info  # noqa: E402
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 LINKED = ("num_classes", "in_chans", "image_size", "class_names")
@@ -206,6 +211,8 @@ class _DropAdvertisement(logging.Filter):
 
 
 def run_lightning(argv: list[str]) -> None:
+    # deprecations inside Lightning's own calls of torch and jsonargparse: nothing a zoo user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     for handler_logger in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
         logging.getLogger(handler_logger).addFilter(_DropAdvertisement())
 
@@ -327,6 +334,20 @@ def main(argv: list[str] | None = None) -> None:
                 raise UnknownNameError(f"unknown command {argv[0]!r}; choose one of: "
                                        f"{', '.join((*LIGHTNING_COMMANDS, *COMMANDS))} (see: zoo --help)")
             run_lightning(argv)
-    except ZooError as exc:
-        print(f"zoo: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        cause = _zoo_error(exc)
+        if cause is None:
+            raise
+        print(f"zoo: error: {cause}", file=sys.stderr)
         sys.exit(2)
+
+
+def _zoo_error(exc: BaseException | None) -> ZooError | None:
+    """The ZooError behind `exc`: jsonargparse and Lightning re-raise errors wrapped in their own."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ZooError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -137,7 +137,10 @@ def _register_plugin_builder(name: str, obj: Any) -> None:
         return  # the plugin registered it itself with @register_model
     if not callable(obj):
         raise ZooError(f"entry point {name!r} is neither a module nor a model builder: {obj!r}")
-    register_model(obj, name=name, family="plugin")
+    defaults = builder_arguments(obj)
+    chans, size = defaults.get("in_chans"), defaults.get("image_size")
+    input_size = (chans if isinstance(chans, int) else 3, *(2 * [size if isinstance(size, int) else 224]))
+    register_model(obj, name=name, family="plugin", input_size=input_size)
 
 
 MODELS: Registry[ModelEntry] = Registry("model", "zoo models", "zoo.models", _register_plugin_builder)
@@ -234,12 +237,18 @@ def _measure(name: str) -> tuple[int, int]:
     from torch.utils.flop_counter import FlopCounterMode
 
     entry = MODELS.get(name)
-    with torch.device("meta"):
-        net = entry.builder()
-        params = sum(p.numel() for p in net.parameters())
-        x = torch.empty(1, *entry.input_size)
-        with FlopCounterMode(display=False) as counter:
-            net.eval()(x)
+    try:
+        with torch.device("meta"):
+            net = entry.builder()
+            params = sum(p.numel() for p in net.parameters())
+            x = torch.empty(1, *entry.input_size)
+            with FlopCounterMode(display=False) as counter:
+                net.eval()(x)
+    except Exception as exc:
+        raise ZooError(
+            f"model {name!r} fails with its default arguments on a {'x'.join(map(str, entry.input_size))} input "
+            f"({type(exc).__name__}: {exc}); fix its builder or its registered input_size"
+        ) from exc
     return params, counter.get_total_flops() // 2
 
 

@@ -36,8 +36,12 @@ class Linear(FixedSizeNet):
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, image_size: int = 32) -> None:
         super().__init__(num_classes, in_chans, image_size)
-        self.num_features = in_chans * image_size * image_size
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.num_features = in_chans  # the feature map is the image
+        self.fc = nn.Linear(self.pre_logits_features, num_classes)
+
+    @property
+    def pre_logits_features(self) -> int:
+        return self.in_chans * self.image_size * self.image_size
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return x

@@ -1,0 +1,94 @@
+import functools
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+
+import zoo
+from zoo.classifier import multiclass_hinge_loss
+from zoo.errors import CheckpointError, InputError
+
+
+def test_hinge_loss_is_the_seeds_formula():
+    scores = torch.tensor([[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]])
+    target = torch.tensor([0, 1, 2])
+    # the CS231n worked example: losses 2.9, 0 and 12.9 (mean 5.27)
+    torch.testing.assert_close(multiclass_hinge_loss(scores, target), torch.tensor((2.9 + 0 + 12.9) / 3))
+    # torch's multi_margin_loss is the same sum divided by the number of classes
+    s, t = torch.randn(16, 10), torch.randint(0, 10, (16,))
+    torch.testing.assert_close(multiclass_hinge_loss(s, t), 10 * F.multi_margin_loss(s, t, p=1, margin=1.0))
+
+
+@pytest.mark.parametrize("loss, smoothing", [("cross_entropy", 0.0), ("cross_entropy", 0.1), ("hinge", 0.0)])
+def test_each_loss_is_used(loss, smoothing):
+    model = zoo.create("mlp", in_chans=1, image_size=8, loss=loss, label_smoothing=smoothing)
+    s, t = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    expected = (multiclass_hinge_loss(s, t) if loss == "hinge"
+                else F.cross_entropy(s, t, label_smoothing=smoothing))
+    torch.testing.assert_close(model.loss(s, t), expected)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"loss": "l2"}, "unknown loss 'l2'; choose one of: cross_entropy, hinge"),
+    ({"label_smoothing": 1.5}, "label_smoothing must be in"),
+    ({"class_names": ["a", "b"]}, "2 class names given for num_classes=10"),
+])
+def test_bad_arguments_say_what_to_do(bad, match):
+    with pytest.raises(InputError, match=match):
+        zoo.create("lenet5", **bad)
+
+
+def _trainer(tmp_path, **kwargs):
+    return L.Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
+                     enable_model_summary=False, **kwargs)
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
+    L.seed_everything(0)
+    data = zoo.data.create("digits", batch_size=128)
+    model = zoo.create("mlp", num_classes=10, in_chans=1, image_size=32, hidden=[64], dropout=0.1,
+                       class_names=data.class_names, optimizer=functools.partial(torch.optim.SGD, lr=0.05))
+    trainer = _trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
+    trainer.fit(model, data)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+
+    loaded = zoo.ImageClassifier.load_from_checkpoint(path)
+    assert type(loaded.net) is type(model.net) and loaded.hparams == model.hparams
+    assert loaded.hparams.hidden == [64] and loaded.hparams.class_names == [str(d) for d in range(10)]
+    x = next(iter(data.test_dataloader()))[0]
+    model.eval(), loaded.eval()
+    assert torch.equal(loaded(x), model(x))
+    probs = torch.cat(_trainer(tmp_path).predict(loaded, data))
+    assert probs.shape == (360, 10)
+    torch.testing.assert_close(probs.sum(1), torch.ones(360))
+
+
+def test_checkpoint_errors_are_clear(tmp_path):
+    with pytest.raises(CheckpointError, match="'.*missing.ckpt' does not exist"):
+        zoo.ImageClassifier.load_from_checkpoint(tmp_path / "missing.ckpt")
+    with pytest.raises(CheckpointError, match="is a directory"):
+        zoo.ImageClassifier.load_from_checkpoint(tmp_path)
+    (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="cannot be read: it is truncated, corrupt or not a PyTorch checkpoint"):
+        zoo.ImageClassifier.load_from_checkpoint(tmp_path / "garbage.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="was not written by zoo"):
+        zoo.ImageClassifier.load_from_checkpoint(tmp_path / "other.ckpt")
+
+
+def test_data_that_does_not_fit_the_model_stops_before_training(tmp_path):
+    model = zoo.create("lenet5", num_classes=5, in_chans=1)
+    with pytest.raises(InputError, match="the data has num_classes=10 but the model was built with num_classes=5"):
+        _trainer(tmp_path, max_epochs=1).fit(model, zoo.data.create("digits"))
+
+
+def test_lenet5_learns_digits(tmp_path):
+    """A short real training run, far above the 10 % of chance."""
+    L.seed_everything(0)
+    data = zoo.data.create("digits")
+    model = zoo.create("lenet5", num_classes=10, in_chans=1)
+    trainer = _trainer(tmp_path, max_epochs=8, enable_checkpointing=False)
+    trainer.fit(model, data)
+    assert trainer.test(model, data, verbose=False)[0]["test_acc"] > 0.9

@@ -1,0 +1,142 @@
+"""The `zoo` command end to end, in subprocesses, as a user runs it."""
+
+import re
+
+import pytest
+import torch
+import yaml
+
+import zoo
+from tests.conftest import run_zoo
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """One real `zoo fit` on digits, shared by the tests that read what it left."""
+    cwd = tmp_path_factory.mktemp("fit")
+    proc = run_zoo("fit", "--model", "lenet5", "--data", "digits", "--trainer.max_epochs", "12", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cwd, proc
+
+
+def test_fit_trains_tests_and_leaves_a_run_directory(fitted):
+    cwd, proc = fitted
+    run = cwd / "runs" / "lenet5-digits" / "version_0"
+    for name in ("config.yaml", "metrics.csv", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+        assert (run / name).is_file(), name
+    accuracy = float(re.search(r"^test accuracy: ([\d.]+)%", proc.stdout, re.M).group(1))
+    assert accuracy > 90.0  # chance is 10 %
+    assert re.search(r"^best validation accuracy: [\d.]+%  checkpoint: .*best.ckpt$", proc.stdout, re.M)
+    assert f"re-run: zoo fit --config {run.relative_to(cwd) / 'config.yaml'}" in proc.stdout
+    assert "Epoch 11: 100%" in proc.stdout  # the progress bar
+
+    # the printed test accuracy is the best checkpoint's, recomputed here without the CLI
+    model = zoo.ImageClassifier.load_from_checkpoint(run / "checkpoints" / "best.ckpt").eval()
+    data = zoo.data.create("digits")
+    data.setup()
+    x, y = data.test_set.tensors
+    with torch.no_grad():
+        mine = (model(x).argmax(1) == y).float().mean().item() * 100
+    assert mine == pytest.approx(accuracy, abs=0.01)
+
+
+def test_test_subcommand_rebuilds_the_model_from_the_checkpoint(fitted):
+    cwd, proc = fitted
+    best = cwd / "runs" / "lenet5-digits" / "version_0" / "checkpoints" / "best.ckpt"
+    again = run_zoo("test", "--ckpt_path", str(best), cwd=cwd)  # no --model: it comes from the checkpoint
+    assert again.returncode == 0, again.stderr[-3000:]
+    accuracy = float(re.search(r"test_acc\s+([\d.]+)", again.stdout).group(1))
+    printed = float(re.search(r"test accuracy: ([\d.]+)%", proc.stdout).group(1))
+    assert accuracy * 100 == pytest.approx(printed, abs=0.01)
+
+
+def test_saved_config_reruns_the_same_job(fitted):
+    cwd, _ = fitted
+    config = cwd / "runs" / "lenet5-digits" / "version_0" / "config.yaml"
+    saved = yaml.safe_load(config.read_text())
+    assert saved["model"]["class_path"] == "zoo.cli.lenet5"
+    assert saved["data"]["class_path"] == "zoo.data.digits.DigitsDataModule"
+    assert saved["trainer"]["max_epochs"] == 12 and saved["seed_everything"] == 0
+    proc = run_zoo("fit", "--config", str(config), "--trainer.max_epochs", "1", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rerun = yaml.safe_load((cwd / "runs" / "lenet5-digits" / "version_1" / "config.yaml").read_text())
+    assert rerun["model"] == saved["model"]
+    assert rerun["data"]["init_args"] == saved["data"]["init_args"]
+    assert _import(rerun["data"]["class_path"]) is _import(saved["data"]["class_path"]) is zoo.data.DigitsDataModule
+
+
+def _import(path: str):
+    import importlib
+
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def test_print_config_shows_net_arguments_and_links(tmp_path):
+    proc = run_zoo("fit", "--model", "mlp", "--model.hidden", "[32]", "--model.dropout", "0.2",
+                   "--data", "digits", "--data.image_size", "16", "--print_config", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    config = yaml.safe_load(proc.stdout)
+    model = config["model"]
+    assert model["class_path"] == "zoo.cli.mlp"
+    assert model["init_args"]["hidden"] == [32] and model["init_args"]["dropout"] == 0.2
+    assert "num_classes" not in model["init_args"]  # linked from the data, never typed twice
+    assert config["data"]["init_args"]["image_size"] == 16
+    assert not (tmp_path / "runs").exists()
+
+
+def test_model_help_lists_the_nets_own_arguments(tmp_path):
+    proc = run_zoo("fit", "--model.help", "mlp", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "--model.hidden" in proc.stdout and "widths of the hidden layers" in proc.stdout
+    assert "--model.loss" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fit", "--model", "resnt18"], "unknown model 'resnt18'; see: zoo models"),
+    (["fit", "--model", "lenet"], "unknown model 'lenet'; did you mean 'lenet5'? see: zoo models"),
+    (["fit", "--data", "digts"], "unknown dataset 'digts'; did you mean 'digits'?"),
+    (["test", "--ckpt_path", "missing.ckpt"], "checkpoint 'missing.ckpt' does not exist"),
+    (["test", "--ckpt_path", "corrupt.ckpt"], "checkpoint 'corrupt.ckpt' cannot be read"),
+    (["fit", "--data.image_size", "8"], "model 'lenet5' needs inputs of at least 16x16 pixels, got image_size=8"),
+    (["info", "lenet"], "unknown model 'lenet'; did you mean 'lenet5'?"),
+    (["frobnicate"], "unknown command 'frobnicate'"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, args, message):
+    from zoo.cli import main
+
+    (tmp_path / "corrupt.ckpt").write_bytes(b"\x80\x02 half a checkpoint")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"zoo: error: {message}")
+    assert not (tmp_path / "runs").exists()  # stopped before anything was written
+
+
+def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
+    proc = run_zoo("fit", "--model", "lenet", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "zoo: error: unknown model 'lenet'; did you mean 'lenet5'? see: zoo models"
+
+
+def test_models_and_info(tmp_path):
+    proc = run_zoo("models", cwd=tmp_path)
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["model", "family", "params", "MACs", "input", "paper"]
+    assert {line.split()[0] for line in lines[2:]} == set(zoo.list_models())
+    assert re.search(r"^lenet5\s+lenet\s+61\.71K\s+416\.52K\s+1x32x32\s+LeCun", proc.stdout, re.M)
+    proc = run_zoo("models", "l*", "--exclude", "lin*", cwd=tmp_path)
+    assert [line.split()[0] for line in proc.stdout.splitlines()[2:]] == ["lenet5"]
+    proc = run_zoo("info", "lenet5", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert re.search(r"^params\s+61,706$", proc.stdout, re.M)
+    assert re.search(r"^--model.activation\s+'tanh'$", proc.stdout, re.M)
+
+
+def test_overview_help(tmp_path):
+    proc = run_zoo("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for command in ("fit", "validate", "test", "predict", "models", "info"):
+        assert re.search(rf"^  {command}\s", proc.stdout, re.M)

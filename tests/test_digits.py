@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+import zoo
+from zoo.data.augment import random_crop
+from zoo.errors import InputError, UnknownNameError
+
+
+def test_registry():
+    assert "digits" in zoo.data.list_datasets()
+    assert isinstance(zoo.data.create("digits"), zoo.data.DigitsDataModule)
+    with pytest.raises(UnknownNameError, match="unknown dataset 'digit'; did you mean 'digits'"):
+        zoo.data.create("digit")
+
+
+def test_split_sizes_disjoint_and_complete():
+    train, val, test = zoo.data.create("digits").split_indices()
+    assert (len(train), len(val), len(test)) == (1257, 180, 360)
+    assert len(set(train) | set(val) | set(test)) == 1797
+
+
+def test_split_is_stratified():
+    y = load_digits().target
+    for part in zoo.data.create("digits").split_indices():
+        share = np.bincount(y[part], minlength=10) / len(part)
+        np.testing.assert_allclose(share, np.bincount(y) / len(y), atol=0.01)
+
+
+def test_split_is_fixed_by_its_seed_only():
+    a = zoo.data.create("digits").split_indices()
+    torch.manual_seed(123), np.random.seed(123)
+    b = zoo.data.create("digits", batch_size=7).split_indices()
+    c = zoo.data.create("digits", split_seed=1).split_indices()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(a[2], c[2])
+
+
+def test_images_are_resized_and_normalized_with_training_statistics():
+    dm = zoo.data.create("digits", image_size=28)
+    dm.setup()
+    assert (dm.num_classes, dm.in_chans, dm.image_size) == (10, 1, 28)
+    assert dm.class_names == [str(d) for d in range(10)]
+    x, y = dm.train_set.tensors
+    assert x.shape == (1257, 1, 28, 28) and y.dtype == torch.long
+    assert abs(x.mean().item()) < 1e-4 and abs(x.std().item() - 1) < 1e-3
+    raw = zoo.data.create("digits", image_size=8)
+    raw.setup()
+    pixels = raw.test_set.tensors[0] * raw.std + raw.mean
+    expected = torch.as_tensor(load_digits().images[raw.split_indices()[2]], dtype=torch.float32)[:, None] / 16
+    torch.testing.assert_close(pixels, expected)
+
+
+def test_random_crop_shifts_each_image_by_up_to_the_padding():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 16, 16)
+    x[:, :, 8, 8] = 1.0  # one bright pixel: its new place is the shift
+    out = random_crop(x, 2)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    where = out[:, 0].flatten(1).argmax(1)
+    dy, dx = where // 16 - 8, where % 16 - 8
+    assert dy.abs().max() == 2 and dx.abs().max() == 2
+    assert len(set(zip(dy.tolist(), dx.tolist(), strict=True))) > 15  # per-image offsets, not one per batch
+    assert torch.equal(out.sum((1, 2, 3)), torch.ones(64))
+
+
+def test_augmentation_only_while_training():
+    import lightning as L
+
+    dm = zoo.data.create("digits")
+    dm.setup()
+    dm.trainer = L.Trainer(logger=False, enable_progress_bar=False)
+    batch = dm.train_set.tensors[0][:32], dm.train_set.tensors[1][:32]
+    dm.trainer.training = True
+    x, y = dm.on_after_batch_transfer(batch, 0)
+    assert x.shape == batch[0].shape and not torch.equal(x, batch[0]) and torch.equal(y, batch[1])
+    dm.trainer.validating = True
+    assert dm.on_after_batch_transfer(batch, 0) is batch
+    assert zoo.data.create("digits", augment="none").augment is None
+    with pytest.raises(InputError, match="unknown augment 'flip'; choose one of: none, crop"):
+        zoo.data.create("digits", augment="flip")
+
+
+@pytest.mark.parametrize("bad", [{"test_split": 0}, {"val_split": 5000}, {"image_size": 0}])
+def test_bad_split_or_size_is_a_clear_error(bad):
+    with pytest.raises(InputError):
+        zoo.data.create("digits", **bad)

@@ -1,0 +1,138 @@
+"""The net protocol, checked the same way for every registered model."""
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from zoo.errors import InputError
+from zoo.registry import MODELS
+
+NAMES = zoo.list_models()
+
+
+def build(name: str, **kwargs) -> nn.Module:
+    torch.manual_seed(0)
+    return zoo.create_model(name, **kwargs)
+
+
+def default_input(name: str, batch: int = 2, **overrides) -> torch.Tensor:
+    c, h, w = MODELS.get(name).input_size
+    return torch.randn(batch, overrides.get("in_chans", c), h, w)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_features_head_and_pre_logits(name):
+    net = build(name, num_classes=7).eval()
+    x = default_input(name)
+    feats = net.forward_features(x)
+    assert feats.shape[0] == 2 and feats.shape[1] == net.num_features
+    assert feats.dim() in (2, 4)
+    logits = net.forward_head(feats)
+    assert logits.shape == (2, 7) and torch.equal(logits, net(x))
+    assert net.forward_head(feats, pre_logits=True).shape == (2, net.pre_logits_features)
+    assert net.num_classes == 7
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_reaches_every_parameter(name):
+    net = build(name, num_classes=5).train()
+    net(default_input(name, batch=4)).logsumexp(1).sum().backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reset_classifier_keeps_the_backbone(name):
+    net = build(name, num_classes=10).eval()
+    x = default_input(name)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    feats = net.forward_features(x)
+    net.reset_classifier(3)
+    assert net.num_classes == 3 and net(x).shape == (2, 3)
+    assert torch.equal(net.forward_features(x), feats)
+    final = net.classifier_name
+    changed = {k for k, v in net.state_dict().items() if k not in before or not torch.equal(before[k], v)}
+    assert changed == {f"{final}.weight", f"{final}.bias"}
+    net.reset_classifier(0)
+    assert net(x).shape == (2, net.pre_logits_features)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backbone_and_head_split_covers_every_parameter_once(name):
+    net = build(name)
+    ids = [id(p) for m in net.backbone_modules() + net.head_modules() for p in m.parameters()]
+    assert sorted(ids) == sorted(id(p) for p in net.parameters())
+    head_params = {id(p) for m in net.head_modules() for p in m.parameters()}
+    assert {id(p) for p in net.get_classifier().parameters()} <= head_params
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("in_chans", [1, 3])
+def test_any_in_chans(name, in_chans):
+    net = build(name, in_chans=in_chans, num_classes=4).eval()
+    assert net(default_input(name, in_chans=in_chans)).shape == (2, 4)
+    with pytest.raises(InputError, match=f"takes images of shape \\[N, {in_chans}, H, W\\]"):
+        net(default_input(name, in_chans=in_chans + 1))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_eval_is_deterministic_and_batch_independent(name):
+    net = build(name).eval()
+    x = default_input(name, batch=4)
+    with torch.no_grad():
+        full = net(x)
+        assert torch.equal(full, net(x))
+        torch.testing.assert_close(torch.cat([net(x[:1]), net(x[1:])]), full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_export_gives_the_same_outputs(name):
+    net = build(name).eval()
+    x = default_input(name)
+    program = torch.export.export(net, (x,))
+    torch.testing.assert_close(program.module()(x), net(x))
+
+
+def test_too_small_input_names_the_minimum():
+    net = build("lenet5")
+    assert net(torch.randn(1, 1, 16, 16)).shape == (1, 10)
+    with pytest.raises(InputError, match="needs inputs of at least 16x16 pixels, got 12x12"):
+        net(torch.randn(1, 1, 12, 12))
+
+
+@pytest.mark.parametrize("name", ["linear", "mlp"])
+def test_pixel_nets_name_the_size_they_were_built_for(name):
+    net = build(name, in_chans=1, image_size=8)
+    assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    with pytest.raises(InputError, match="was built for 8x8 images.*got 32x32; create it with image_size=32"):
+        net(torch.randn(2, 1, 32, 32))
+
+
+def test_linear_is_exactly_wx_plus_b():
+    net = build("linear", in_chans=1, image_size=8, num_classes=10)
+    x = torch.randn(5, 1, 8, 8)
+    torch.testing.assert_close(net(x), x.flatten(1) @ net.fc.weight.T + net.fc.bias)
+
+
+def test_mlp_layers_follow_the_arguments():
+    net = build("mlp", in_chans=1, image_size=8, hidden=[32, 16], activation="tanh", dropout=0.5)
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(64, 32), (32, 16), (16, 10)]
+    assert sum(isinstance(m, nn.Tanh) for m in net.modules()) == 2
+    assert sum(isinstance(m, nn.Dropout) for m in net.modules()) == 2
+    assert build("mlp", in_chans=1, image_size=8, hidden=[]).num_features == 64
+
+
+def test_lenet5_layout_matches_the_paper():
+    net = build("lenet5")
+    shapes = [tuple(p.shape) for p in net.parameters()]
+    assert shapes == [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 400), (120,), (84, 120), (84,), (10, 84), (10,)]
+    assert sum(p.numel() for p in net.parameters()) == 61_706
+    assert net.forward_features(torch.zeros(1, 1, 32, 32)).shape == (1, 16, 5, 5)
+
+
+@pytest.mark.parametrize("bad", [{"activation": "swishy"}, {"pool": "median"}, {"num_classes": 0}, {"in_chans": -1}])
+def test_bad_options_name_the_valid_ones(bad):
+    with pytest.raises(InputError):
+        zoo.create_model("lenet5", **bad)

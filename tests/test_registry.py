@@ -1,0 +1,136 @@
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from zoo.errors import UnknownNameError, ZooError
+from zoo.registry import MODELS
+
+
+def test_create_returns_a_lightning_module_with_the_net():
+    import lightning as L
+
+    model = zoo.create("lenet5", num_classes=10, in_chans=1)
+    assert isinstance(model, L.LightningModule)
+    assert isinstance(model, zoo.ImageClassifier)
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_create_model_returns_the_plain_net():
+    net = zoo.create_model("mlp", num_classes=7)
+    assert isinstance(net, nn.Module) and not isinstance(net, zoo.ImageClassifier)
+    assert net(torch.randn(3, 3, 32, 32)).shape == (3, 7)
+
+
+def test_list_models_patterns_and_family():
+    assert zoo.list_models("l*") == ["lenet5", "linear"]
+    assert zoo.list_models(["mlp", "lin*"]) == ["linear", "mlp"]
+    assert zoo.list_models("*", exclude="l*") == [n for n in zoo.list_models() if not n.startswith("l")]
+    assert zoo.list_models(family="lenet") == ["lenet5"]
+    assert zoo.list_models("nothing*") == []
+
+
+def test_model_info_measures_params_and_macs():
+    info = zoo.model_info("lenet5")
+    assert (info.name, info.family, info.input_size, info.min_size) == ("lenet5", "lenet", (1, 32, 32), 16)
+    assert "LeCun" in info.paper
+    assert info.params == sum(p.numel() for p in zoo.create_model("lenet5").parameters()) == 61_706
+    # C1 28*28*6*25 + C3 10*10*16*150 + C5 400*120 + F6 120*84 + out 84*10
+    assert info.macs == 117_600 + 240_000 + 48_000 + 10_080 + 840
+    assert info.arguments["activation"] == "tanh"
+
+
+def test_unknown_name_suggests_the_closest():
+    with pytest.raises(UnknownNameError, match=r"unknown model 'lenet'; did you mean 'lenet5'\? see: zoo models"):
+        zoo.create_model("lenet")
+    with pytest.raises(ZooError, match="unknown model 'qqq'; see: zoo models"):
+        zoo.create("qqq")
+
+
+def test_unknown_builder_argument_names_the_valid_ones():
+    with pytest.raises(ZooError, match="model 'mlp' has no argument 'hiden'.*hidden"):
+        zoo.create_model("mlp", hiden=[3])
+
+
+def test_register_by_decorator_and_reject_a_taken_name():
+    @zoo.register_model(family="mine", paper="a test", input_size=(1, 8, 8))
+    def _tiny_test_net(num_classes: int = 3, in_chans: int = 1, image_size: int = 8) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(in_chans * image_size * image_size, num_classes))
+
+    try:
+        assert "_tiny_test_net" in zoo.list_models(family="mine")
+        assert zoo.model_info("_tiny_test_net").params == 64 * 3 + 3
+        model = zoo.create("_tiny_test_net", num_classes=3, in_chans=1, image_size=8)
+        assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 3)
+        with pytest.raises(ZooError, match="model name '_tiny_test_net' is already registered"):
+            zoo.register_model(_tiny_test_net, name="_tiny_test_net", family="mine")
+    finally:
+        MODELS._entries.pop("_tiny_test_net")
+
+
+def _wheel(tmp_path: Path) -> Path:
+    """A real wheel of a tiny plugin distribution with two `zoo.models` entry points."""
+    module = textwrap.dedent('''
+        from torch import nn
+        import zoo
+
+        @zoo.register_model(family="plugin-test", paper="decorated in a plugin", input_size=(1, 8, 8))
+        def decorated_plugin_net(num_classes=10, in_chans=1, image_size=8):
+            return nn.Sequential(nn.Flatten(), nn.Linear(in_chans * image_size ** 2, num_classes))
+
+        def plain_plugin_net(num_classes=10, in_chans=1, image_size=8):
+            return nn.Sequential(nn.Flatten(), nn.Linear(in_chans * image_size ** 2, num_classes))
+    ''')
+    dist = "zoo_plugin_test-0.1.dist-info"
+    files = {
+        "zoo_plugin_test.py": module,
+        f"{dist}/METADATA": "Metadata-Version: 2.1\nName: zoo-plugin-test\nVersion: 0.1\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist}/entry_points.txt": "[zoo.models]\nplugin_module = zoo_plugin_test\n"
+                                    "plain_plugin_net = zoo_plugin_test:plain_plugin_net\n",
+    }
+    files[f"{dist}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{dist}/RECORD"])
+    path = tmp_path / "zoo_plugin_test-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+    return path
+
+
+def test_entry_point_plugin_is_discovered_on_first_use(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                    "--target", str(target), str(_wheel(tmp_path))], check=True)
+    script = textwrap.dedent('''
+        import torch, zoo
+        names = zoo.list_models("*plugin*")
+        print(names)
+        print(zoo.model_info("decorated_plugin_net").family, zoo.model_info("plain_plugin_net").family)
+        print(tuple(zoo.create_model("plain_plugin_net", num_classes=4)(torch.zeros(2, 1, 8, 8)).shape))
+    ''')
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["['decorated_plugin_net', 'plain_plugin_net']", "plugin-test plugin", "(2, 4)"]
+
+
+def test_a_broken_plugin_warns_and_zoo_still_works(tmp_path):
+    dist = tmp_path / "broken-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[zoo.models]\nbroken = no_such_module_anywhere\n")
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", "import zoo; print(zoo.list_models('lenet*'))"],
+                          env=env, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "['lenet5']"
+    assert "zoo plugin 'broken' (no_such_module_anywhere) could not be loaded" in proc.stderr
