@@ -1,0 +1,49 @@
+"""The docs build strictly, and every Python example in them runs."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+
+
+def python_blocks(page: Path) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", page.read_text(), re.M | re.S)
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)], ids=lambda p: p.name)
+def test_examples_run(page, tmp_path, monkeypatch):
+    """The page's Python blocks, in order, in one namespace (as a reader would paste them)."""
+    monkeypatch.chdir(tmp_path)
+    from zoo.registry import MODELS
+
+    before = set(MODELS._entries)
+    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    try:
+        for block in python_blocks(page):
+            exec(compile(block, str(page), "exec"), namespace)
+    finally:
+        for name in set(MODELS._entries) - before:  # models a page registers
+            MODELS._entries.pop(name)
+
+
+def test_mkdocs_build_strict(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    assert "multiclass SVM loss" in api and "Rebuild the net from its registry name" in api
+
+
+def test_readme_commands_are_what_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^```bash\n(python3 -m venv .*)\n```", readme, re.M)
+    assert len(commands) == 2
+    assert commands[0].endswith("zoo fit --model lenet5 --data digits")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert commands[1] in ci.splitlines()
