@@ -47,3 +47,11 @@ def test_readme_commands_are_what_ci_runs():
     assert commands[0].endswith("zoo fit --model lenet5 --data digits")
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1] in ci.splitlines()
+
+
+def test_models_page_table_is_the_registry(capsys):
+    from zoo.cli import main
+
+    main(["models", "--markdown"])
+    table = capsys.readouterr().out.strip()
+    assert table in (ROOT / "docs" / "models.md").read_text()

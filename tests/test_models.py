@@ -16,14 +16,32 @@ def build(name: str, **kwargs) -> nn.Module:
     return zoo.create_model(name, **kwargs)
 
 
+def small(name: str) -> int:
+    """The size the checks run at: the model's minimum (at least 8), so big ImageNet nets stay cheap."""
+    return max(MODELS.get(name).min_size, 8)
+
+
+def build_small(name: str, **kwargs) -> nn.Module:
+    return build(name, image_size=small(name), **kwargs)
+
+
 def default_input(name: str, batch: int = 2, **overrides) -> torch.Tensor:
+    c = overrides.get("in_chans", MODELS.get(name).input_size[0])
+    return torch.randn(batch, c, small(name), small(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_at_the_default_input(name):
+    """The registered default input (224x224 for the ImageNet nets) with the builder's defaults."""
+    net = build(name).eval()
     c, h, w = MODELS.get(name).input_size
-    return torch.randn(batch, overrides.get("in_chans", c), h, w)
+    with torch.no_grad():
+        assert net(torch.randn(1, c, h, w)).shape == (1, net.num_classes)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_features_head_and_pre_logits(name):
-    net = build(name, num_classes=7).eval()
+    net = build_small(name, num_classes=7).eval()
     x = default_input(name)
     feats = net.forward_features(x)
     assert feats.shape[0] == 2 and feats.shape[1] == net.num_features
@@ -36,7 +54,7 @@ def test_forward_features_head_and_pre_logits(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_backward_reaches_every_parameter(name):
-    net = build(name, num_classes=5).train()
+    net = build_small(name, num_classes=5).train()
     net(default_input(name, batch=4)).logsumexp(1).sum().backward()
     missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing
@@ -44,7 +62,7 @@ def test_backward_reaches_every_parameter(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_reset_classifier_keeps_the_backbone(name):
-    net = build(name, num_classes=10).eval()
+    net = build_small(name, num_classes=10).eval()
     x = default_input(name)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     feats = net.forward_features(x)
@@ -60,7 +78,7 @@ def test_reset_classifier_keeps_the_backbone(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_backbone_and_head_split_covers_every_parameter_once(name):
-    net = build(name)
+    net = build_small(name)
     ids = [id(p) for m in net.backbone_modules() + net.head_modules() for p in m.parameters()]
     assert sorted(ids) == sorted(id(p) for p in net.parameters())
     head_params = {id(p) for m in net.head_modules() for p in m.parameters()}
@@ -70,7 +88,7 @@ def test_backbone_and_head_split_covers_every_parameter_once(name):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("in_chans", [1, 3])
 def test_any_in_chans(name, in_chans):
-    net = build(name, in_chans=in_chans, num_classes=4).eval()
+    net = build_small(name, in_chans=in_chans, num_classes=4).eval()
     assert net(default_input(name, in_chans=in_chans)).shape == (2, 4)
     with pytest.raises(InputError, match=f"takes images of shape \\[N, {in_chans}, H, W\\]"):
         net(default_input(name, in_chans=in_chans + 1))
@@ -78,17 +96,19 @@ def test_any_in_chans(name, in_chans):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_eval_is_deterministic_and_batch_independent(name):
-    net = build(name).eval()
+    net = build_small(name).eval()
     x = default_input(name, batch=4)
     with torch.no_grad():
         full = net(x)
         assert torch.equal(full, net(x))
-        torch.testing.assert_close(torch.cat([net(x[:1]), net(x[1:])]), full, rtol=1e-5, atol=1e-5)
+        # CPU kernels differ by batch size; float32 rounding in a deep net stays well inside 1e-3 of the scale
+        scale = full.abs().max().item()
+        torch.testing.assert_close(torch.cat([net(x[:1]), net(x[1:])]), full, rtol=1e-3, atol=1e-3 * scale)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_torch_export_gives_the_same_outputs(name):
-    net = build(name).eval()
+    net = build_small(name).eval()
     x = default_input(name)
     program = torch.export.export(net, (x,))
     torch.testing.assert_close(program.module()(x), net(x))

@@ -14,6 +14,7 @@ from zoo.registry import create_model
 
 Loss = Literal["cross_entropy", "hinge"]
 LOSSES: tuple[str, ...] = Loss.__args__
+AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers, as in Szegedy et al. 2015
 
 
 def multiclass_hinge_loss(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -111,7 +112,11 @@ class ImageClassifier(L.LightningModule):
     def _step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
         scores = self(x)
-        loss = self.loss(scores, y)
+        if isinstance(scores, tuple):  # auxiliary classifiers (GoogLeNet), in training only
+            scores, *aux = scores
+            loss = self.loss(scores, y) + AUX_LOSS_WEIGHT * sum(self.loss(a, y) for a in aux)
+        else:
+            loss = self.loss(scores, y)
         on_step = stage == "train"
         self.log(f"{stage}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
         for name in ("acc", "acc5"):

@@ -270,16 +270,23 @@ def cmd_models(argv: list[str]) -> None:
     parser.add_argument("pattern", nargs="*", default=["*"], help="fnmatch patterns, e.g. 'res*' (default: all)")
     parser.add_argument("--exclude", nargs="*", default=[], help="fnmatch patterns to leave out")
     parser.add_argument("--family", help="only this family (e.g. resnet)")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table (as in docs/models.md)")
     args = parser.parse_args(argv)
     names = list_models(args.pattern, args.exclude, args.family)
     if not names:
         raise UnknownNameError(f"no model matches {' '.join(args.pattern)!r}; see: zoo models")
+    header = ["model", "family", "params", "MACs", "input", "min", "paper"]
     rows = []
     for name in names:
         info = model_info(name)
         rows.append([name, info.family, _human(info.params), _human(info.macs),
-                     "x".join(map(str, info.input_size)), info.paper])
-    print(table(rows, ["model", "family", "params", "MACs", "input", "paper"]))
+                     "x".join(map(str, info.input_size)), str(info.min_size), info.paper])
+    print(markdown_table(rows, header) if args.markdown else table(rows, header))
+
+
+def markdown_table(rows: list[list[str]], header: list[str]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(r) + " |" for r in lines)
 
 
 def cmd_info(argv: list[str]) -> None:

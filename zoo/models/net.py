@@ -45,13 +45,21 @@ class ZooNet(nn.Module):
 
     def __init__(self, num_classes: int, in_chans: int, min_size: int = 1) -> None:
         super().__init__()
+        self.init_protocol(num_classes, in_chans, min_size)
+
+    def init_protocol(self, num_classes: int, in_chans: int, min_size: int = 1) -> None:
+        """Set the protocol attributes; for subclasses that initialise through a torchvision class.
+
+        ``class ResNet(ZooNet, torchvision.models.ResNet)`` calls ``torchvision.models.ResNet.__init__``
+        (which initialises ``nn.Module``) and then this.
+        """
         for what, value in (("num_classes", num_classes), ("in_chans", in_chans)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"{what} must be a positive integer, got {value!r}")
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.min_size = min_size
-        self.num_features = 0  # set by the subclass
+        self.num_features = getattr(self, "num_features", 0)  # set by the subclass
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -103,8 +111,50 @@ class ZooNet(nn.Module):
 
     def head_modules(self) -> list[nn.Module]:
         """The child modules after the last feature map: pooling, hidden classifier layers, final layer."""
-        return [getattr(self, n) for n in self.head_names]
+        return [m for m in (getattr(self, n, None) for n in self.head_names) if m is not None]
 
     def backbone_modules(self) -> list[nn.Module]:
         """Every other child module: what produces the feature map."""
         return [m for n, m in self.named_children() if n not in self.head_names]
+
+
+INITS = ("he", "xavier", "normal")
+STEMS = ("imagenet", "cifar")
+SMALL_INPUT = 64  # images smaller than this get the small-input ("cifar") form
+
+
+def choose_stem(stem: str | None, image_size: int) -> str:
+    """The form of the first layers: `stem` if given, else ``"cifar"`` below 64 pixels, ``"imagenet"`` from 64 up."""
+    if stem is None:
+        return "cifar" if image_size < SMALL_INPUT else "imagenet"
+    if stem not in STEMS:
+        raise InputError(f"unknown stem {stem!r}; choose one of: {', '.join(STEMS)} (or leave it unset to choose "
+                         f"by image_size: cifar below {SMALL_INPUT} pixels)")
+    return stem
+
+
+def init_weights(net: nn.Module, scheme: str) -> None:
+    """Re-initialise every convolution and linear layer; norm layers get weight 1 and bias 0.
+
+    - ``he``: Kaiming normal (He et al. 2015), fan-out for convolutions as in torchvision, fan-in for linear;
+    - ``xavier``: Glorot uniform (Glorot & Bengio 2010);
+    - ``normal``: N(0, 0.01), as in AlexNet.
+
+    Biases start at 0.
+    """
+    if scheme not in INITS:
+        raise InputError(f"unknown init {scheme!r}; choose one of: {', '.join(INITS)}")
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if scheme == "he":
+                mode = "fan_out" if isinstance(m, nn.Conv2d) else "fan_in"
+                nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
+            elif scheme == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.normal_(m.weight, 0.0, 0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and m.weight is not None:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,185 @@
+"""The classic families against references no one here wrote: torchvision's nets and the papers' tables."""
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import zoo
+from zoo.errors import InputError
+from zoo.registry import MODELS
+
+TORCHVISION = ["alexnet", "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+               "wide_resnet50_2", "resnext50_32x4d", "densenet121", "densenet161", "densenet169", "densenet201",
+               *[f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]]
+
+PUBLISHED = {  # torchvision's documented parameter counts
+    "resnet18": 11_689_512, "resnet50": 25_557_032, "vgg16": 138_357_544,
+    "densenet121": 7_978_856, "googlenet": 6_624_904, "alexnet": 61_100_840,
+}
+
+PAPER_MILLIONS = {  # as printed in He et al. 2016 Table 6, Huang et al. 2017 Table 2, Zagoruyko & Komodakis 2016
+    "resnet20": "0.27", "resnet32": "0.46", "resnet44": "0.66", "resnet56": "0.85", "resnet110": "1.7",
+    "densenet40": "1.0", "densenet_bc100": "0.8", "wrn28_10": "36.5",
+}
+
+
+def torchvision_net(name: str) -> nn.Module:
+    kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+    return getattr(torchvision.models, name)(weights=None, **kwargs)
+
+
+def params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchvision_weights_load_strictly_and_give_the_same_outputs(name):
+    torch.manual_seed(0)
+    reference = torchvision_net(name).eval()
+    ours = zoo.create_model(name, stem="imagenet").eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
+    assert params(ours) == params(reference) == zoo.model_info(name).params
+
+
+@pytest.mark.parametrize("name, count", PUBLISHED.items())
+def test_published_parameter_counts(name, count):
+    assert zoo.model_info(name).params == count
+
+
+@pytest.mark.parametrize("name, millions", PAPER_MILLIONS.items())
+def test_cifar_nets_have_the_papers_parameter_counts(name, millions):
+    digits = len(millions.split(".")[1])  # the precision the paper prints
+    assert f"{zoo.model_info(name).params / 1e6:.{digits}f}" == millions
+
+
+def test_macs_match_the_published_figures():
+    # torchvision's documented GFLOPS (multiply-adds) at 224x224
+    for name, gmacs in {"resnet18": 1.81, "resnet50": 4.09, "vgg16": 15.47, "alexnet": 0.71, "googlenet": 1.50,
+                        "densenet121": 2.83}.items():
+        assert round(zoo.model_info(name).macs / 1e9, 2) == gmacs, name
+
+
+def test_stem_follows_the_image_size_unless_set():
+    assert zoo.create_model("resnet18", image_size=32).conv1.kernel_size == (3, 3)
+    assert isinstance(zoo.create_model("resnet18", image_size=32).maxpool, nn.Identity)
+    assert zoo.create_model("resnet18", image_size=64).conv1.kernel_size == (7, 7)
+    assert zoo.create_model("resnet18", image_size=32, stem="imagenet").conv1.kernel_size == (7, 7)
+    assert zoo.create_model("densenet121", image_size=28).features.conv0.kernel_size == (3, 3)
+    assert zoo.create_model("googlenet", image_size=32).conv1.conv.kernel_size == (3, 3)
+    assert zoo.create_model("alexnet", image_size=32).features[0].kernel_size == (3, 3)
+    assert zoo.create_model("vgg11", image_size=28).features[2].ceil_mode
+    with pytest.raises(InputError, match="unknown stem 'tiny'; choose one of: imagenet, cifar"):
+        zoo.create_model("resnet18", stem="tiny")
+
+
+FAMILY_REPRESENTATIVES = ["alexnet", "vgg11_bn", "googlenet", "resnet18", "resnet20", "densenet121", "densenet40",
+                          "wrn28_10"]
+
+
+@pytest.mark.parametrize("name", FAMILY_REPRESENTATIVES)
+@pytest.mark.parametrize("size", [28, 32])
+def test_small_inputs_train(name, size):
+    torch.manual_seed(0)
+    net = zoo.create_model(name, num_classes=10, in_chans=1, image_size=size)
+    x, y = torch.randn(4, 1, size, size), torch.randint(0, 10, (4,))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    before = [p.detach().clone() for p in net.parameters()]
+    nn.functional.cross_entropy(net(x), y).backward()
+    optimizer.step()
+    assert net.forward_features(x).shape[-1] >= 1
+    assert sum(not torch.equal(b, p) for b, p in zip(before, net.parameters(), strict=True)) == len(before)
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_registered_minimum_is_the_nets_own_and_smaller_inputs_are_refused(name):
+    entry = MODELS.get(name)
+    net = zoo.create_model(name, image_size=max(entry.min_size, 8)).eval()
+    assert net.min_size == entry.min_size or entry.family in ("linear", "mlp")
+    c = entry.input_size[0]
+    with torch.no_grad():
+        net(torch.randn(1, c, max(entry.min_size, 8), max(entry.min_size, 8)))
+    if entry.min_size > 1:
+        with pytest.raises(InputError, match=f"needs inputs of at least {net.min_size}x{net.min_size} pixels"):
+            net(torch.randn(1, c, net.min_size - 1, net.min_size - 1))
+
+
+def test_imagenet_stem_minimum_is_named():
+    with pytest.raises(InputError, match="needs inputs of at least 63x63 pixels, got 32x32"):
+        zoo.create_model("alexnet", stem="imagenet")(torch.randn(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("init, std", [("normal", 0.01), ("xavier", (6 / (64 * 9 + 64 * 9)) ** 0.5 / 3 ** 0.5),
+                                       ("he", (2 / (64 * 9)) ** 0.5)])
+def test_init_schemes(init, std):
+    torch.manual_seed(0)
+    net = zoo.create_model("resnet18", init=init)
+    weight = net.layer1[0].conv2.weight  # 64 -> 64, 3x3: fan_in = fan_out = 576
+    assert weight.std().item() == pytest.approx(std, rel=0.05)
+    assert torch.all(net.bn1.weight == 1) and torch.all(net.bn1.bias == 0)
+
+
+def test_paper_default_inits():
+    defaults = {n: zoo.model_info(n).arguments.get("init") for n in zoo.list_models()}
+    assert defaults["alexnet"] == "normal" and defaults["vgg16"] == "xavier"
+    assert {defaults[n] for n in zoo.list_models(["resnet*", "densenet*", "wrn*"])} == {"he"}
+    with pytest.raises(InputError, match="unknown init 'lecun'; choose one of: he, xavier, normal"):
+        zoo.create_model("vgg11", init="lecun")
+
+
+@pytest.mark.parametrize("name, last_bn", [("resnet18", "bn2"), ("resnet50", "bn3"), ("resnet20", "bn2")])
+def test_zero_init_residual_starts_each_branch_at_zero(name, last_bn):
+    net = zoo.create_model(name, zero_init_residual=True)
+    blocks = [m for m in net.modules() if hasattr(m, last_bn) and hasattr(m, "conv1")]
+    assert blocks and all(torch.all(getattr(b, last_bn).weight == 0) for b in blocks)
+    assert not torch.all(zoo.create_model(name).layer1[0].bn2.weight == 0)
+
+
+def test_googlenet_auxiliary_classifiers_only_in_training():
+    model = zoo.create("googlenet", num_classes=10, image_size=32, aux_logits=True)
+    x = torch.randn(4, 3, 32, 32)
+    model.train()
+    logits, aux1, aux2 = model(x)
+    assert logits.shape == aux1.shape == aux2.shape == (4, 10)
+    model.eval()
+    assert model(x).shape == (4, 10)
+    model.net.reset_classifier(5)
+    model.train()
+    assert [o.shape[1] for o in model(x)] == [5, 5, 5]
+
+
+def test_googlenet_aux_loss_is_exact_without_dropout():
+    torch.manual_seed(0)
+    model = zoo.create("googlenet", num_classes=10, image_size=32, aux_logits=True, dropout=0.0)
+    for aux in (model.net.aux1, model.net.aux2):
+        aux.dropout.p = 0.0
+    model.log = lambda *a, **k: None  # outside a Trainer
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    model.eval()  # BatchNorm in eval on both sides, auxiliary heads forced on
+    model.net.training = True
+    logits, aux1, aux2 = model.net(x)
+    ce = nn.functional.cross_entropy
+    expected = ce(logits, y) + 0.3 * (ce(aux1, y) + ce(aux2, y))
+    torch.testing.assert_close(model.training_step((x, y), 0), expected)
+
+
+def test_memory_efficient_densenet_computes_the_same():
+    torch.manual_seed(0)
+    plain = zoo.create_model("densenet_bc100", image_size=32)
+    efficient = zoo.create_model("densenet_bc100", image_size=32, memory_efficient=True)
+    efficient.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    plain(x).sum().backward()
+    efficient(x).sum().backward()
+    for (name, p), q in zip(plain.named_parameters(), efficient.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_densenet40_has_no_bottleneck_or_compression():
+    net = zoo.create_model("densenet40")
+    assert not hasattr(net.features.denseblock1.denselayer1, "conv1")
+    t = net.features.transition1.conv
+    assert t.in_channels == t.out_channels == 16 + 12 * 12

@@ -1,0 +1,190 @@
+"""DenseNet (Huang, Liu, van der Maaten & Weinberger 2017), ImageNet and CIFAR forms, one class.
+
+Written here rather than taken from torchvision because torchvision's dense layers always have
+the 1x1 bottleneck and its transitions always halve the channels, while the CIFAR DenseNet-40 of
+the paper has neither. The module and parameter names are torchvision's, so its DenseNet-121/
+161/169/201 weights load with ``strict=True`` and give the same outputs.
+"""
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from torch import nn
+
+from zoo.models.net import ZooNet, choose_stem, init_weights
+from zoo.registry import register_model
+
+PAPER = "Huang et al. 2017, Densely Connected Convolutional Networks"
+
+
+class DenseLayer(nn.Module):
+    """BN-ReLU-Conv(3x3) producing `growth_rate` maps; with a bottleneck, BN-ReLU-Conv(1x1) first (DenseNet-B)."""
+
+    def __init__(self, in_channels: int, growth_rate: int, bn_size: int | None, drop_rate: float,
+                 memory_efficient: bool) -> None:
+        super().__init__()
+        width = in_channels
+        if bn_size:
+            self.norm1 = nn.BatchNorm2d(in_channels)
+            self.relu1 = nn.ReLU(inplace=True)
+            self.conv1 = nn.Conv2d(in_channels, bn_size * growth_rate, kernel_size=1, bias=False)
+            width = bn_size * growth_rate
+        self.bottleneck = bool(bn_size)
+        self.norm2 = nn.BatchNorm2d(width)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(width, growth_rate, kernel_size=3, padding=1, bias=False)
+        self.drop_rate = drop_rate
+        self.memory_efficient = memory_efficient
+
+    def _bottleneck(self, *inputs: torch.Tensor) -> torch.Tensor:
+        x = torch.cat(inputs, 1)
+        return self.conv1(self.relu1(self.norm1(x))) if self.bottleneck else x
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        if self.memory_efficient and self.training and any(t.requires_grad for t in inputs):
+            # recompute the concatenation in the backward pass instead of keeping it: memory linear in depth
+            x = cp.checkpoint(self._bottleneck, *inputs, use_reentrant=False)
+        else:
+            x = self._bottleneck(*inputs)
+        x = self.conv2(self.relu2(self.norm2(x)))
+        return F.dropout(x, p=self.drop_rate, training=self.training) if self.drop_rate else x
+
+
+class DenseBlock(nn.ModuleDict):
+    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int | None, drop_rate: float,
+                 memory_efficient: bool) -> None:
+        super().__init__()
+        for i in range(num_layers):
+            layer = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, drop_rate, memory_efficient)
+            self.add_module(f"denselayer{i + 1}", layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class Transition(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(OrderedDict(
+            norm=nn.BatchNorm2d(in_channels),
+            relu=nn.ReLU(inplace=True),
+            conv=nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
+            pool=nn.AvgPool2d(kernel_size=2, stride=2),
+        ))
+
+
+class DenseNet(ZooNet):
+    """Stem, dense blocks joined by transitions, a final BatchNorm, ReLU, global pooling and a linear layer.
+
+    Stems: ``imagenet`` is 7x7/2 convolution, BN, ReLU, 3x3/2 max-pool; ``cifar`` a 3x3/1 convolution,
+    BN and ReLU without the pool (for the ImageNet nets on small inputs); ``plain`` the paper's CIFAR
+    stem, one 3x3 convolution alone.
+    """
+
+    classifier_name = "classifier"
+    head_names = ("classifier",)
+
+    def __init__(self, growth_rate: int, block_config: tuple[int, ...], num_init_features: int,
+                 bn_size: int | None = 4, compression: float = 0.5, drop_rate: float = 0.0, num_classes: int = 1000,
+                 in_chans: int = 3, stem: str = "imagenet", init: str = "he", memory_efficient: bool = False) -> None:
+        super().__init__(num_classes, in_chans, min_size=32 if stem == "imagenet" else 2 ** (len(block_config) - 1))
+        if stem == "imagenet":
+            layers = [("conv0", nn.Conv2d(in_chans, num_init_features, kernel_size=7, stride=2, padding=3, bias=False)),
+                      ("norm0", nn.BatchNorm2d(num_init_features)), ("relu0", nn.ReLU(inplace=True)),
+                      ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1))]
+        else:
+            layers = [("conv0", nn.Conv2d(in_chans, num_init_features, kernel_size=3, stride=1, padding=1, bias=False))]
+            if stem == "cifar":
+                layers += [("norm0", nn.BatchNorm2d(num_init_features)), ("relu0", nn.ReLU(inplace=True))]
+        self.features = nn.Sequential(OrderedDict(layers))
+        channels = num_init_features
+        for i, num_layers in enumerate(block_config):
+            block = DenseBlock(num_layers, channels, growth_rate, bn_size, drop_rate, memory_efficient)
+            self.features.add_module(f"denseblock{i + 1}", block)
+            channels += num_layers * growth_rate
+            if i != len(block_config) - 1:
+                out = int(channels * compression)
+                self.features.add_module(f"transition{i + 1}", Transition(channels, out))
+                channels = out
+        self.features.add_module("norm5", nn.BatchNorm2d(channels))
+        self.classifier = nn.Linear(channels, num_classes)
+        self.num_features = channels
+        init_weights(self, init)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.features(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return x if pre_logits else self.classifier(x)
+
+
+def _register_imagenet(depth: int, growth_rate: int, block_config: tuple[int, ...], num_init_features: int,
+                       params: str) -> None:
+    def builder(
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        image_size: int = 224,
+        stem: str | None = None,
+        init: str = "he",
+        drop_rate: float = 0.0,
+        memory_efficient: bool = False,
+    ) -> DenseNet:
+        return DenseNet(growth_rate, block_config, num_init_features, 4, 0.5, drop_rate, num_classes, in_chans,
+                        choose_stem(stem, image_size), init, memory_efficient)
+
+    name = f"densenet{depth}"
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"""DenseNet-{depth} (DenseNet-BC, growth rate {growth_rate}), {params} parameters.
+
+    Args:
+        num_classes: number of classes.
+        in_chans: image channels.
+        image_size: input height and width; below 64 the small-input stem is used unless `stem` is set.
+        stem: ``imagenet`` (7x7/2 convolution + max-pool) or ``cifar`` (3x3/1 convolution, no pool).
+        init: weight initialisation: ``he`` (the paper's), ``xavier`` or ``normal``.
+        drop_rate: dropout after each dense layer.
+        memory_efficient: recompute the concatenations in the backward pass (checkpointing): much less
+            memory, somewhat slower.
+    """
+    register_model(builder, family="densenet", paper=PAPER, input_size=(3, 224, 224), min_size=8,
+                   cam_layer="features")
+
+
+_register_imagenet(121, 32, (6, 12, 24, 16), 64, "8.0M")
+_register_imagenet(161, 48, (6, 12, 36, 24), 96, "28.7M")
+_register_imagenet(169, 32, (6, 12, 32, 32), 64, "14.1M")
+_register_imagenet(201, 32, (6, 12, 48, 32), 64, "20.0M")
+
+_CIFAR_ARGS = """
+    Args:
+        num_classes: number of classes.
+        in_chans: image channels.
+        image_size: input height and width (any size from 4 up; the paper's is 32).
+        init: weight initialisation: ``he`` (the paper's), ``xavier`` or ``normal``.
+        drop_rate: dropout after each dense layer (the paper uses 0.2 without data augmentation).
+        memory_efficient: recompute the concatenations in the backward pass (checkpointing).
+"""
+
+
+@register_model(family="densenet", paper=PAPER + ", CIFAR (L=40, k=12)", input_size=(3, 32, 32), min_size=4,
+                cam_layer="features")
+def densenet40(num_classes: int = 10, in_chans: int = 3, image_size: int = 32, init: str = "he",
+               drop_rate: float = 0.0, memory_efficient: bool = False) -> DenseNet:
+    return DenseNet(12, (12, 12, 12), 16, None, 1.0, drop_rate, num_classes, in_chans, "plain", init, memory_efficient)
+
+
+@register_model(family="densenet", paper=PAPER + ", CIFAR DenseNet-BC (L=100, k=12)", input_size=(3, 32, 32),
+                min_size=4, cam_layer="features")
+def densenet_bc100(num_classes: int = 10, in_chans: int = 3, image_size: int = 32, init: str = "he",
+                   drop_rate: float = 0.0, memory_efficient: bool = False) -> DenseNet:
+    return DenseNet(12, (16, 16, 16), 24, 4, 0.5, drop_rate, num_classes, in_chans, "plain", init, memory_efficient)
+
+
+densenet40.__doc__ = "DenseNet for CIFAR, 40 layers, growth rate 12, no bottleneck or compression, 1.0M parameters.\n"
+densenet40.__doc__ += _CIFAR_ARGS
+densenet_bc100.__doc__ = "DenseNet-BC for CIFAR, 100 layers, growth rate 12, 0.8M parameters.\n" + _CIFAR_ARGS
