@@ -24,8 +24,8 @@ class GoogLeNet(ZooNet, TorchvisionGoogLeNet):
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, stem: str = "imagenet", init: str = "normal",
                  aux_logits: bool = False, dropout: float = 0.2) -> None:
-        TorchvisionGoogLeNet.__init__(self, num_classes, aux_logits=aux_logits, transform_input=False, init_weights=False,
-                              dropout=dropout)
+        TorchvisionGoogLeNet.__init__(self, num_classes, aux_logits=aux_logits, transform_input=False,
+                                      init_weights=False, dropout=dropout)
         self.init_protocol(num_classes, in_chans, min_size=32 if stem == "imagenet" else 8)
         if stem == "cifar":
             self.conv1 = BasicConv2d(in_chans, 64, kernel_size=3, stride=1, padding=1)

@@ -9,8 +9,8 @@ parameters and the counts are the paper's Table 6.
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 import torchvision.models.resnet as tv
+from torch import nn
 
 from zoo.models.net import ZooNet, choose_stem, init_weights
 from zoo.registry import register_model

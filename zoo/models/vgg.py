@@ -60,7 +60,8 @@ def _register(depth: int, batch_norm: bool) -> None:
 
     name = f"vgg{depth}{'_bn' if batch_norm else ''}"
     builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"""VGG-{depth}{' with batch normalization' if batch_norm else ''} (configuration {CONFIGS[depth]}).
+    with_bn = " with batch normalization" if batch_norm else ""
+    builder.__doc__ = f"""VGG-{depth}{with_bn} (configuration {CONFIGS[depth]}).
 
     Args:
         num_classes: number of classes.
