@@ -93,7 +93,8 @@ def test_model_help_lists_the_nets_own_arguments(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["fit", "--model", "resnt18"], "unknown model 'resnt18'; see: zoo models"),
+    (["fit", "--model", "resnt18"], "unknown model 'resnt18'; did you mean 'resnet18'? see: zoo models"),
+    (["fit", "--model", "qqq"], "unknown model 'qqq'; see: zoo models"),
     (["fit", "--model", "lenet"], "unknown model 'lenet'; did you mean 'lenet5'? see: zoo models"),
     (["fit", "--data", "digts"], "unknown dataset 'digts'; did you mean 'digits'?"),
     (["test", "--ckpt_path", "missing.ckpt"], "checkpoint 'missing.ckpt' does not exist"),
@@ -124,9 +125,9 @@ def test_models_and_info(tmp_path):
     proc = run_zoo("models", cwd=tmp_path)
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["model", "family", "params", "MACs", "input", "paper"]
+    assert lines[0].split() == ["model", "family", "params", "MACs", "input", "min", "paper"]
     assert {line.split()[0] for line in lines[2:]} == set(zoo.list_models())
-    assert re.search(r"^lenet5\s+lenet\s+61\.71K\s+416\.52K\s+1x32x32\s+LeCun", proc.stdout, re.M)
+    assert re.search(r"^lenet5\s+lenet\s+61\.71K\s+416\.52K\s+1x32x32\s+16\s+LeCun", proc.stdout, re.M)
     proc = run_zoo("models", "l*", "--exclude", "lin*", cwd=tmp_path)
     assert [line.split()[0] for line in proc.stdout.splitlines()[2:]] == ["lenet5"]
     proc = run_zoo("info", "lenet5", cwd=tmp_path)

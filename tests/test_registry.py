@@ -51,6 +51,8 @@ def test_unknown_name_suggests_the_closest():
         zoo.create_model("lenet")
     with pytest.raises(ZooError, match="unknown model 'qqq'; see: zoo models"):
         zoo.create("qqq")
+    with pytest.raises(ZooError, match="unknown model 'vgg'; did you mean 'vgg11' or 'vgg11_bn' or 'vgg13'\\?"):
+        zoo.create_model("vgg")
 
 
 def test_unknown_builder_argument_names_the_valid_ones():

@@ -63,9 +63,17 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            close = difflib.get_close_matches(str(name), list(self._entries), n=3, cutoff=0.6)
+            close = self.closest(str(name))
             hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
             raise UnknownNameError(f"unknown {self.kind} {name!r}; {hint}see: {self.hint}") from None
+
+    def closest(self, name: str, limit: int = 3) -> list[str]:
+        """Names most like `name`: the best fuzzy matches (near-ties only), else names that start with it."""
+        scores = {n: difflib.SequenceMatcher(None, name, n).ratio() for n in self._entries}
+        best = max(scores.values(), default=0.0)
+        if best >= 0.8:
+            return sorted((n for n, s in scores.items() if s >= best - 0.05), key=lambda n: -scores[n])[:limit]
+        return sorted(n for n in self._entries if n.startswith(name))[:limit]
 
     def names(self, include: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
         """Sorted names matching any `include` pattern and no `exclude` pattern (fnmatch)."""
