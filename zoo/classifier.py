@@ -150,7 +150,8 @@ class ImageClassifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from zoo import __version__
 
-        checkpoint["zoo"] = {"version": __version__, "model": self.hparams.model}
+        checkpoint["zoo"] = {"version": __version__, "model": self.hparams.model,
+                             "data": data_description(getattr(self.trainer, "datamodule", None))}
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -189,3 +190,21 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             "train with zoo fit, or load plain weights into zoo.create_model(...).load_state_dict"
         )
     return checkpoint
+
+
+def data_description(data: Any) -> dict[str, Any] | None:
+    """What a checkpoint keeps of its data: the registry name and arguments, and the preprocessing.
+
+    ``{"name", "arguments", "mean", "std", "image_size", "in_chans", "class_names"}``, so images can be
+    prepared for the model (and its data made again) from the checkpoint alone.
+    """
+    from zoo.data import DATASETS
+
+    if data is None:
+        return None
+    name = next((n for n in DATASETS.names() if DATASETS.get(n) is type(data)), None)
+    return {
+        "name": name,
+        "arguments": dict(getattr(data, "hparams", {})),
+        **{key: getattr(data, key, None) for key in ("mean", "std", "image_size", "in_chans", "class_names")},
+    }

@@ -21,6 +21,7 @@ from typing import Any
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 import docstring_parser  # noqa: E402
+import torch  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 
 from zoo.classifier import ImageClassifier, read_checkpoint  # noqa: E402
@@ -106,8 +107,6 @@ class ZooCLI(LightningCLI):
 
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({
-            "model": {"class_path": f"{__name__}.{_identifier(DEFAULT_MODEL)}"},
-            "data": {"class_path": _data_class_path(DEFAULT_DATA)},
             "checkpoint.monitor": "val_acc",
             "checkpoint.mode": "max",
             "checkpoint.filename": "best",
@@ -135,7 +134,7 @@ class ZooCLI(LightningCLI):
         logger = config.trainer.get("logger")
         if getattr(logger, "init_args", None) is not None and logger.init_args.get("name") == "zoo":
             model = config.model.class_path.rsplit(".", 1)[-1]
-            data = config.data.class_path.rsplit(".", 1)[-1].removesuffix("DataModule").lower()
+            data = _dataset_name(config.data.class_path)
             logger.init_args.name = f"{model}-{data}"
 
     def after_instantiate_classes(self) -> None:
@@ -170,6 +169,15 @@ class ZooCLI(LightningCLI):
             print(f"re-run: zoo fit --config {Path(log_dir) / 'config.yaml'}")
 
 
+def _dataset_name(class_path: str) -> str:
+    """The registry name of a DataModule class path ("data" for an unregistered class)."""
+    import importlib
+
+    module, _, name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name, None)
+    return next((n for n in DATASETS.names() if DATASETS.get(n) is cls), "data")
+
+
 def _data_class_path(name: str) -> str:
     cls = DATASETS.get(name)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -180,8 +188,17 @@ def _looks_like_path_or_yaml(value: str) -> bool:
 
 
 def expand_shorthands(argv: list[str]) -> list[str]:
-    """Replace ``--model NAME`` and ``--data NAME`` (registry names) by their class paths."""
+    """Replace ``--model NAME`` and ``--data NAME`` (registry names) by their class paths.
+
+    Without ``--model``/``--data`` (and without ``--config``), fit/validate/test/predict get lenet5 and
+    digits. They are added as arguments, not parser defaults: jsonargparse would carry a default
+    class's arguments over to the class the user picks.
+    """
     out = list(argv)
+    given = {a.split("=", 1)[0] for a in out}
+    if out and out[0] in LIGHTNING_COMMANDS and "--config" not in given and not {"-h", "--help"} & given:
+        out += [] if "--model" in given else ["--model", DEFAULT_MODEL]
+        out += [] if "--data" in given else ["--data", DEFAULT_DATA]
     for i, arg in enumerate(out):
         for key, registry, resolve in (
             ("--model", MODELS, lambda n: f"{__name__}.{_identifier(n)}"),
@@ -308,7 +325,96 @@ def cmd_info(argv: list[str]) -> None:
     print(table(rows, ["", ""]).split("\n", 2)[2])
 
 
-COMMANDS = {"models": cmd_models, "info": cmd_info}
+def cmd_cam(argv: list[str]) -> None:
+    import argparse
+    import csv
+    import os
+
+    from tqdm import tqdm
+
+    from zoo import cam, data
+    from zoo.data.files import read_images
+
+    parser = argparse.ArgumentParser(
+        prog="zoo cam",
+        description="Class activation maps of a trained model, drawn over the images as a PNG grid. "
+                    "Images come from files (--images) or from a dataset split (by default the checkpoint's "
+                    "own dataset). With --evaluate, scores how well each method localizes the object on a "
+                    "dataset with boxes (cluttered_digits): the pointing game and the box IoU.")
+    parser.add_argument("--ckpt", required=True, help="a checkpoint written by zoo fit")
+    parser.add_argument("--images", nargs="+", help="image files or folders (prepared as the model was trained)")
+    parser.add_argument("--data", help="a registered dataset (default: the one the checkpoint was trained on)")
+    parser.add_argument("--split", choices=["train", "val", "test"], default="test", help="(default: test)")
+    parser.add_argument("--n", type=int, default=32, help="how many images of the split to draw (default: 32)")
+    parser.add_argument("--method", choices=cam.METHODS, default="gradcam", help="(default: gradcam)")
+    parser.add_argument("--layer", help="a module name to read instead of the last feature map, e.g. layer3")
+    parser.add_argument("--out", default="cams", help="output folder (default: cams)")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="score every method on the whole split; needs a dataset with boxes")
+    args = parser.parse_args(argv)
+
+    checkpoint_data = read_checkpoint(args.ckpt)["zoo"].get("data") or {}
+    model = ImageClassifier.load_from_checkpoint(args.ckpt, map_location="cpu").eval()
+    h = model.hparams
+    names = h.class_names or [str(i) for i in range(h.num_classes)]
+    os.makedirs(args.out, exist_ok=True)
+    if args.images:
+        mean, std = checkpoint_data.get("mean"), checkpoint_data.get("std")
+        if mean is None or std is None:
+            raise InputError(f"checkpoint {args.ckpt!r} does not say how its images were normalized; "
+                             "use --data instead of --images")
+        x, shown, paths = read_images(args.images, h.image_size, h.in_chans, mean, std)
+        labels, boxes, captions = None, None, [p.name for p in paths]
+    else:
+        name = args.data or checkpoint_data.get("name")
+        if name is None:
+            raise InputError(f"checkpoint {args.ckpt!r} does not name its dataset; give --data NAME or --images")
+        arguments = checkpoint_data.get("arguments", {}) if name == checkpoint_data.get("name") else {}
+        datamodule = data.create(name, **arguments)
+        datamodule.setup()
+        split_x, split_y = getattr(datamodule, f"{args.split}_set").tensors
+        all_boxes = getattr(datamodule, "boxes", {}).get(args.split)
+        if args.evaluate:
+            if all_boxes is None:
+                raise InputError(f"dataset {name!r} has no object boxes to score against; use cluttered_digits")
+            rows = []
+            for method in cam.METHODS:
+                maps = []
+                for i in tqdm(range(0, len(split_x), 64), desc=method, leave=False):
+                    try:
+                        maps.append(cam.compute_cam(model, split_x[i:i + 64], split_y[i:i + 64], method,
+                                                    args.layer).maps)
+                    except ZooError:
+                        break  # plain CAM on a head that has no GAP + linear form
+                if len(maps) * 64 >= len(split_x):
+                    scores = cam.localization(torch.cat(maps), all_boxes)
+                    rows.append([method, f"{scores['pointing_game']:.3f}", f"{scores['box_iou']:.3f}"])
+                else:
+                    rows.append([method, "n/a", "n/a"])
+            print(table(rows, ["method", "pointing_game", "box_iou"]))
+            path = os.path.join(args.out, "localization.csv")
+            with open(path + ".tmp", "w", newline="") as f:
+                csv.writer(f).writerows([["model", "method", "pointing_game", "box_iou"]] +
+                                        [[h.model, *r] for r in rows])
+            os.replace(path + ".tmp", path)
+            print(f"scores of {len(split_x)} {args.split} images (targets: the true classes) -> {path}")
+        x, labels = split_x[:args.n], split_y[:args.n]
+        boxes = all_boxes[:args.n] if all_boxes is not None else None
+        m = torch.as_tensor(datamodule.mean).view(-1, 1, 1)
+        shown = x * torch.as_tensor(datamodule.std).view(-1, 1, 1) + m
+        captions = None
+    result = cam.compute_cam(model, x, method=args.method, layer=args.layer)
+    titles = []
+    for i, (target, prob) in enumerate(zip(result.targets.tolist(), result.probs.tolist(), strict=True)):
+        head = captions[i] + ": " if captions else ""
+        truth = f" / true {names[labels[i]]}" if labels is not None else ""
+        titles.append(f"{head}{names[target]} ({prob:.2f}){truth}")
+    path = os.path.join(args.out, f"{args.method}.png")
+    cam.save_grid(shown, result.maps, titles, path, boxes=boxes)
+    print(f"{args.method} maps of {len(x)} images -> {path}")
+
+
+COMMANDS = {"models": cmd_models, "info": cmd_info, "cam": cmd_cam}
 
 OVERVIEW = """usage: zoo COMMAND [options]
 
@@ -323,6 +429,9 @@ Lightning commands (LightningCLI; `zoo COMMAND --help` lists every option):
 Registry commands:
   models     list the registered models: zoo models 'res*'
   info       one model in full: zoo info lenet5
+
+Looking inside:
+  cam        class activation maps as pictures: zoo cam --ckpt CKPT --images DIR --method gradcam
 
 Defaults: `zoo fit` alone trains lenet5 on scikit-learn's digits and writes runs/<model>-<data>/version_<n>/
 (checkpoints/best.ckpt, metrics.csv, config.yaml). --model.help NAME shows a model's own options.

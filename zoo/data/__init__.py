@@ -36,6 +36,8 @@ def list_datasets(include: str = "*") -> list[str]:
     return DATASETS.names(include)
 
 
+from zoo.data.cluttered import ClutteredDigitsDataModule  # noqa: E402
 from zoo.data.digits import DigitsDataModule  # noqa: E402  (registers itself)
 
-__all__ = ["DATASETS", "DigitsDataModule", "create", "list_datasets", "register_datamodule"]
+__all__ = ["DATASETS", "ClutteredDigitsDataModule", "DigitsDataModule", "create", "list_datasets",
+           "register_datamodule"]

@@ -1,18 +1,17 @@
 """scikit-learn's digits: 1,797 real 8x8 scans of handwritten digits, shipped with scikit-learn."""
 
 import functools
-from typing import Any, Literal
+from typing import Literal
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from zoo.data import register_datamodule
-from zoo.data.augment import preset
+from zoo.data.memory import InMemoryDataModule
 from zoo.errors import InputError
 
 
@@ -21,8 +20,22 @@ def _targets() -> np.ndarray:
     return load_digits().target
 
 
+def digits_split(test_split: int | float = 0.2, val_split: int | float = 180,
+                 split_seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices into ``load_digits()`` of the train, val and test scans: stratified, fixed by `split_seed`."""
+    y = _targets()
+    idx = np.arange(len(y))
+    try:
+        rest, test = train_test_split(idx, test_size=test_split, stratify=y, random_state=split_seed)
+        train, val = train_test_split(rest, test_size=val_split, stratify=y[rest], random_state=split_seed)
+    except ValueError as exc:
+        raise InputError(f"cannot split digits with test_split={test_split!r}, val_split={val_split!r}: {exc}") \
+            from None
+    return train, val, test
+
+
 @register_datamodule("digits")
-class DigitsDataModule(L.LightningDataModule):
+class DigitsDataModule(InMemoryDataModule):
     """scikit-learn's digits with a fixed, stratified train/val/test split.
 
     With the defaults the split is 1,257 train / 180 val / 360 test images, the same for every
@@ -53,32 +66,16 @@ class DigitsDataModule(L.LightningDataModule):
         num_workers: int = 0,
         augment: Literal["none", "crop"] = "crop",
     ) -> None:
-        super().__init__()
-        if image_size < 1:
-            raise InputError(f"image_size must be a positive integer, got {image_size!r}")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.save_hyperparameters()
-        self.batch_size = batch_size
-        self.image_size = image_size
-        self.num_workers = num_workers
-        self.augment = preset(augment, image_size)
-        self.mean = self.std = 0.0
-        self.train_set = self.val_set = self.test_set = None
+        super().__init__(batch_size, image_size, num_workers, augment)
+        self.test_split, self.val_split, self.split_seed = test_split, val_split, split_seed
         self.split_indices()  # a bad split fails here, before a trainer writes anything
+        self.save_hyperparameters({"batch_size": batch_size, "image_size": image_size, "test_split": test_split,
+                                   "val_split": val_split, "split_seed": split_seed, "num_workers": num_workers,
+                                   "augment": augment})
 
     def split_indices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Indices into ``load_digits()`` of the train, val and test images."""
-        y = _targets()
-        idx = np.arange(len(y))
-        h = self.hparams
-        try:
-            rest, test = train_test_split(idx, test_size=h.test_split, stratify=y, random_state=h.split_seed)
-            train, val = train_test_split(rest, test_size=h.val_split, stratify=y[rest], random_state=h.split_seed)
-        except ValueError as exc:
-            raise InputError(f"cannot split digits with test_split={h.test_split!r}, "
-                             f"val_split={h.val_split!r}: {exc}") from None
-        return train, val, test
+        return digits_split(self.test_split, self.val_split, self.split_seed)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -94,25 +91,3 @@ class DigitsDataModule(L.LightningDataModule):
         self.train_set = TensorDataset(images[train], labels[train])
         self.val_set = TensorDataset(images[val], labels[val])
         self.test_set = TensorDataset(images[test], labels[test])
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if self.augment is not None and self.trainer is not None and self.trainer.training:
-            x, y = batch
-            return self.augment(x), y
-        return batch
-
-    def _loader(self, dataset: TensorDataset, shuffle: bool = False) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set)

@@ -1,0 +1,57 @@
+"""Image files from disk, prepared the way a checkpoint's model was trained (size, channels, mean/std)."""
+
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo.errors import InputError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def image_paths(sources: Iterable[str | Path]) -> list[Path]:
+    """Files given directly, and the image files (by suffix) in the directories given, sorted."""
+    paths: list[Path] = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            paths += sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif source.is_file():
+            paths.append(source)
+        else:
+            raise InputError(f"{str(source)!r} is neither a file nor a directory; give image files or folders")
+    return paths
+
+
+def read_images(sources: Iterable[str | Path], image_size: int, in_chans: int, mean: float | list[float],
+                std: float | list[float]) -> tuple[torch.Tensor, torch.Tensor, list[Path]]:
+    """Load, convert (grayscale or RGB by `in_chans`), resize and normalize image files.
+
+    Files that are not readable images are skipped with a warning that names them.
+
+    Returns:
+        the normalized batch ``[N, C, S, S]``, the same images in [0, 1], and the paths kept.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    images, kept = [], []
+    for path in image_paths(sources):
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if in_chans == 1 else "RGB").resize((image_size, image_size),
+                                                                              Image.Resampling.BILINEAR)
+                array = np.asarray(image, dtype=np.float32) / 255.0
+        except (UnidentifiedImageError, OSError) as exc:
+            warnings.warn(f"skipping {str(path)!r}: not a readable image ({exc})", stacklevel=2)
+            continue
+        tensor = torch.from_numpy(array)
+        images.append(tensor[None] if tensor.dim() == 2 else tensor.permute(2, 0, 1))
+        kept.append(path)
+    if not images:
+        raise InputError(f"no readable images in {', '.join(map(str, sources))}")
+    raw = torch.stack(images)
+    m = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
+    return (raw - m) / s, raw, kept
