@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.classifier import multiclass_hinge_loss
+from zoo.classifier import multiclass_hinge_loss, read_checkpoint
 from zoo.errors import CheckpointError, InputError
 
 
@@ -53,6 +53,11 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
     trainer.fit(model, data)
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
+
+    recorded = read_checkpoint(path)["zoo"]["data"]
+    assert recorded["name"] == "digits" and recorded["arguments"]["batch_size"] == 128
+    assert recorded["mean"] == data.mean and recorded["class_names"] == data.class_names
+    assert isinstance(zoo.data.create(recorded["name"], **recorded["arguments"]), type(data))
 
     loaded = zoo.ImageClassifier.load_from_checkpoint(path)
     assert type(loaded.net) is type(model.net) and loaded.hparams == model.hparams

@@ -85,6 +85,14 @@ def test_print_config_shows_net_arguments_and_links(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_chosen_class_keeps_its_own_defaults(tmp_path):
+    """The default model and data must not lend their arguments to the ones a user picks."""
+    proc = run_zoo("fit", "--model", "mlp", "--data", "cluttered_digits", "--print_config", cwd=tmp_path)
+    config = yaml.safe_load(proc.stdout)
+    assert config["model"]["init_args"]["activation"] == "relu"  # lenet5's default is tanh
+    assert config["data"]["init_args"]["augment"] == "none"  # digits' default is crop
+
+
 def test_model_help_lists_the_nets_own_arguments(tmp_path):
     proc = run_zoo("fit", "--model.help", "mlp", cwd=tmp_path)
     assert proc.returncode == 0

@@ -196,9 +196,11 @@ def expand_shorthands(argv: list[str]) -> list[str]:
     """
     out = list(argv)
     given = {a.split("=", 1)[0] for a in out}
-    if out and out[0] in LIGHTNING_COMMANDS and "--config" not in given and not {"-h", "--help"} & given:
-        out += [] if "--model" in given else ["--model", DEFAULT_MODEL]
-        out += [] if "--data" in given else ["--data", DEFAULT_DATA]
+    asks_help = any(a in ("-h", "--help") or a.endswith(".help") for a in given)
+    if out and out[0] in LIGHTNING_COMMANDS and "--config" not in given and not asks_help:
+        defaults = ([] if "--model" in given else ["--model", DEFAULT_MODEL]) + \
+            ([] if "--data" in given else ["--data", DEFAULT_DATA])
+        out = [out[0], *defaults, *out[1:]]  # first: later --model.x / --data.x options apply to them
     for i, arg in enumerate(out):
         for key, registry, resolve in (
             ("--model", MODELS, lambda n: f"{__name__}.{_identifier(n)}"),

@@ -5,18 +5,14 @@ stride-1 one, so 28x28 and 32x32 images keep enough resolution for the three max
 adaptive 6x6 pooling before the classifier (torchvision's) then takes any map size.
 """
 
-import torch
 from torch import nn
 from torchvision.models.alexnet import AlexNet as TorchvisionAlexNet
 
-from zoo.models.net import ZooNet, choose_stem, init_weights
+from zoo.models.net import FeaturesClassifierNet, choose_stem, init_weights
 from zoo.registry import register_model
 
 
-class AlexNet(ZooNet, TorchvisionAlexNet):
-    classifier_name = "classifier.6"
-    head_names = ("avgpool", "classifier")
-
+class AlexNet(FeaturesClassifierNet, TorchvisionAlexNet):
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, stem: str = "imagenet", init: str = "normal",
                  dropout: float = 0.5) -> None:
         TorchvisionAlexNet.__init__(self, num_classes, dropout=dropout)
@@ -27,17 +23,6 @@ class AlexNet(ZooNet, TorchvisionAlexNet):
             self.features[0] = nn.Conv2d(in_chans, 64, kernel_size=11, stride=4, padding=2)
         self.num_features = 256
         init_weights(self, init)
-
-    @property
-    def pre_logits_features(self) -> int:
-        return 4096
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.classifier[:-1](self.avgpool(x).flatten(1))
-        return x if pre_logits else self.classifier[-1](x)
 
 
 @register_model(family="alexnet", paper="Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional "

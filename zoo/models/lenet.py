@@ -1,15 +1,14 @@
 """LeNet-5 (LeCun, Bottou, Bengio & Haffner 1998)."""
 
-import torch
 from torch import nn
 
 from zoo.errors import InputError
-from zoo.models.net import ZooNet
+from zoo.models.net import FeaturesClassifierNet
 from zoo.models.net import activation as make_activation
 from zoo.registry import register_model
 
 
-class LeNet5(ZooNet):
+class LeNet5(FeaturesClassifierNet):
     """C1 conv 5x5 (6) - S2 pool - C3 conv 5x5 (16) - S4 pool - C5 (120) - F6 (84) - output.
 
     Differences from the paper, as in most modern re-implementations: C3 connects to all six S2
@@ -18,9 +17,6 @@ class LeNet5(ZooNet):
     Euclidean RBF units. C5 reads a 5x5 map as in the paper; inputs larger or smaller than 32x32
     are adaptively pooled to 5x5 first, so the net takes any size from 16x16 up.
     """
-
-    classifier_name = "classifier.4"
-    head_names = ("avgpool", "classifier")
 
     def __init__(
         self,
@@ -50,17 +46,6 @@ class LeNet5(ZooNet):
             nn.Linear(84, num_classes),  # output
         )
         self.num_features = 16
-
-    @property
-    def pre_logits_features(self) -> int:
-        return 84
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.classifier[:-1](self.avgpool(x).flatten(1))
-        return x if pre_logits else self.classifier[-1](x)
 
 
 @register_model(family="lenet", paper="LeCun et al. 1998, Gradient-based learning applied to "

@@ -118,6 +118,30 @@ class ZooNet(nn.Module):
         return [m for n, m in self.named_children() if n not in self.head_names]
 
 
+class FeaturesClassifierNet(ZooNet):
+    """torchvision's plain layout: ``features``, ``avgpool``, then ``classifier`` ending in the final layer.
+
+    LeNet, AlexNet and VGG share it; the pre-logits width is that of the classifier's last hidden layer.
+    """
+
+    head_names = ("avgpool", "classifier")
+
+    @property
+    def classifier_name(self) -> str:  # type: ignore[override]
+        return f"classifier.{len(self.classifier) - 1}"
+
+    @property
+    def pre_logits_features(self) -> int:
+        return [m for m in self.classifier[:-1] if isinstance(m, nn.Linear)][-1].out_features
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.classifier[:-1](self.avgpool(x).flatten(1))
+        return x if pre_logits else self.classifier[-1](x)
+
+
 INITS = ("he", "xavier", "normal")
 STEMS = ("imagenet", "cifar")
 SMALL_INPUT = 64  # images smaller than this get the small-input ("cifar") form

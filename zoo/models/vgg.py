@@ -6,22 +6,18 @@ input from 32x32 up works. The small-input form (``stem="cifar"``) rounds the ma
 parameters are the same.
 """
 
-import torch
 from torch import nn
 from torchvision.models.vgg import VGG as TorchvisionVGG
 from torchvision.models.vgg import cfgs, make_layers
 
-from zoo.models.net import ZooNet, choose_stem, init_weights
+from zoo.models.net import FeaturesClassifierNet, choose_stem, init_weights
 from zoo.registry import register_model
 
 PAPER = "Simonyan & Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image Recognition"
 CONFIGS = {11: "A", 13: "B", 16: "D", 19: "E"}
 
 
-class VGG(ZooNet, TorchvisionVGG):
-    classifier_name = "classifier.6"
-    head_names = ("avgpool", "classifier")
-
+class VGG(FeaturesClassifierNet, TorchvisionVGG):
     def __init__(self, depth: int, batch_norm: bool = False, num_classes: int = 1000, in_chans: int = 3,
                  stem: str = "imagenet", init: str = "xavier", dropout: float = 0.5) -> None:
         TorchvisionVGG.__init__(self, make_layers(cfgs[CONFIGS[depth]], batch_norm), num_classes, dropout=dropout)
@@ -34,17 +30,6 @@ class VGG(ZooNet, TorchvisionVGG):
                     m.ceil_mode = True
         self.num_features = 512
         init_weights(self, init)
-
-    @property
-    def pre_logits_features(self) -> int:
-        return 4096
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.classifier[:-1](self.avgpool(x).flatten(1))
-        return x if pre_logits else self.classifier[-1](x)
 
 
 def _register(depth: int, batch_norm: bool) -> None:

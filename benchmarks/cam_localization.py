@@ -1,0 +1,86 @@
+"""How well each CAM method localizes, per family: trains on cluttered_digits, scores the test split.
+
+For each model: train for --epochs on cluttered_digits (seed 0), then on the 720 test images
+(targets: the true classes) report test accuracy, the pointing game (the map's peak inside the
+digit's box) and the box IoU (largest region above 20 % of the peak, the CAM paper's rule) for
+CAM, Grad-CAM and Grad-CAM++. Two maps that need no model give the floor: the image itself (its
+brightest pixel) and a centred Gaussian. Writes a Markdown table and one Grad-CAM picture per model.
+
+    python benchmarks/cam_localization.py --models lenet5:40,resnet20,alexnet:5:he   # name[:epochs[:init]]
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+import zoo
+from zoo.cam import METHODS, compute_cam, localization, save_grid
+from zoo.errors import ZooError
+
+
+def baselines(data) -> dict[str, dict[str, float]]:
+    x = data.test_set.tensors[0][:, 0] * data.std + data.mean
+    size = x.shape[-1]
+    grid = torch.arange(size) - (size - 1) / 2
+    centre = torch.exp(-(grid[:, None] ** 2 + grid[None] ** 2) / (2 * (size / 6) ** 2))
+    return {"image brightness": localization(x, data.boxes["test"]),
+            "centre prior": localization(centre.expand_as(x).clone(), data.boxes["test"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="lenet5:40,resnet20",
+                        help="comma-separated name[:epochs[:init]]")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--images", default="docs/images", help="where the pictures go")
+    parser.add_argument("--out", default="benchmarks/results/cam_localization.md")
+    args = parser.parse_args()
+    data = zoo.data.create("cluttered_digits")
+    data.setup()
+    x, y, boxes = *data.test_set.tensors, data.boxes["test"]
+    floor = ["| map without a model | pointing game | box IoU |", "|---|---|---|"]
+    floor += [f"| {name} | {s['pointing_game']:.3f} | {s['box_iou']:.3f} |" for name, s in baselines(data).items()]
+    rows = []
+    for spec in args.models.split(","):
+        name, epochs, init = (spec.split(":") + ["", ""])[:3]
+        epochs = int(epochs or args.epochs)
+        L.seed_everything(0, verbose=False)
+        options = {"stem": "cifar"} if name in ("alexnet", "resnet18", "densenet121") else {}
+        options.update({"init": init} if init else {})
+        model = zoo.create(name, num_classes=10, in_chans=1, image_size=64, **options)
+        trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False)
+        start = time.perf_counter()
+        trainer.fit(model, data)
+        minutes = (time.perf_counter() - start) / 60
+        accuracy = trainer.test(model, data, verbose=False)[0]["test_acc"]
+        cells = []
+        for method in METHODS:
+            try:
+                maps = torch.cat([compute_cam(model, x[i:i + 90], y[i:i + 90], method).maps
+                                  for i in range(0, len(x), 90)])
+                s = localization(maps, boxes)
+                cells += [f"{s['pointing_game']:.3f}", f"{s['box_iou']:.3f}"]
+            except ZooError:
+                cells += ["n/a", "n/a"]
+        label = f"{name} (init {init})" if init else name
+        rows.append(f"| {label} | {epochs} | {accuracy:.3f} | {minutes:.1f} | " + " | ".join(cells) + " |")
+        print(rows[-1], flush=True)
+        result = compute_cam(model, x[:16], method="gradcam")
+        shown = x[:16] * data.std + data.mean
+        titles = [f"{p} ({q:.2f}) / true {t}" for p, q, t in
+                  zip(result.targets.tolist(), result.probs.tolist(), y[:16].tolist(), strict=True)]
+        save_grid(shown, result.maps, titles, f"{args.images}/cam_{name}.png", boxes=boxes[:16])
+    header = ("| model | epochs | test acc | train min | CAM pointing | CAM IoU | Grad-CAM pointing | Grad-CAM IoU "
+              "| Grad-CAM++ pointing | Grad-CAM++ IoU |\n|" + "---|" * 10)
+    table = "\n".join([header, *rows]) + "\n\n" + "\n".join(floor)
+    Path(args.out).write_text(f"cluttered_digits test split (720 images), seed 0, "
+                              f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads\n\n{table}\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Localization measured end to end: train on cluttered digits with CAMLogger, then `zoo cam`."""
+
+import csv
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.datasets import load_digits
+
+import zoo
+from tests.conftest import run_zoo
+from zoo.data.digits import digits_split
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("cam")
+    proc = run_zoo("fit", "--model", "resnet20", "--data", "cluttered_digits", "--trainer.max_epochs", "3",
+                   "--trainer.callbacks+=zoo.cam.CAMLogger", "--trainer.callbacks.every_n_epochs", "1", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cwd, cwd / "runs" / "resnet20-cluttered_digits" / "version_0"
+
+
+def test_cam_logger_draws_every_epoch(trained):
+    _, run = trained
+    pictures = sorted(p.name for p in (run / "cams").iterdir())
+    assert pictures == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
+    assert Image.open(run / "cams" / "epoch_002.png").size[0] > 500
+
+
+def test_gradcam_points_at_the_digit(trained):
+    cwd, run = trained
+    proc = run_zoo("cam", "--ckpt", str(run / "checkpoints" / "best.ckpt"), "--evaluate", "--n", "16",
+                   "--out", "out", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = {m: float(p) for m, p in re.findall(r"^(cam|gradcam|gradcam\+\+)\s+([\d.]+)\s+[\d.]+$", proc.stdout, re.M)}
+    assert set(scores) == {"cam", "gradcam", "gradcam++"}
+    assert scores["gradcam"] >= 0.9  # the goal; chance (a random pixel in the box) is about 12 %
+    assert scores["cam"] == scores["gradcam"]  # the identity for a GAP + linear head
+    rows = list(csv.DictReader(open(cwd / "out" / "localization.csv")))
+    assert [r["method"] for r in rows] == ["cam", "gradcam", "gradcam++"] and rows[0]["model"] == "resnet20"
+    assert (cwd / "out" / "gradcam.png").is_file()
+
+
+def test_cam_on_image_files_skips_what_is_not_an_image(trained, tmp_path):
+    cwd, run = trained
+    data = zoo.data.create("cluttered_digits")
+    data.setup()
+    x = data.test_set.tensors[0][:3] * data.std + data.mean
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(x):
+        Image.fromarray((image[0].clamp(0, 1).numpy() * 255).astype(np.uint8)).save(folder / f"digit{i}.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    proc = run_zoo("cam", "--ckpt", str(run / "checkpoints" / "best.ckpt"), "--images", str(folder),
+                   "--method", "gradcam++", "--out", str(tmp_path / "out"), cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "skipping" in proc.stderr and "broken.png" in proc.stderr
+    assert "gradcam++ maps of 3 images" in proc.stdout
+    assert (tmp_path / "out" / "gradcam++.png").is_file()
+
+
+def test_cam_errors(trained):
+    cwd, run = trained
+    best = str(run / "checkpoints" / "best.ckpt")
+    proc = run_zoo("cam", "--ckpt", best, "--data", "digits", "--evaluate", cwd=cwd)
+    assert proc.returncode == 2 and "dataset 'digits' has no object boxes" in proc.stderr
+    proc = run_zoo("cam", "--ckpt", best, "--images", "nowhere", cwd=cwd)
+    assert proc.returncode == 2 and "'nowhere' is neither a file nor a directory" in proc.stderr
+
+
+def test_cluttered_digits_are_the_digits_split_placed_in_their_boxes():
+    data = zoo.data.create("cluttered_digits", copies=2, clutter=0)
+    data.setup()
+    train, val, test = digits_split()
+    labels = torch.as_tensor(load_digits().target)
+    for name, idx in (("train", train), ("val", val), ("test", test)):
+        assert torch.equal(getattr(data, f"{name}_set").tensors[1], labels[idx].repeat(2))
+    x = data.test_set.tensors[0] * data.std + data.mean
+    boxes = data.boxes["test"]
+    assert (boxes[:, 2] - boxes[:, 0]).max() <= 24 and boxes.min() >= 0 and boxes.max() <= 64
+    for image, (x0, y0, x1, y1) in zip(x[:50, 0], boxes[:50].tolist(), strict=True):
+        inside = image[y0:y1, x0:x1].sum()
+        assert inside > 0.99 * image.sum()  # without clutter all the ink is in the box
+    again = zoo.data.create("cluttered_digits", copies=2, clutter=0)
+    again.setup()
+    assert torch.equal(again.test_set.tensors[0], data.test_set.tensors[0])
+    other = zoo.data.create("cluttered_digits", copies=2, clutter=0, seed=1)
+    other.setup()
+    assert not torch.equal(other.boxes["test"], boxes)
