@@ -99,6 +99,8 @@ def __getattr__(attr: str) -> type[ImageClassifier]:
 class ZooCLI(LightningCLI):
     """LightningCLI with zoo's links, checkpointing, logging and a final test of the best checkpoint."""
 
+    user_chose_data = False  # --data or --config was given (else a checkpoint's own data is used)
+
     def add_arguments_to_parser(self, parser: Any) -> None:
         for key in LINKED:
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
@@ -123,11 +125,15 @@ class ZooCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry"):
             return
-        hparams = dict(read_checkpoint(ckpt_path).get("hyper_parameters", {}))
+        checkpoint = read_checkpoint(ckpt_path)
+        hparams = dict(checkpoint.get("hyper_parameters", {}))
         name = hparams.pop("model")
         self.checkpoint_data = {key: hparams.pop(key, None) for key in LINKED}  # linked from the data
-        model = {"class_path": f"{__name__}.{classifier_class(name).__qualname__}", "init_args": hparams}
-        self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+        update = {"model": {"class_path": f"{__name__}.{classifier_class(name).__qualname__}", "init_args": hparams}}
+        data = checkpoint["zoo"].get("data") or {}
+        if not self.user_chose_data and data.get("name") in DATASETS:  # the data it was trained on
+            update["data"] = {"class_path": _data_class_path(data["name"]), "init_args": data.get("arguments", {})}
+        self.config = self.parser.parse_object({subcommand: update}, self.config)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
@@ -229,11 +235,15 @@ class _DropAdvertisement(logging.Filter):
         return "litlogger" not in record.getMessage()
 
 
+_DROP_ADVERTISEMENT = _DropAdvertisement()
+
+
 def run_lightning(argv: list[str]) -> None:
     # deprecations inside Lightning's own calls of torch and jsonargparse: nothing a zoo user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     for handler_logger in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
-        logging.getLogger(handler_logger).addFilter(_DropAdvertisement())
+        logging.getLogger(handler_logger).addFilter(_DROP_ADVERTISEMENT)  # a no-op if already there
+    ZooCLI.user_chose_data = bool({"--data", "--config"} & {a.split("=", 1)[0] for a in argv})
 
     for name in MODELS.names():  # short class names in YAML configs (model: lenet5) resolve too
         classifier_class(name)
