@@ -426,7 +426,49 @@ def cmd_cam(argv: list[str]) -> None:
     print(f"{args.method} maps of {len(x)} images -> {path}")
 
 
-COMMANDS = {"models": cmd_models, "info": cmd_info, "cam": cmd_cam}
+def cmd_export(argv: list[str]) -> None:
+    import argparse
+
+    from zoo.export import FORMATS, export
+
+    parser = argparse.ArgumentParser(
+        prog="zoo export",
+        description="Export a trained model's net, with its class names and preprocessing as metadata. The file is "
+                    "reloaded and checked against PyTorch on a batch (largest difference <= 1e-4) before it is "
+                    "put in place. Formats: onnx (runs in ONNX Runtime), torchscript, exported-program "
+                    "(torch.export, .pt2) and safetensors (weights; rebuild with zoo.create_model).")
+    parser.add_argument("--ckpt", required=True, help="a checkpoint written by zoo fit")
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--out", required=True, help="the file to write, e.g. model.onnx")
+    args = parser.parse_args(argv)
+    print(export(args.ckpt, args.format, args.out))
+
+
+def cmd_predict_files(argv: list[str]) -> None:
+    import argparse
+
+    from zoo.predict import predict_files
+
+    parser = argparse.ArgumentParser(
+        prog="zoo predict",
+        description="Top-k classes and probabilities for image files, written to a CSV; images are converted, "
+                    "resized and normalized as the checkpoint's model was trained. (Without --ckpt/--images, "
+                    "`zoo predict` is LightningCLI's predict loop over a DataModule.)")
+    parser.add_argument("--ckpt", required=True, help="a checkpoint written by zoo fit")
+    parser.add_argument("--images", required=True, nargs="+", help="image files or folders (searched recursively)")
+    parser.add_argument("--topk", type=int, default=3, help="classes per image (default: 3)")
+    parser.add_argument("--out", default="predictions.csv", help="the CSV to write (default: predictions.csv)")
+    parser.add_argument("--batch_size", type=int, default=64)
+    args = parser.parse_args(argv)
+    done, skipped = predict_files(args.ckpt, args.images, args.out, args.topk, args.batch_size)
+    print(f"{done} images -> {args.out}" + (f"; {len(skipped)} files skipped (not images)" if skipped else ""))
+
+
+COMMANDS = {"models": cmd_models, "info": cmd_info, "cam": cmd_cam, "export": cmd_export}
+
+
+def _is_file_predict(argv: list[str]) -> bool:
+    return argv[0] == "predict" and any(a.split("=", 1)[0] in ("--ckpt", "--images") for a in argv[1:])
 
 OVERVIEW = """usage: zoo COMMAND [options]
 
@@ -436,27 +478,45 @@ Lightning commands (LightningCLI; `zoo COMMAND --help` lists every option):
   fit        train a model: zoo fit --model lenet5 --data digits
   validate   evaluate on the validation split: zoo validate --config CONFIG --ckpt_path CKPT
   test       evaluate on the test split:       zoo test --config CONFIG --ckpt_path CKPT
-  predict    class probabilities for the data's predict split
+  predict    class probabilities for the data's predict split (LightningCLI), or for image files:
+             zoo predict --ckpt CKPT --images DIR --topk 3 --out predictions.csv
 
 Registry commands:
   models     list the registered models: zoo models 'res*'
   info       one model in full: zoo info lenet5
 
-Looking inside:
+Looking inside and shipping:
   cam        class activation maps as pictures: zoo cam --ckpt CKPT --images DIR --method gradcam
+  export     onnx, torchscript, exported-program or safetensors, parity-checked:
+             zoo export --ckpt CKPT --format onnx --out model.onnx
 
 Defaults: `zoo fit` alone trains lenet5 on scikit-learn's digits and writes runs/<model>-<data>/version_<n>/
 (checkpoints/best.ckpt, metrics.csv, config.yaml). --model.help NAME shows a model's own options.
 """
 
 
+_show_warning = warnings.showwarning
+
+
+def _show_zoo_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                      line: Any = None) -> None:
+    """zoo's own warnings as one line (``zoo: warning: ...``); other libraries' as Python shows them."""
+    if Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent):
+        print(f"zoo: warning: {message}", file=sys.stderr)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
+    warnings.showwarning = _show_zoo_warning
     try:
         if not argv or argv[0] in ("-h", "--help"):
             print(OVERVIEW)
         elif argv[0] in COMMANDS:
             COMMANDS[argv[0]](argv[1:])
+        elif _is_file_predict(argv):
+            cmd_predict_files(argv[1:])
         else:
             if argv[0] not in LIGHTNING_COMMANDS and not argv[0].startswith("-"):
                 raise UnknownNameError(f"unknown command {argv[0]!r}; choose one of: "

@@ -9,15 +9,17 @@ import torch
 
 from zoo.errors import InputError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-
 
 def image_paths(sources: Iterable[str | Path]) -> list[Path]:
-    """Files given directly, and the image files (by suffix) in the directories given, sorted."""
+    """Files given directly, and every file in the directories given (hidden ones aside), sorted.
+
+    Files that are not images are kept here so that the reader can report them by name.
+    """
     paths: list[Path] = []
     for source in map(Path, sources):
         if source.is_dir():
-            paths += sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            paths += sorted(p for p in source.rglob("*")
+                            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(source).parts))
         elif source.is_file():
             paths.append(source)
         else:

@@ -1,0 +1,119 @@
+"""Export and file prediction from a real (briefly) trained checkpoint."""
+
+import csv
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import zoo
+from tests.conftest import run_zoo
+from zoo.data.files import read_images
+from zoo.errors import InputError, ZooError
+from zoo.export import FORMATS, export, read_metadata
+
+SUFFIX = {"onnx": "onnx", "torchscript": "pt", "exported-program": "pt2", "safetensors": "safetensors"}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    L.seed_everything(0)
+    data = zoo.data.create("digits")
+    model = zoo.create("lenet5", num_classes=10, in_chans=1, class_names=data.class_names)
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=folder)
+    trainer.fit(model, data)
+    trainer.save_checkpoint(folder / "lenet5.ckpt")
+    return folder / "lenet5.ckpt", data
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_format_reloads_with_parity_and_metadata(checkpoint, tmp_path, fmt):
+    path, data = checkpoint
+    out = tmp_path / f"model.{SUFFIX[fmt]}"
+    report = export(path, fmt, out)
+    assert report.max_abs_diff <= 1e-4 and report.images == 8 and out.is_file()
+    meta = read_metadata(out)
+    assert meta["model"] == "lenet5" and meta["class_names"] == [str(d) for d in range(10)]
+    assert meta["input"]["shape"] == ["N", 1, 32, 32]
+    assert meta["input"]["mean"] == pytest.approx(data.mean) and meta["input"]["std"] == pytest.approx(data.std)
+    assert meta["model_arguments"] == {"activation": "tanh", "pool": "avg"}
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left
+
+
+def test_onnx_runs_other_batch_sizes_in_onnxruntime(checkpoint, tmp_path):
+    import onnxruntime
+
+    path, data = checkpoint
+    export(path, "onnx", tmp_path / "m.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = data.test_set.tensors[0][:13] if data.test_set is not None else torch.randn(13, 1, 32, 32)
+    model = zoo.ImageClassifier.load_from_checkpoint(path).eval()
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(session.run(None, {"images": x.numpy()})[0], expected, atol=1e-4)
+
+
+def test_failed_parity_writes_nothing(checkpoint, tmp_path, monkeypatch):
+    import zoo.export
+
+    monkeypatch.setattr(zoo.export, "TOLERANCE", -1.0)
+    with pytest.raises(ZooError, match="gives different outputs.*nothing was written"):
+        export(checkpoint[0], "torchscript", tmp_path / "m.pt")
+    assert not list(tmp_path.iterdir())
+
+
+def test_export_errors(checkpoint, tmp_path):
+    with pytest.raises(InputError, match="unknown export format 'tflite'"):
+        export(checkpoint[0], "tflite", tmp_path / "m")
+    with pytest.raises(InputError, match="does not exist; create it"):
+        export(checkpoint[0], "onnx", tmp_path / "missing" / "m.onnx")
+
+
+def test_cli_export_and_predict(checkpoint, tmp_path):
+    path, data = checkpoint
+    proc = run_zoo("export", "--ckpt", str(path), "--format", "exported-program", "--out", "m.pt2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "parity on 8 images" in proc.stdout and proc.stdout.strip().endswith(": ok")
+
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    raw = zoo.data.create("digits", image_size=32)
+    raw.setup()
+    pixels = (raw.test_set.tensors[0][:3, 0] * raw.std + raw.mean).clamp(0, 1).numpy()
+    Image.fromarray((pixels[0] * 255).astype(np.uint8)).save(folder / "a.png")
+    Image.fromarray((pixels[1] * 255).astype(np.uint8)).convert("RGB").save(folder / "b.jpg", quality=95)
+    Image.fromarray((pixels[2] * 255).astype(np.uint8)).save(folder / "sub" / "c.png")
+    (folder / "notes.txt").write_text("not an image")
+    proc = run_zoo("predict", "--ckpt", str(path), "--images", str(folder), "--topk", "3", "--out", "preds.csv",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "3 images -> preds.csv; 1 files skipped (not images)" in proc.stdout
+    assert "zoo: warning: skipping" in proc.stderr and "notes.txt" in proc.stderr
+    rows = list(csv.DictReader(open(tmp_path / "preds.csv")))
+    assert [r["file"].rsplit("/", 1)[-1] for r in rows] == ["a.png", "b.jpg", "c.png"]
+    assert list(rows[0]) == ["file", "class_1", "prob_1", "class_2", "prob_2", "class_3", "prob_3"]
+    for row in rows:
+        probs = [float(row[f"prob_{i}"]) for i in (1, 2, 3)]
+        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0 + 1e-6
+    # the CSV holds what the model says about the same files prepared the same way
+    model = zoo.ImageClassifier.load_from_checkpoint(path).eval()
+    x, _, kept = read_images([folder], 32, 1, data.mean, data.std)
+    with torch.no_grad():
+        top = model(x).softmax(1).argmax(1).tolist()
+    assert [r["class_1"] for r in rows] == [str(t) for t in top]
+    assert len(kept) == 3
+
+
+def test_predict_errors(checkpoint, tmp_path):
+    from zoo.predict import predict_files
+
+    (tmp_path / "only.txt").write_text("text")
+    with pytest.raises(InputError, match="no readable images"):
+        predict_files(checkpoint[0], [tmp_path], tmp_path / "p.csv")
+    assert not (tmp_path / "p.csv").exists()
+    with pytest.raises(InputError, match="--topk must be between 1 and the 10 classes, got 11"):
+        predict_files(checkpoint[0], [tmp_path], tmp_path / "p.csv", topk=11)

@@ -1,0 +1,179 @@
+"""Export a trained model to ONNX, TorchScript, a torch.export program or safetensors, with a parity check.
+
+Every exported file carries zoo's metadata as JSON: the model, class names and the preprocessing
+(input size, channels, mean and std), so whoever runs it can prepare images the way it was trained.
+The file is written under a temporary name and only renamed into place when the reloaded export
+gives the same outputs as the PyTorch model (largest absolute difference within 1e-4).
+"""
+
+import inspect
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.classifier import ImageClassifier, read_checkpoint
+from zoo.errors import InputError, ZooError
+from zoo.registry import MODELS, builder_arguments
+
+FORMATS = ("onnx", "torchscript", "exported-program", "safetensors")
+TOLERANCE = 1e-4
+
+
+@dataclass
+class ExportReport:
+    """Where the export went and how closely the reloaded file reproduced the model."""
+
+    path: Path
+    format: str
+    max_abs_diff: float
+    images: int
+
+    def __str__(self) -> str:
+        return (f"{self.format} -> {self.path}: parity on {self.images} images, largest difference "
+                f"{self.max_abs_diff:.2e} (tolerance {TOLERANCE:.0e}): ok")
+
+
+def metadata(checkpoint_path: str | Path) -> dict[str, Any]:
+    """The metadata stored in every export: model, classes and preprocessing."""
+    from zoo import __version__
+
+    checkpoint = read_checkpoint(checkpoint_path)
+    h = checkpoint["hyper_parameters"]
+    data = checkpoint["zoo"].get("data") or {}
+    names = h.get("class_names") or data.get("class_names") or [str(i) for i in range(h["num_classes"])]
+    classifier_args = {"model", "num_classes", "in_chans", "image_size", "loss", "label_smoothing", "class_names"}
+    defaults = builder_arguments(MODELS.get(h["model"]).builder)  # every argument, so a later zoo rebuilds it
+    arguments = {k: v for k, v in defaults.items() if k not in classifier_args and v is not inspect.Parameter.empty}
+    arguments.update({k: v for k, v in h.items() if k not in classifier_args})
+    return {
+        "zoo_version": __version__, "model": h["model"], "num_classes": h["num_classes"], "class_names": names,
+        "model_arguments": arguments,
+        "input": {"shape": ["N", h["in_chans"], h["image_size"], h["image_size"]], "dtype": "float32",
+                  "mean": data.get("mean"), "std": data.get("std"), "range": "pixels in [0, 1] before mean/std"},
+        "output": "logits [N, num_classes]; softmax gives probabilities",
+    }
+
+
+def _example(checkpoint_path: str | Path, meta: dict[str, Any], n: int = 8) -> torch.Tensor:
+    """A batch for the parity check: real images from the checkpoint's data when it can be made, else noise."""
+    from zoo import data as datasets
+
+    described = read_checkpoint(checkpoint_path)["zoo"].get("data") or {}
+    if described.get("name") in datasets.DATASETS:
+        try:
+            dm = datasets.create(described["name"], **described.get("arguments", {}))
+            dm.setup()
+            return dm.test_set.tensors[0][:n]
+        except Exception:  # data that cannot be made here (not downloaded): noise still tests the numerics
+            pass
+    _, c, s, _ = meta["input"]["shape"]
+    return torch.randn(n, c, s, s, generator=torch.Generator().manual_seed(0))
+
+
+def export(checkpoint_path: str | Path, fmt: str, out: str | Path) -> ExportReport:
+    """Export the net of a zoo checkpoint as `fmt` to `out`, after checking the reloaded file against PyTorch."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    out = Path(out)
+    if out.parent and not out.parent.exists():
+        raise InputError(f"the folder {str(out.parent)!r} does not exist; create it or choose another --out")
+    meta = metadata(checkpoint_path)
+    net = ImageClassifier.load_from_checkpoint(checkpoint_path, map_location="cpu").net.eval()
+    x = _example(checkpoint_path, meta)
+    with torch.no_grad():
+        expected = net(x)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        reloaded = _WRITERS[fmt](net, x, tmp, json.dumps(meta))
+        with torch.no_grad():
+            got = torch.as_tensor(reloaded(x))
+        diff = (got - expected).abs().max().item()
+        if not diff <= TOLERANCE:
+            raise ZooError(f"the {fmt} export gives different outputs (largest difference {diff:.2e} > "
+                           f"{TOLERANCE:.0e}); nothing was written to {str(out)!r}")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".data").unlink(missing_ok=True)
+    return ExportReport(out, fmt, diff, len(x))
+
+
+def _onnx(net: nn.Module, x: torch.Tensor, path: Path, meta: str) -> Any:
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        raise ZooError("ONNX export needs onnx, onnxscript and onnxruntime: pip install 'lightning-zoo[export]'") \
+            from None
+    batch = torch.export.Dim("batch", min=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), str(path), dynamo=True, input_names=["images"], output_names=["logits"],
+                          dynamic_shapes=({0: batch},), verbose=False, external_data=False)  # one file to move
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {"zoo": meta})
+    onnx.save(model, str(path))
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda images: session.run(None, {"images": images.numpy()})[0]
+
+
+def _torchscript(net: nn.Module, x: torch.Tensor, path: Path, meta: str) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated upstream; the format still loads everywhere
+        traced = torch.jit.trace(net, x)
+        torch.jit.save(traced, str(path), _extra_files={"zoo.json": meta})
+        return torch.jit.load(str(path))
+
+
+def _exported_program(net: nn.Module, x: torch.Tensor, path: Path, meta: str) -> Any:
+    program = torch.export.export(net, (x,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    torch.export.save(program, str(path), extra_files={"zoo.json": meta})
+    return torch.export.load(str(path)).module()
+
+
+def _safetensors(net: nn.Module, x: torch.Tensor, path: Path, meta: str) -> Any:
+    from safetensors.torch import load_file, save_file
+
+    from zoo.registry import create_model
+
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata={"zoo": meta})
+    info = json.loads(meta)
+    _, c, s, _ = info["input"]["shape"]
+    twin = create_model(info["model"], num_classes=info["num_classes"], in_chans=c, image_size=s,
+                        **info["model_arguments"])
+    twin.load_state_dict(load_file(str(path)), strict=True)
+    return twin.eval()
+
+
+_WRITERS = {"onnx": _onnx, "torchscript": _torchscript, "exported-program": _exported_program,
+            "safetensors": _safetensors}
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The zoo metadata of an exported file of any of the four formats."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return json.loads(props["zoo"])
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return json.loads(f.metadata()["zoo"])
+    if path.suffix == ".pt2":
+        extra = {"zoo.json": ""}
+        torch.export.load(str(path), extra_files=extra)
+        return json.loads(extra["zoo.json"])
+    extra = {"zoo.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.load(str(path), _extra_files=extra)
+    return json.loads(extra["zoo.json"])

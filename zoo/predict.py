@@ -1,0 +1,62 @@
+"""Top-k predictions for image files, prepared with the checkpoint's own preprocessing."""
+
+import csv
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from zoo.classifier import ImageClassifier, read_checkpoint
+from zoo.data.files import image_paths, read_images
+from zoo.errors import InputError
+
+
+def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], out: str | Path, topk: int = 3,
+                  batch_size: int = 64) -> tuple[int, list[Path]]:
+    """Write ``file, class_1, prob_1, ..., class_k, prob_k`` per image to the CSV `out`.
+
+    Files that are not readable images are skipped with a warning and returned. The CSV is written
+    under a temporary name and renamed when complete.
+
+    Returns:
+        the number of images predicted and the paths skipped.
+    """
+    model = ImageClassifier.load_from_checkpoint(checkpoint_path, map_location="cpu").eval()
+    h = model.hparams
+    data = read_checkpoint(checkpoint_path)["zoo"].get("data") or {}
+    if data.get("mean") is None:
+        raise InputError(f"checkpoint {str(checkpoint_path)!r} does not say how its images were normalized")
+    if not 1 <= topk <= h.num_classes:
+        raise InputError(f"--topk must be between 1 and the {h.num_classes} classes, got {topk}")
+    names = h.class_names or [str(i) for i in range(h.num_classes)]
+    paths = image_paths(sources)
+    if not paths:
+        raise InputError(f"no files in {', '.join(map(str, sources))}")
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    done, skipped = 0, []
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file"] + [f"{c}_{i}" for i in range(1, topk + 1) for c in ("class", "prob")])
+        batches = range(0, len(paths), batch_size)
+        for start in tqdm(batches, desc="predict", unit="batch", disable=len(batches) == 1):
+            chunk = paths[start:start + batch_size]
+            try:  # unreadable files are reported by read_images and left out of `kept`
+                x, _, kept = read_images(chunk, h.image_size, h.in_chans, data["mean"], data["std"])
+            except InputError:  # nothing readable in this chunk
+                x, kept = None, []
+            skipped += [p for p in chunk if p not in kept]
+            if x is None:
+                continue
+            with torch.no_grad():
+                probs, classes = model(x).softmax(1).topk(topk, dim=1)
+            for path, p, c in zip(kept, probs.tolist(), classes.tolist(), strict=True):
+                writer.writerow([str(path)] + [v for i in range(topk) for v in (names[c[i]], f"{p[i]:.6f}")])
+            done += len(kept)
+    if done == 0:
+        tmp.unlink()
+        raise InputError(f"no readable images in {', '.join(map(str, sources))}")
+    os.replace(tmp, out)
+    return done, skipped
