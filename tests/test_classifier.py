@@ -97,3 +97,42 @@ def test_lenet5_learns_digits(tmp_path):
     trainer = _trainer(tmp_path, max_epochs=8, enable_checkpointing=False)
     trainer.fit(model, data)
     assert trainer.test(model, data, verbose=False)[0]["test_acc"] > 0.9
+
+
+def test_nan_loss_stops_at_once_naming_the_step(tmp_path):
+    from zoo.errors import TrainingError
+
+    L.seed_everything(0)
+    model = zoo.create("mlp", num_classes=10, in_chans=1, optimizer=functools.partial(torch.optim.SGD, lr=1e12))
+    trainer = _trainer(tmp_path, max_epochs=3, enable_checkpointing=False)
+    with pytest.raises(TrainingError, match=r"the training loss became (nan|inf) at step (\d+) \(epoch 0\); lower"):
+        trainer.fit(model, zoo.data.create("digits"))
+    assert trainer.global_step < 20  # stopped within the first epoch (20 batches), not at its end
+
+
+def test_initial_loss_check(tmp_path, recwarn):
+    L.seed_everything(0)
+    sane = zoo.create("lenet5", num_classes=10, in_chans=1)
+    _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=0, enable_checkpointing=False).fit(
+        sane, zoo.data.create("digits"))
+    assert not [w for w in recwarn if "initial loss" in str(w.message)]
+
+    loud = zoo.create("lenet5", num_classes=10, in_chans=1)
+    with torch.no_grad():
+        loud.net.get_classifier().weight.mul_(300.0)  # scores far too large: a bad init scale
+    with pytest.warns(UserWarning, match=r"the initial loss [\d.]+ is far from ln\(10\) = 2\.303"):
+        _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=0, enable_checkpointing=False).fit(
+            loud, zoo.data.create("digits"))
+
+
+def test_grad_norm_logging(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    model = zoo.create("lenet5", num_classes=10, in_chans=1, log_grad_norm=True)
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=0, log_every_n_steps=1,
+                        logger=CSVLogger(tmp_path), enable_progress_bar=False, enable_checkpointing=False)
+    trainer.fit(model, zoo.data.create("digits"))
+    import csv
+
+    rows = [r for r in csv.DictReader(open(trainer.logger.log_dir + "/metrics.csv")) if r.get("grad_norm")]
+    assert len(rows) == 3 and all(float(r["grad_norm"]) > 0 for r in rows)

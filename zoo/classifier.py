@@ -1,5 +1,6 @@
 """ImageClassifier: the one LightningModule that trains any registered net."""
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -7,9 +8,10 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics.classification import MulticlassAccuracy
 
-from zoo.errors import CheckpointError, InputError
+from zoo.errors import CheckpointError, InputError, TrainingError
 from zoo.registry import create_model
 
 Loss = Literal["cross_entropy", "hinge"]
@@ -42,6 +44,7 @@ class ImageClassifier(L.LightningModule):
         lr_scheduler: an optional LR scheduler, as a callable taking the optimizer; schedulers
             that need a metric (ReduceLROnPlateau) read ``val_loss``.
         class_names: class names in label order, kept in the checkpoint for predictions.
+        log_grad_norm: log the total L2 norm of the gradients (``grad_norm``) at every step.
         **model_kwargs: the net's own arguments (e.g. ``hidden`` for ``mlp``).
     """
 
@@ -56,6 +59,7 @@ class ImageClassifier(L.LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         class_names: list[str] | None = None,
+        log_grad_norm: bool = False,
         **model_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -84,6 +88,7 @@ class ImageClassifier(L.LightningModule):
             )
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
+        self.log_grad_norm = log_grad_norm
         top_k = (1, 5) if num_classes > 5 else (1,)
         for stage in ("train", "val", "test"):
             for k in top_k:
@@ -109,14 +114,17 @@ class ImageClassifier(L.LightningModule):
                     f"create the model with {what}={have} (the CLI links it from the data)"
                 )
 
-    def _step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def _step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int = -1) -> torch.Tensor:
         x, y = batch
         scores = self(x)
+        aux = []
         if isinstance(scores, tuple):  # auxiliary classifiers (GoogLeNet), in training only
             scores, *aux = scores
-            loss = self.loss(scores, y) + AUX_LOSS_WEIGHT * sum(self.loss(a, y) for a in aux)
-        else:
-            loss = self.loss(scores, y)
+        loss = self.loss(scores, y)
+        if stage == "train" and batch_idx == 0 and self.current_epoch == 0:
+            self._check_initial_loss(loss.item())  # the main head's loss, before any aux terms
+        if aux:
+            loss = loss + AUX_LOSS_WEIGHT * sum(self.loss(a, y) for a in aux)
         on_step = stage == "train"
         self.log(f"{stage}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
         for name in ("acc", "acc5"):
@@ -127,7 +135,34 @@ class ImageClassifier(L.LightningModule):
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        return self._step("train", batch)
+        loss = self._step("train", batch, batch_idx)
+        value = loss.item()  # one scalar sync a step: a NaN must stop training at once, not an epoch later
+        if not math.isfinite(value):
+            lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None
+            raise TrainingError(
+                f"the training loss became {value} at step {self.global_step} (epoch {self.current_epoch}); lower "
+                f"the learning rate (--model.optimizer.lr, now {lr}) or clip gradients (--trainer.gradient_clip_val 1)"
+            )
+        return loss
+
+    def _check_initial_loss(self, value: float) -> None:
+        """The seeds' first sanity check: before training, the loss should be that of random scores."""
+        c = self.hparams.num_classes
+        if self.hparams.loss == "cross_entropy":
+            chance, formula = math.log(c), f"ln({c})"
+        else:
+            chance, formula = c - 1.0, f"{c} - 1"  # hinge: every margin is about 1 when scores are near 0
+        if self.hparams.label_smoothing == 0.0 and abs(value - chance) > 0.5 * chance:
+            rank_zero_warn(
+                f"the initial loss {value:.3f} is far from {formula} = {chance:.3f}, the loss of random scores; "
+                "check the labels, the input normalization and the weight init scale before training longer"
+            )
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.log_grad_norm:
+            from lightning.pytorch.utilities import grad_norm
+
+            self.log("grad_norm", grad_norm(self.net, 2)["grad_2.0_norm_total"], on_step=True, on_epoch=False)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._step("val", batch)

@@ -21,3 +21,7 @@ class InputError(ZooError, ValueError):
 
 class CheckpointError(ZooError):
     """A checkpoint path that does not exist, cannot be read, or was not written by zoo."""
+
+
+class TrainingError(ZooError):
+    """Training cannot go on: the loss became NaN or infinite."""
