@@ -149,3 +149,28 @@ def test_overview_help(tmp_path):
     assert proc.returncode == 0
     for command in ("fit", "validate", "test", "predict", "models", "info"):
         assert re.search(rf"^  {command}\s", proc.stdout, re.M)
+
+
+def test_a_plugin_style_name_with_a_slash_trains_from_the_cli(tmp_path, monkeypatch, capsys):
+    """Plugins register names like timm/resnet18; the CLI maps them to importable class paths."""
+    from torch import nn
+
+    from zoo.cli import main
+    from zoo.registry import MODELS
+
+    def builder(num_classes: int = 10, in_chans: int = 1, image_size: int = 8) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(in_chans * image_size ** 2, num_classes))
+
+    zoo.register_model(builder, name="tst/net", family="test", input_size=(1, 8, 8))
+    monkeypatch.chdir(tmp_path)
+    try:
+        main(["fit", "--model", "tst/net", "--data.image_size", "8", "--trainer.max_epochs", "1",
+              "--trainer.enable_progress_bar", "false"])
+    finally:
+        MODELS._entries.pop("tst/net")
+    assert re.search(r"^test accuracy: [\d.]+%", capsys.readouterr().out, re.M)
+    run = tmp_path / "runs" / "tst_net-digits" / "version_0"
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["class_path"] == "zoo.cli.tst_net"
+    from zoo.classifier import read_checkpoint
+
+    assert read_checkpoint(run / "checkpoints" / "best.ckpt")["hyper_parameters"]["model"] == "tst/net"
