@@ -307,11 +307,13 @@ class CAMLogger(L.Callback):
             return
         import os
 
+        from zoo.data.files import denormalize
+
         x, y = self.batch
         result = compute_cam(module, x.to(module.device), method=self.method)
         data = trainer.datamodule
         mean, std = getattr(data, "mean", 0.0), getattr(data, "std", 1.0)
-        shown = x * torch.as_tensor(std).view(-1, 1, 1) + torch.as_tensor(mean).view(-1, 1, 1)
+        shown = denormalize(x, mean, std)
         names = getattr(data, "class_names", None) or [str(i) for i in range(module.net.num_classes)]
         titles = [f"{names[p]} ({q:.2f}) / {names[t]}" for p, q, t in
                   zip(result.targets.tolist(), result.probs.tolist(), y.tolist(), strict=True)]

@@ -345,7 +345,7 @@ def cmd_cam(argv: list[str]) -> None:
     from tqdm import tqdm
 
     from zoo import cam, data
-    from zoo.data.files import read_images
+    from zoo.data.files import denormalize, read_images
 
     parser = argparse.ArgumentParser(
         prog="zoo cam",
@@ -412,8 +412,7 @@ def cmd_cam(argv: list[str]) -> None:
             print(f"scores of {len(split_x)} {args.split} images (targets: the true classes) -> {path}")
         x, labels = split_x[:args.n], split_y[:args.n]
         boxes = all_boxes[:args.n] if all_boxes is not None else None
-        m = torch.as_tensor(datamodule.mean).view(-1, 1, 1)
-        shown = x * torch.as_tensor(datamodule.std).view(-1, 1, 1) + m
+        shown = denormalize(x, datamodule.mean, datamodule.std)
         captions = None
     result = cam.compute_cam(model, x, method=args.method, layer=args.layer)
     titles = []

@@ -54,6 +54,18 @@ def read_images(sources: Iterable[str | Path], image_size: int, in_chans: int, m
     if not images:
         raise InputError(f"no readable images in {', '.join(map(str, sources))}")
     raw = torch.stack(images)
-    m = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-    s = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
-    return (raw - m) / s, raw, kept
+    return normalize(raw, mean, std), raw, kept
+
+
+def _per_channel(value: float | list[float]) -> torch.Tensor:
+    return torch.as_tensor(value, dtype=torch.float32).view(-1, 1, 1)
+
+
+def normalize(images: torch.Tensor, mean: float | list[float], std: float | list[float]) -> torch.Tensor:
+    """``(images - mean) / std``, with one value for all channels or one per channel."""
+    return (images - _per_channel(mean)) / _per_channel(std)
+
+
+def denormalize(images: torch.Tensor, mean: float | list[float], std: float | list[float]) -> torch.Tensor:
+    """The inverse of :func:`normalize`: back to pixels in [0, 1], e.g. to draw them."""
+    return images * _per_channel(std) + _per_channel(mean)
