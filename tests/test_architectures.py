@@ -94,7 +94,7 @@ def test_small_inputs_train(name, size):
     assert sum(not torch.equal(b, p) for b, p in zip(before, net.parameters(), strict=True)) == len(before)
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
+@pytest.mark.parametrize("name", zoo.list_models(exclude="*/*"))
 def test_registered_minimum_is_the_nets_own_and_smaller_inputs_are_refused(name):
     entry = MODELS.get(name)
     net = zoo.create_model(name, image_size=max(entry.min_size, 8)).eval()
@@ -123,7 +123,7 @@ def test_init_schemes(init, std):
 
 
 def test_paper_default_inits():
-    defaults = {n: zoo.model_info(n).arguments.get("init") for n in zoo.list_models()}
+    defaults = {n: zoo.model_info(n).arguments.get("init") for n in zoo.list_models(exclude="*/*")}
     assert defaults["alexnet"] == "normal" and defaults["vgg16"] == "xavier"
     assert {defaults[n] for n in zoo.list_models(["resnet*", "densenet*", "wrn*"])} == {"he"}
     with pytest.raises(InputError, match="unknown init 'lecun'; choose one of: he, xavier, normal"):

@@ -22,6 +22,7 @@ def test_examples_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     from zoo.registry import MODELS
 
+    MODELS.discover()  # plugins' models are not the page's to remove afterwards
     before = set(MODELS._entries)
     namespace: dict = {"__name__": f"docs_{page.stem}"}
     try:

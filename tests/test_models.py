@@ -8,7 +8,7 @@ import zoo
 from zoo.errors import InputError
 from zoo.registry import MODELS
 
-NAMES = zoo.list_models()
+NAMES = zoo.list_models(exclude="*/*")  # zoo's own; plugins have tests/test_plugins.py
 
 
 def build(name: str, **kwargs) -> nn.Module:

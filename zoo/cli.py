@@ -8,6 +8,7 @@ DataModule; its ``num_classes``, ``in_chans``, ``image_size`` and ``class_names`
 the model.
 """
 
+import collections
 import inspect
 import logging
 import os
@@ -245,7 +246,9 @@ def run_lightning(argv: list[str]) -> None:
         logging.getLogger(handler_logger).addFilter(_DROP_ADVERTISEMENT)  # a no-op if already there
     ZooCLI.user_chose_data = bool({"--data", "--config"} & {a.split("=", 1)[0] for a in argv})
 
-    for name in MODELS.names():  # short class names in YAML configs (model: lenet5) resolve too
+    # short class names in YAML configs (model: lenet5) resolve too; plugin names (timm/x) are not
+    # identifiers: their classes are made when --model or a config's class_path asks (zoo.cli.timm_x)
+    for name in MODELS.names(exclude="*/*"):
         classifier_class(name)
     saved, sys.argv = sys.argv, [sys.argv[0], *expand_shorthands(argv)]
     try:
@@ -295,13 +298,16 @@ def cmd_models(argv: list[str]) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="zoo models", description="List the registered models: parameters and MACs at the default input.")
-    parser.add_argument("pattern", nargs="*", default=["*"], help="fnmatch patterns, e.g. 'res*' (default: all)")
+        prog="zoo models", description="List the registered models: parameters and MACs at the default input. "
+        "Plugin models have a namespace (timm/resnet18, tv/efficientnet_b0) and are listed when a pattern "
+        "names them, e.g. zoo models 'timm/resnet*'.")
+    parser.add_argument("pattern", nargs="*", default=[],
+                        help="fnmatch patterns, e.g. 'res*' (default: zoo's own models)")
     parser.add_argument("--exclude", nargs="*", default=[], help="fnmatch patterns to leave out")
     parser.add_argument("--family", help="only this family (e.g. resnet)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (as in docs/models.md)")
     args = parser.parse_args(argv)
-    names = list_models(args.pattern, args.exclude, args.family)
+    names = list_models(args.pattern or "*", args.exclude + ([] if args.pattern else ["*/*"]), args.family)
     if not names:
         raise UnknownNameError(f"no model matches {' '.join(args.pattern)!r}; see: zoo models")
     header = ["model", "family", "params", "MACs", "input", "min", "paper"]
@@ -311,6 +317,11 @@ def cmd_models(argv: list[str]) -> None:
         rows.append([name, info.family, _human(info.params), _human(info.macs),
                      "x".join(map(str, info.input_size)), str(info.min_size), info.paper])
     print(markdown_table(rows, header) if args.markdown else table(rows, header))
+    namespaces = collections.Counter(n.split("/", 1)[0] for n in list_models("*/*"))
+    if not args.pattern and namespaces and not args.markdown:
+        listed = ", ".join(f"{ns}/* ({count})" for ns, count in sorted(namespaces.items()))
+        print(f"\nplugins add {sum(namespaces.values())} more: {listed}; list them with e.g. "
+              f"zoo models '{min(namespaces)}/*'")
 
 
 def markdown_table(rows: list[list[str]], header: list[str]) -> str:
@@ -335,6 +346,22 @@ def cmd_info(argv: list[str]) -> None:
     rows += [[f"--model.{k}", repr(v)] for k, v in info.arguments.items()]
     print(doc.split("\n\n")[0] + "\n")
     print(table(rows, ["", ""]).split("\n", 2)[2])
+    if info.weights:
+        keys = ["acc@1", "acc@5", "params", "min_size", "recipe"]
+        keys = [k for k in keys if any(k in meta for meta in info.weights.values())]
+        print("\npretrained weights:\n" + table(
+            [[name, *(_weight_cell(meta.get(k)) for k in keys)] for name, meta in info.weights.items()],
+            ["weights", *keys]))
+
+
+def _weight_cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int) and value >= 1000:
+        return f"{value:,}"
+    if isinstance(value, (tuple, list)):
+        return "x".join(map(str, value))
+    return str(value)
 
 
 def cmd_cam(argv: list[str]) -> None:

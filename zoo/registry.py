@@ -12,7 +12,7 @@ import inspect
 import types
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import torch
@@ -117,8 +117,9 @@ class ModelEntry:
     family: str
     paper: str
     input_size: tuple[int, int, int]
-    min_size: int
+    min_size: int | None
     cam_layer: str | None
+    weights: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,9 @@ class ModelInfo:
     """What :func:`model_info` reports: the entry's metadata plus measured size and cost.
 
     ``params`` and ``macs`` are for the builder's defaults at ``input_size``; MACs are counted
-    by :class:`torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2).
+    by :class:`torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2). ``cam_layer`` and ``min_size``
+    are the registered ones, else the built net's attributes of those names (plugins set them per net).
+    ``weights`` maps the names of pretrained weights to their metadata (``acc@1``, ``params``, ...).
     """
 
     name: str
@@ -138,6 +141,7 @@ class ModelInfo:
     params: int
     macs: int
     arguments: dict[str, Any]
+    weights: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _register_plugin_builder(name: str, obj: Any) -> None:
@@ -161,8 +165,9 @@ def register_model(
     family: str,
     paper: str = "",
     input_size: tuple[int, int, int] = (3, 224, 224),
-    min_size: int = 1,
+    min_size: int | None = 1,
     cam_layer: str | None = None,
+    weights: dict[str, dict[str, Any]] | None = None,
 ) -> Any:
     """Register a model builder, as a decorator (``@register_model(family=...)``) or a call.
 
@@ -176,8 +181,12 @@ def register_model(
         family: the architecture family ("resnet", "mlp", ...).
         paper: the reference, e.g. "LeCun et al. 1998".
         input_size: the default input as (channels, height, width).
-        min_size: the smallest height/width the net accepts.
-        cam_layer: the module name of the last spatial feature map (what CAM reads).
+        min_size: the smallest height/width the net accepts in any of its forms; ``None``: the built net's
+            ``min_size`` attribute at the default arguments (for plugins that know it only once built).
+        cam_layer: the module name of the last spatial feature map (what CAM reads); plugins whose
+            nets know it only once built set a ``cam_layer`` attribute on the net instead.
+        weights: pretrained weights the builder can load, name -> metadata (``acc@1``, ``acc@5``,
+            ``params``, ``min_size``, ``recipe``); ``zoo info`` shows them.
     """
 
     def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -189,6 +198,7 @@ def register_model(
             input_size=tuple(input_size),
             min_size=min_size,
             cam_layer=cam_layer,
+            weights=dict(weights or {}),
         )
         MODELS.add(entry.name, entry)
         return fn
@@ -216,17 +226,18 @@ def list_models(
 def model_info(name: str) -> ModelInfo:
     """Metadata of a registered model with its parameter count and MACs at the default input."""
     entry = MODELS.get(name)
-    params, macs = _measure(name)
+    params, macs, cam_layer, min_size = _measure(name)
     return ModelInfo(
         name=entry.name,
         family=entry.family,
         paper=entry.paper,
         input_size=entry.input_size,
-        min_size=entry.min_size,
-        cam_layer=entry.cam_layer,
+        min_size=min_size if entry.min_size is None else entry.min_size,
+        cam_layer=entry.cam_layer or cam_layer,
         params=params,
         macs=macs,
         arguments=builder_arguments(entry.builder),
+        weights=entry.weights,
     )
 
 
@@ -240,8 +251,8 @@ def builder_arguments(builder: Callable[..., Any]) -> dict[str, Any]:
 
 
 @functools.cache
-def _measure(name: str) -> tuple[int, int]:
-    """Parameters and MACs at the default input, on the meta device: no memory, no compute."""
+def _measure(name: str) -> tuple[int, int, str | None, int]:
+    """Parameters, MACs, and the net's own ``cam_layer`` and ``min_size``, at the default input on the meta device."""
     from torch.utils.flop_counter import FlopCounterMode
 
     entry = MODELS.get(name)
@@ -257,7 +268,7 @@ def _measure(name: str) -> tuple[int, int]:
             f"model {name!r} fails with its default arguments on a {'x'.join(map(str, entry.input_size))} input "
             f"({type(exc).__name__}: {exc}); fix its builder or its registered input_size"
         ) from exc
-    return params, counter.get_total_flops() // 2
+    return params, counter.get_total_flops() // 2, getattr(net, "cam_layer", None), getattr(net, "min_size", 1)
 
 
 def _check_arguments(entry: ModelEntry, kwargs: dict[str, Any]) -> None:

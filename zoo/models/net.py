@@ -114,7 +114,10 @@ class ZooNet(nn.Module):
         return [m for m in (getattr(self, n, None) for n in self.head_names) if m is not None]
 
     def backbone_modules(self) -> list[nn.Module]:
-        """Every other child module: what produces the feature map."""
+        """Every other child module: what produces the feature map.
+
+        Parameters held by the net itself (a ViT's class token in the plugins) belong to the backbone too.
+        """
         return [m for n, m in self.named_children() if n not in self.head_names]
 
 

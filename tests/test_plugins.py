@@ -1,0 +1,184 @@
+"""The two plugins under plugins/ (installed by the README's test command): zoo-timm and zoo-torchvision."""
+
+import lightning as L
+import pytest
+import timm
+import torch
+import torchvision.models as tvm
+
+import zoo
+from tests.conftest import run_zoo
+from zoo.cam import compute_cam
+from zoo.errors import InputError, ZooError
+from zoo.registry import MODELS
+
+# one conv model from each plugin, small enough to train a step on 2 CPU cores
+CONV = {"timm/resnet18": "layer4", "tv/mobilenet_v3_small": "features"}
+FIRST_CONV = {"timm/resnet18": "conv1.weight", "tv/mobilenet_v3_small": "features.0.0.weight"}
+CLASSIFIER = {"timm/resnet18": "fc", "tv/mobilenet_v3_small": "classifier.3"}
+
+
+def test_discovery_registers_every_timm_model_and_the_torchvision_ones_core_lacks():
+    assert len(zoo.list_models("timm/*")) == len(timm.list_models()) > 1000
+    tv = {n.removeprefix("tv/") for n in zoo.list_models("tv/*")}
+    core = set(zoo.list_models(exclude="*/*"))
+    assert {"efficientnet_b0", "mobilenet_v3_small", "convnext_tiny", "regnet_y_400mf", "vit_b_16", "swin_t"} <= tv
+    assert not tv & core  # resnet18, vgg16, densenet121, ... stay zoo's own
+    assert tv | core | {"squeezenet1_0", "squeezenet1_1"} >= set(tvm.list_models(module=tvm))
+    assert MODELS.get("timm/resnet18").family == "timm/resnet"
+    assert MODELS.get("tv/efficientnet_b0").family == "tv/efficientnet"
+
+
+@pytest.mark.parametrize("name, reference", [
+    ("timm/resnet18", lambda: timm.create_model("resnet18", num_classes=10)),
+    ("tv/mobilenet_v3_small", lambda: tvm.mobilenet_v3_small(num_classes=10)),
+    ("tv/regnet_x_400mf", lambda: tvm.regnet_x_400mf(num_classes=10)),
+])
+def test_the_net_is_the_librarys_own_with_its_names_and_outputs(name, reference):
+    torch.manual_seed(0)
+    theirs = reference().eval()
+    ours = zoo.create_model(name, num_classes=10).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)  # same parameter names
+    assert isinstance(ours, type(theirs))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x))
+        features = ours.forward_features(x)
+        torch.testing.assert_close(ours.forward_head(features), theirs(x))
+    assert features.dim() == 4 and features.shape[1] == ours.num_features
+
+
+@pytest.mark.parametrize("name", [*CONV, "tv/vit_b_32", "timm/vit_tiny_patch16_224"])
+def test_protocol_head_split_and_reset_classifier(name):
+    net = zoo.create_model(name, num_classes=5, image_size=224)
+    head = {id(p) for m in net.head_modules() for p in m.parameters()}
+    backbone = {id(p) for m in net.backbone_modules() for p in m.parameters()}
+    assert head and backbone and not head & backbone
+    direct = {id(p) for p in net.parameters(recurse=False)}  # a ViT's class token: part of the backbone
+    assert head | backbone | direct == {id(p) for p in net.parameters()}
+    assert {id(p) for p in net.get_classifier().parameters()} <= head
+    net.reset_classifier(3)
+    assert net(torch.randn(1, 3, 224, 224)).shape == (1, 3)
+    assert net.forward_head(net.forward_features(torch.randn(1, 3, 224, 224)), pre_logits=True).dim() == 2
+
+
+@pytest.mark.parametrize("name", CONV)
+def test_one_training_step_on_digits(name):
+    torch.manual_seed(0)
+    data = zoo.data.create("digits", batch_size=32)
+    model = zoo.create(name, num_classes=10, in_chans=1, image_size=data.image_size)
+    first, last = (dict(model.net.named_parameters())[k] for k in (FIRST_CONV[name], f"{CLASSIFIER[name]}.weight"))
+    before = first.detach().clone(), last.detach().clone()
+    trainer = L.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, data)
+    assert not torch.equal(before[0], first) and not torch.equal(before[1], last)  # both ends learned
+    assert torch.isfinite(trainer.callback_metrics["train_loss"])
+
+
+@pytest.mark.parametrize("name, layer", CONV.items())
+def test_cam_layer_metadata_and_gradcam_match_pytorch_grad_cam(name, layer):
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    assert zoo.model_info(name).cam_layer == layer
+    torch.manual_seed(0)
+    net = zoo.create_model(name, num_classes=10, image_size=64).eval()
+    x = torch.randn(2, 3, 64, 64)
+    ours = compute_cam(net, x, [3, 7], method="gradcam").maps
+    with pytorch_grad_cam.GradCAM(model=net, target_layers=[net.get_submodule(layer)]) as cam:
+        theirs = torch.from_numpy(cam(x, targets=[ClassifierOutputTarget(3), ClassifierOutputTarget(7)]))
+    torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-3)
+
+
+def test_minimum_sizes_come_from_the_nets():
+    assert zoo.model_info("timm/resnet18").min_size == 32  # stride of timm's last feature map
+    assert zoo.model_info("tv/inception_v3").min_size == 75  # torchvision's weights metadata
+    with pytest.raises(InputError, match="at least 32x32"):
+        zoo.create_model("timm/resnet18")(torch.randn(1, 3, 16, 16))
+    vit = zoo.create_model("tv/vit_b_32", num_classes=2, image_size=64)  # built for the size it is given
+    assert vit(torch.randn(1, 3, 64, 64)).shape == (1, 2)
+
+
+def test_torchvision_weights_from_the_cache_with_a_new_head_and_one_channel(tmp_path, monkeypatch):
+    weights = tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1
+    torch.manual_seed(0)
+    pretrained = tvm.mobilenet_v3_small().state_dict()  # stands in for the download, same file name and format
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(pretrained, cache / weights.url.rsplit("/", 1)[1])
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    net = zoo.create_model("tv/mobilenet_v3_small", weights="IMAGENET1K_V1", num_classes=10, in_chans=1)
+    state = net.state_dict()
+    assert torch.equal(state["features.0.0.weight"], pretrained["features.0.0.weight"].sum(1, keepdim=True))
+    assert torch.equal(state["features.12.0.weight"], pretrained["features.12.0.weight"])
+    assert state["classifier.3.weight"].shape == (10, 1024)
+    assert zoo.create_model("tv/mobilenet_v3_small", weights="DEFAULT").state_dict().keys() == pretrained.keys()
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _offline)
+    with pytest.raises(ZooError, match=r"offline, put the file https://download\.pytorch\.org/models/"
+                                       r"mobilenet_v3_small-047dcff4\.pth at .*empty/hub/checkpoints/"):
+        zoo.create_model("tv/mobilenet_v3_small", weights="IMAGENET1K_V1")
+    with pytest.raises(InputError, match="unknown weights 'IMAGENET'.*choose one of: DEFAULT, IMAGENET1K_V1"):
+        zoo.create_model("tv/mobilenet_v3_small", weights="IMAGENET")
+
+
+def _offline(*args, **kwargs):
+    raise OSError("no network")
+
+
+def test_info_shows_torchvision_weights_metadata(tmp_path):
+    proc = run_zoo("info", "tv/efficientnet_b0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "pretrained weights:" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("IMAGENET1K_V1"))
+    meta = tvm.EfficientNet_B0_Weights.IMAGENET1K_V1.meta
+    assert row.split()[1:4] == [str(meta["_metrics"]["ImageNet-1K"]["acc@1"]),
+                                str(meta["_metrics"]["ImageNet-1K"]["acc@5"]), f"{meta['num_params']:,}"]
+    proc = run_zoo("models", cwd=tmp_path)
+    assert "timm/" not in proc.stdout.split("plugins add")[0]  # the default table is zoo's own
+    assert f"timm/* ({len(timm.list_models())})" in proc.stdout
+    proc = run_zoo("models", "tv/efficientnet_b[01]", cwd=tmp_path)
+    assert [line.split()[0] for line in proc.stdout.splitlines()[2:]] == ["tv/efficientnet_b0", "tv/efficientnet_b1"]
+
+
+def test_zoo_fit_trains_a_timm_model_and_reloads_it(tmp_path):
+    limits = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+              "--trainer.limit_test_batches", "1"]
+    proc = run_zoo("fit", "--model", "timm/resnet18", "--model.drop_rate", "0.1", *limits, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy:" in proc.stdout
+    run = tmp_path / "runs" / "timm_resnet18-digits" / "version_0"
+    assert "class_path: zoo.cli.timm_resnet18" in (run / "config.yaml").read_text()
+    proc = run_zoo("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--trainer.limit_test_batches", "1",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_zoo("fit", "--config", str(run / "config.yaml"), *limits, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_docs_20_line_plugin_installs_lists_and_trains(tmp_path):
+    """docs/plugins.md's module and entry point, as an installed distribution, through the real zoo command."""
+    import re
+
+    from tests.conftest import ROOT
+
+    page = (ROOT / "docs" / "plugins.md").read_text()
+    module = re.findall(r"^```python\n(\"\"\"zoo_tiny.*?)^```", page, re.M | re.S)[0]
+    assert len(module.strip().splitlines()) <= 24  # the page promises about 20 lines
+    site = tmp_path / "site"
+    dist = site / "zoo_tiny-0.1.0.dist-info"
+    dist.mkdir(parents=True)
+    (site / "zoo_tiny.py").write_text(module)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-tiny\nVersion: 0.1.0\n")
+    (dist / "entry_points.txt").write_text("[zoo.models]\ntiny = zoo_tiny\n")
+    env = {"PYTHONPATH": str(site)}
+    proc = run_zoo("models", "tiny/*", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[2].split()[:2] == ["tiny/cnn3", "tiny"]
+    proc = run_zoo("fit", "--model", "tiny/cnn3", "--model.width", "8", "--trainer.max_epochs", "1",
+                   "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+                   "--trainer.limit_test_batches", "1", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy:" in proc.stdout
