@@ -22,7 +22,7 @@ from zoo.errors import ZooError
 
 
 def baselines(data) -> dict[str, dict[str, float]]:
-    x = data.test_set.tensors[0][:, 0] * data.std + data.mean
+    x = data.test_set.images[:, 0]
     size = x.shape[-1]
     grid = torch.arange(size) - (size - 1) / 2
     centre = torch.exp(-(grid[:, None] ** 2 + grid[None] ** 2) / (2 * (size / 6) ** 2))
@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     data = zoo.data.create("cluttered_digits")
     data.setup()
-    x, y, boxes = *data.test_set.tensors, data.boxes["test"]
+    x, y, boxes = *data.normalized("test"), data.boxes["test"]
     floor = ["| map without a model | pointing game | box IoU |", "|---|---|---|"]
     floor += [f"| {name} | {s['pointing_game']:.3f} | {s['box_iou']:.3f} |" for name, s in baselines(data).items()]
     rows = []
@@ -70,7 +70,7 @@ def main() -> None:
         rows.append(f"| {label} | {epochs} | {accuracy:.3f} | {minutes:.1f} | " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
         result = compute_cam(model, x[:16], method="gradcam")
-        shown = x[:16] * data.std + data.mean
+        shown = data.test_set.images[:16]
         titles = [f"{p} ({q:.2f}) / true {t}" for p, q, t in
                   zip(result.targets.tolist(), result.probs.tolist(), y[:16].tolist(), strict=True)]
         save_grid(shown, result.maps, titles, f"{args.images}/cam_{name}.png", boxes=boxes[:16])

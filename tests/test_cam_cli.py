@@ -48,7 +48,7 @@ def test_cam_on_image_files_skips_what_is_not_an_image(trained, tmp_path):
     cwd, run = trained
     data = zoo.data.create("cluttered_digits")
     data.setup()
-    x = data.test_set.tensors[0][:3] * data.std + data.mean
+    x = data.test_set.images[:3]
     folder = tmp_path / "images"
     folder.mkdir()
     for i, image in enumerate(x):
@@ -87,8 +87,8 @@ def test_cluttered_digits_are_the_digits_split_placed_in_their_boxes():
     train, val, test = digits_split()
     labels = torch.as_tensor(load_digits().target)
     for name, idx in (("train", train), ("val", val), ("test", test)):
-        assert torch.equal(getattr(data, f"{name}_set").tensors[1], labels[idx].repeat(2))
-    x = data.test_set.tensors[0] * data.std + data.mean
+        assert torch.equal(getattr(data, f"{name}_set").labels, labels[idx].repeat(2))
+    x = data.test_set.images
     boxes = data.boxes["test"]
     assert (boxes[:, 2] - boxes[:, 0]).max() <= 24 and boxes.min() >= 0 and boxes.max() <= 64
     for image, (x0, y0, x1, y1) in zip(x[:50, 0], boxes[:50].tolist(), strict=True):
@@ -96,7 +96,7 @@ def test_cluttered_digits_are_the_digits_split_placed_in_their_boxes():
         assert inside > 0.99 * image.sum()  # without clutter all the ink is in the box
     again = zoo.data.create("cluttered_digits", copies=2, clutter=0)
     again.setup()
-    assert torch.equal(again.test_set.tensors[0], data.test_set.tensors[0])
+    assert torch.equal(again.test_set.images, data.test_set.images)
     other = zoo.data.create("cluttered_digits", copies=2, clutter=0, seed=1)
     other.setup()
     assert not torch.equal(other.boxes["test"], boxes)

@@ -33,8 +33,7 @@ def test_fit_trains_tests_and_leaves_a_run_directory(fitted):
     # the printed test accuracy is the best checkpoint's, recomputed here without the CLI
     model = zoo.ImageClassifier.load_from_checkpoint(run / "checkpoints" / "best.ckpt").eval()
     data = zoo.data.create("digits")
-    data.setup()
-    x, y = data.test_set.tensors
+    x, y = data.normalized("test")
     with torch.no_grad():
         mine = (model(x).argmax(1) == y).float().mean().item() * 100
     assert mine == pytest.approx(accuracy, abs=0.01)

@@ -50,7 +50,7 @@ def test_onnx_runs_other_batch_sizes_in_onnxruntime(checkpoint, tmp_path):
     path, data = checkpoint
     export(path, "onnx", tmp_path / "m.onnx")
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    x = data.test_set.tensors[0][:13] if data.test_set is not None else torch.randn(13, 1, 32, 32)
+    x = data.normalized("test")[0][:13]
     model = zoo.ImageClassifier.load_from_checkpoint(path).eval()
     with torch.no_grad():
         expected = model(x).numpy()
@@ -83,7 +83,7 @@ def test_cli_export_and_predict(checkpoint, tmp_path):
     (folder / "sub").mkdir(parents=True)
     raw = zoo.data.create("digits", image_size=32)
     raw.setup()
-    pixels = (raw.test_set.tensors[0][:3, 0] * raw.std + raw.mean).clamp(0, 1).numpy()
+    pixels = raw.test_set.images[:3, 0].clamp(0, 1).numpy()
     Image.fromarray((pixels[0] * 255).astype(np.uint8)).save(folder / "a.png")
     Image.fromarray((pixels[1] * 255).astype(np.uint8)).convert("RGB").save(folder / "b.jpg", quality=95)
     Image.fromarray((pixels[2] * 255).astype(np.uint8)).save(folder / "sub" / "c.png")

@@ -101,6 +101,9 @@ class ImageClassifier(L.LightningModule):
 
     def loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.hparams.loss == "hinge":
+            if target.dim() != 1:
+                raise InputError("the hinge loss needs class labels; mixup and cutmix make soft targets: "
+                                 "use loss=cross_entropy with them")
             return multiclass_hinge_loss(scores, target)
         return F.cross_entropy(scores, target, label_smoothing=self.hparams.label_smoothing)
 
@@ -121,6 +124,7 @@ class ImageClassifier(L.LightningModule):
         if isinstance(scores, tuple):  # auxiliary classifiers (GoogLeNet), in training only
             scores, *aux = scores
         loss = self.loss(scores, y)
+        y = y.argmax(dim=1) if y.dim() == 2 else y  # mixup/cutmix targets: the dominant class for accuracy
         if stage == "train" and batch_idx == 0 and self.current_epoch == 0:
             self._check_initial_loss(loss.item())  # the main head's loss, before any aux terms
         if aux:

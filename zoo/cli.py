@@ -411,7 +411,7 @@ def cmd_cam(argv: list[str]) -> None:
         arguments = checkpoint_data.get("arguments", {}) if name == checkpoint_data.get("name") else {}
         datamodule = data.create(name, **arguments)
         datamodule.setup()
-        split_x, split_y = getattr(datamodule, f"{args.split}_set").tensors
+        split_x, split_y = datamodule.normalized(args.split)
         all_boxes = getattr(datamodule, "boxes", {}).get(args.split)
         if args.evaluate:
             if all_boxes is None:

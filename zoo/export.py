@@ -68,8 +68,7 @@ def _example(checkpoint_path: str | Path, meta: dict[str, Any], n: int = 8) -> t
     if described.get("name") in datasets.DATASETS:
         try:
             dm = datasets.create(described["name"], **described.get("arguments", {}))
-            dm.setup()
-            return dm.test_set.tensors[0][:n]
+            return dm.normalized("test")[0][:n]
         except Exception:  # data that cannot be made here (not downloaded): noise still tests the numerics
             pass
     _, c, s, _ = meta["input"]["shape"]

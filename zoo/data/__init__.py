@@ -36,8 +36,15 @@ def list_datasets(include: str = "*") -> list[str]:
     return DATASETS.names(include)
 
 
+# each module registers its DataModules
+from zoo.data.cifar import CIFAR10DataModule, CIFAR100DataModule  # noqa: E402
 from zoo.data.cluttered import ClutteredDigitsDataModule  # noqa: E402
-from zoo.data.digits import DigitsDataModule  # noqa: E402  (registers itself)
+from zoo.data.digits import DigitsDataModule  # noqa: E402
+from zoo.data.fake import FakeDataModule  # noqa: E402
+from zoo.data.folder import FolderDataModule  # noqa: E402
+from zoo.data.memory import ImageDataModule  # noqa: E402
+from zoo.data.mnist import FashionMNISTDataModule, MNISTDataModule  # noqa: E402
 
-__all__ = ["DATASETS", "ClutteredDigitsDataModule", "DigitsDataModule", "create", "list_datasets",
-           "register_datamodule"]
+__all__ = ["DATASETS", "CIFAR10DataModule", "CIFAR100DataModule", "ClutteredDigitsDataModule", "DigitsDataModule",
+           "FakeDataModule", "FashionMNISTDataModule", "FolderDataModule", "ImageDataModule", "MNISTDataModule",
+           "create", "list_datasets", "register_datamodule"]

@@ -1,14 +1,32 @@
-"""Augmentation applied to whole batches after they reach the device (the GPU when there is one).
+"""Augmentation presets: per-image randomness, done on whole batches on the device where it can be.
 
-Per-image randomness, batch-level tensor ops: no per-sample Python in the data loader.
+The flow is one-directional: the DataModule hands out uint8 (or 0..1 float) batches; after they reach the
+device (the GPU when there is one) :class:`BatchAugment` turns them into normalized float images, with
+random crops, flips, random erasing and mixup/cutmix applied to the whole batch at once, each image with
+its own random draw. Policies that torchvision implements per image (AutoAugment, RandAugment,
+TrivialAugment, color jitter) and random-resized crops of large images run in the DataLoader on uint8
+images (:func:`sample_transform`).
 """
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torchvision.transforms import v2
 
 from zoo.errors import InputError
+
+PRESETS = ("none", "crop", "standard", "autoaugment", "randaugment", "trivialaugment")
+POLICIES = {"autoaugment": v2.AutoAugment, "randaugment": v2.RandAugment, "trivialaugment": v2.TrivialAugmentWide}
+LARGE = 64  # from this size up, "standard" is a random-resized crop (ImageNet style) instead of pad-and-crop
+
+
+def check_preset(name: str) -> str:
+    if name not in PRESETS:
+        raise InputError(f"unknown augment {name!r}; choose one of: {', '.join(PRESETS)}")
+    return name
 
 
 def random_crop(x: torch.Tensor, padding: int) -> torch.Tensor:
@@ -30,16 +48,115 @@ def random_crop(x: torch.Tensor, padding: int) -> torch.Tensor:
     return padded[batch, :, rows, cols].permute(0, 3, 1, 2)  # advanced indexing puts C last
 
 
-def preset(name: str, image_size: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """The batch augmentation called `name` for images of `image_size` (None for "none").
+def random_flip(x: torch.Tensor) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    flip = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < 0.5
+    return torch.where(flip, x.flip(-1), x)
 
-    - ``none``: no augmentation;
-    - ``crop``: random translation by up to 1/8 of the image size (pad and random crop, the
-      small-image "standard" without the horizontal flip, which would turn digits into other shapes).
+
+def random_erasing(x: torch.Tensor, p: float, scale: tuple[float, float] = (0.02, 0.33),
+                   ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+    """Zhong et al. 2017, per image: with probability `p` a random box (area `scale`, aspect `ratio`) set to 0.
+
+    On normalized images 0 is the mean colour, as torchvision's ``RandomErasing(value=0)`` after ``Normalize``.
     """
-    if name == "none":
-        return None
-    if name == "crop":
-        padding = max(1, image_size // 8)
-        return lambda x: random_crop(x, padding)
-    raise InputError(f"unknown augment {name!r}; choose one of: none, crop")
+    if p <= 0:
+        return x
+    n, _, h, w = x.shape
+    dev = x.device
+    area = h * w * torch.empty(n, device=dev).uniform_(*scale)
+    aspect = torch.exp(torch.empty(n, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1])))
+    bh = (area * aspect).sqrt().round().clamp(1, h).long()
+    bw = (area / aspect).sqrt().round().clamp(1, w).long()
+    top = (torch.rand(n, device=dev) * (h - bh + 1)).long()
+    left = (torch.rand(n, device=dev) * (w - bw + 1)).long()
+    rows = torch.arange(h, device=dev)[None, :, None]
+    cols = torch.arange(w, device=dev)[None, None, :]
+    box = ((rows >= top[:, None, None]) & (rows < (top + bh)[:, None, None])
+           & (cols >= left[:, None, None]) & (cols < (left + bw)[:, None, None]))
+    erase = box & (torch.rand(n, 1, 1, device=dev) < p)
+    return x.masked_fill(erase[:, None], 0.0)
+
+
+@dataclass
+class BatchAugment:
+    """Everything done to a batch after it reaches the device: scale to 0..1, augment (training), normalize.
+
+    Args:
+        mean, std: per-channel statistics (of the training split) to normalize with.
+        padding: random-crop padding (0: none).
+        flip: random horizontal flips.
+        erasing: probability of random erasing per image.
+        mixup, cutmix: Beta(alpha, alpha) parameters (0: off); with both, each batch uses one of them.
+        num_classes: for the soft targets mixup and cutmix make.
+    """
+
+    mean: Sequence[float]
+    std: Sequence[float]
+    padding: int = 0
+    flip: bool = False
+    erasing: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    num_classes: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("erasing",):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"{name} is a probability between 0 and 1, got {getattr(self, name)!r}")
+        if self.mixup < 0 or self.cutmix < 0:
+            raise InputError(f"mixup and cutmix are Beta alphas >= 0 (0: off), got {self.mixup}, {self.cutmix}")
+        mixers = [m(alpha=a, num_classes=self.num_classes)
+                  for m, a in ((v2.MixUp, self.mixup), (v2.CutMix, self.cutmix)) if a > 0]
+        self.mix: Callable | None = mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers) if mixers else None
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (0..255) or float (0..1) images -> normalized float images."""
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        mean = torch.as_tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        std = torch.as_tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.normalize(x)
+        if not train:
+            return x, y
+        x = random_crop(x, self.padding)
+        if self.flip:
+            x = random_flip(x)
+        x = random_erasing(x, self.erasing)
+        if self.mix is not None:
+            x, y = self.mix(x, y)
+        return x, y
+
+
+def batch_padding(preset: str, image_size: int) -> int:
+    """Random-crop padding of a preset on the device: 1/8 of the size (4 pixels at 32).
+
+    ``crop`` pads at any size; the other presets only below 64 pixels (above, they random-resize-crop).
+    """
+    if preset == "none" or (preset != "crop" and image_size >= LARGE):
+        return 0
+    return max(1, image_size // 8)
+
+
+def batch_flip(preset: str) -> bool:
+    """Whether a preset flips on the device ("crop" never flips: mirrored digits are other shapes)."""
+    return preset not in ("none", "crop")
+
+
+def sample_transform(preset: str, image_size: int, color_jitter: float = 0.0) -> v2.Transform | None:
+    """The per-image part of a preset, run in the DataLoader on uint8 images (None when there is none).
+
+    Large images (from 64 pixels) get the random-resized crop of the ImageNet recipes and a flip here;
+    small ones get their crop and flip on the device. Then the policy (AutoAugment, RandAugment,
+    TrivialAugment) and color jitter, which torchvision draws per image.
+    """
+    steps: list[v2.Transform] = []
+    if preset != "none" and preset != "crop" and image_size >= LARGE:
+        steps += [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
+    if preset in POLICIES:
+        steps.append(POLICIES[preset]())
+    if color_jitter > 0:
+        steps.append(v2.ColorJitter(color_jitter, color_jitter, color_jitter))
+    return v2.Compose(steps) if steps else None

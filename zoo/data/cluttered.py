@@ -5,22 +5,21 @@ its bounding box, plus clutter cut from other digits of the same split, so a cla
 map can be scored by whether it points at the digit rather than at the clutter.
 """
 
-from typing import Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
-from torch.utils.data import TensorDataset
 
 from zoo.data import register_datamodule
 from zoo.data.digits import DigitsDataModule, digits_split
-from zoo.data.memory import InMemoryDataModule
+from zoo.data.memory import ImageDataModule, TensorImages, channel_stats
 from zoo.errors import InputError
 
 
 @register_datamodule("cluttered_digits")
-class ClutteredDigitsDataModule(InMemoryDataModule):
+class ClutteredDigitsDataModule(ImageDataModule):
     """Digits on a `canvas_size` canvas with `clutter` fragments of other digits; labels and boxes, seeded.
 
     The digits split is the one of ``digits`` (1,257 / 180 / 360 scans); each scan appears
@@ -35,9 +34,9 @@ class ClutteredDigitsDataModule(InMemoryDataModule):
         fragment_size: side of each square fragment, in pixels.
         copies: placements of each scan (per split).
         seed: seed of the placements and clutter.
-        split_seed: seed of the digits split.
-        num_workers: DataLoader worker processes.
-        augment: ``none`` (the default: placement is the augmentation) or ``crop``.
+        augment: ``none`` (the default: placement is the augmentation) or another preset.
+        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.memory.ImageDataModule`),
+            but not ``folds`` or ``val_split``: the split is the digits one.
     """
 
     def __init__(
@@ -49,21 +48,22 @@ class ClutteredDigitsDataModule(InMemoryDataModule):
         fragment_size: int = 8,
         copies: int = 2,
         seed: int = 0,
-        split_seed: int = 0,
-        num_workers: int = 0,
-        augment: Literal["none", "crop"] = "none",
+        augment: str = "none",
+        **kwargs: Any,
     ) -> None:
         if not 0 < digit_size <= canvas_size or not 0 < fragment_size <= digit_size:
             raise InputError(f"need 0 < fragment_size ({fragment_size}) <= digit_size ({digit_size}) <= "
                              f"canvas_size ({canvas_size})")
-        super().__init__(batch_size, canvas_size, num_workers, augment)
-        self.canvas_size, self.digit_size = canvas_size, digit_size
+        super().__init__(batch_size=batch_size, augment=augment, **kwargs)
+        if self.folds > 1:
+            raise InputError("cluttered_digits keeps the digits split; it has no folds")
+        self.image_size = self.canvas_size = canvas_size
+        self.digit_size = digit_size
         self.clutter, self.fragment_size = clutter, fragment_size
-        self.copies, self.seed, self.split_seed = copies, seed, split_seed
+        self.copies, self.seed = copies, seed
         self.boxes: dict[str, torch.Tensor] = {}
-        self.save_hyperparameters({"batch_size": batch_size, "canvas_size": canvas_size, "digit_size": digit_size,
-                                   "clutter": clutter, "fragment_size": fragment_size, "copies": copies, "seed": seed,
-                                   "split_seed": split_seed, "num_workers": num_workers, "augment": augment})
+        self.save_arguments(canvas_size=canvas_size, digit_size=digit_size, clutter=clutter,
+                            fragment_size=fragment_size, copies=copies, seed=seed)
 
     num_classes = DigitsDataModule.num_classes
     in_chans = DigitsDataModule.in_chans
@@ -101,8 +101,8 @@ class ClutteredDigitsDataModule(InMemoryDataModule):
             return
         splits = zip(("train", "val", "test"), digits_split(split_seed=self.split_seed), strict=True)
         made = {name: self.make_split(idx, offset) for offset, (name, idx) in enumerate(splits)}
-        train = made["train"][0]
-        self.mean, self.std = train.mean().item(), train.std().item()
+        self.mean, self.std = channel_stats(made["train"][0])
+        transform = self.sample_transform()
         for name, (images, labels, boxes) in made.items():
-            setattr(self, f"{name}_set", TensorDataset((images - self.mean) / self.std, labels))
+            setattr(self, f"{name}_set", TensorImages(images, labels, transform if name == "train" else None))
             self.boxes[name] = boxes

@@ -1,56 +1,233 @@
-"""The base of DataModules whose images fit in memory as tensors: loaders and on-device batch augmentation."""
+"""The base of zoo's DataModules: splits, loaders, and the batch step on the device.
 
+Every DataModule hands out uint8 (or 0..1 float) images; :class:`zoo.data.augment.BatchAugment`
+normalizes them, and augments training batches, after they reach the device. Images that fit in memory
+are indexed a whole batch at a time (no per-sample Python); a folder decodes its files per sample.
+"""
+
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
-from torch.utils.data import DataLoader, TensorDataset
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from torch.utils.data import DataLoader, Dataset
 
-from zoo.data.augment import preset
+from zoo.data.augment import BatchAugment, batch_flip, batch_padding, check_preset, sample_transform
 from zoo.errors import InputError
 
 
-class InMemoryDataModule(L.LightningDataModule):
-    """Splits held as ``TensorDataset``s; augmentation applied to whole batches after they reach the device.
+class TensorImages(Dataset):
+    """Images and labels held as tensors; a DataLoader fetches a whole batch with one indexing.
 
-    Subclasses fill ``train_set``, ``val_set``, ``test_set``, ``mean`` and ``std`` in ``setup`` and set
-    ``num_classes``, ``in_chans`` and ``class_names``; each saves its own arguments with
-    ``save_hyperparameters(dict)``, so a checkpoint can make the same data again.
+    `transform` (a per-image torchvision v2 transform on uint8 images), when given, runs image by image.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable | None = None) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[i]
+        return (self.transform(image) if self.transform else image), self.labels[i]
+
+    def __getitems__(self, indices: list[int]) -> Any:
+        if self.transform is not None:
+            return [self[i] for i in indices]
+        index = torch.as_tensor(indices)
+        return self.images[index], self.labels[index]
+
+
+def collate(batch: Any) -> Any:
+    """Stack per-sample items; a batch that ``__getitems__`` already made passes through."""
+    if isinstance(batch, tuple):
+        return batch
+    return torch.utils.data.default_collate(batch)
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of images (uint8 0..255 or float 0..1) on the 0..1 scale."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(images), chunk):
+        x = images[start:start + chunk].double()
+        x = x / 255.0 if images.dtype == torch.uint8 else x
+        total += x.sum(dim=(0, 2, 3))
+        squares += (x * x).sum(dim=(0, 2, 3))
+    count = len(images) * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (squares / count - mean * mean).clamp_min(1e-12).sqrt()
+    return mean.tolist(), std.tolist()
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Images resized (bilinear, antialiased) to size x size, keeping their dtype."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out.round().clamp(0, 255).to(torch.uint8) if images.dtype == torch.uint8 else out.clamp(0, 1)
+
+
+def split_train_val(labels: np.ndarray, val_split: int | float, split_seed: int, folds: int, fold: int,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training and validation images of a training pool: stratified, fixed by `split_seed`.
+
+    With ``folds > 1`` the pool is cut into that many stratified folds and fold `fold` validates.
+    """
+    idx = np.arange(len(labels))
+    if folds > 1:
+        if not 0 <= fold < folds:
+            raise InputError(f"fold must be in 0..{folds - 1} for folds={folds}, got {fold}")
+        try:
+            train, val = list(StratifiedKFold(folds, shuffle=True, random_state=split_seed).split(idx, labels))[fold]
+        except ValueError as exc:
+            raise InputError(f"cannot cut the training images into {folds} stratified folds: {exc}") from None
+        return train, val
+    if not val_split:
+        return idx, idx[:0]
+    try:
+        return train_test_split(idx, test_size=val_split, stratify=labels, random_state=split_seed)
+    except ValueError as exc:
+        raise InputError(f"cannot take val_split={val_split!r} from {len(idx)} training images: {exc}") from None
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Common arguments and behaviour of zoo's DataModules (each subclass adds where its images come from).
+
+    The validation split is taken out of the training images (stratified, fixed by `split_seed`); an
+    official test split stays untouched.
+
+    Args:
+        batch_size: images per batch.
+        val_split: validation images taken from the training images: a count, or a fraction of them.
+        split_seed: seed of the validation split (and the folds); the training seed is separate
+            (``seed_everything``).
+        num_workers: DataLoader worker processes (0 is fastest for data held in memory).
+        pin_memory: page-locked batches, for faster copies to a GPU.
+        drop_last: drop the last, smaller, training batch.
+        augment: the preset: ``none``; ``crop`` (random shifts by 1/8 of the size, no flip); ``standard``
+            (pad-and-crop + flip below 64 pixels, random-resized crop + flip from 64 up);
+            ``autoaugment``, ``randaugment``, ``trivialaugment`` (standard + that policy).
+        erasing: probability of random erasing per training image.
+        color_jitter: brightness, contrast and saturation jitter strength (0: off).
+        mixup: mixup's Beta alpha (0: off; 0.2 is common).
+        cutmix: cutmix's Beta alpha (0: off; 1.0 is common).
+        folds: cut the training images into this many folds for cross-validation (1: a plain val split).
+        fold: which fold validates (0 .. folds-1).
+        transform: a custom per-image transform on uint8 tensors, run in the DataLoader after the preset's.
     """
 
     num_classes: int
     in_chans: int
+    image_size: int
     class_names: list[str]
 
-    def __init__(self, batch_size: int, image_size: int, num_workers: int, augment: str) -> None:
+    def __init__(
+        self,
+        batch_size: int = 128,
+        val_split: int | float = 0.1,
+        split_seed: int = 0,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        drop_last: bool = False,
+        augment: str = "standard",
+        erasing: float = 0.0,
+        color_jitter: float = 0.0,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
+        folds: int = 1,
+        fold: int = 0,
+        transform: Callable | None = None,
+    ) -> None:
         super().__init__()
-        if image_size < 1:
-            raise InputError(f"image_size must be a positive integer, got {image_size!r}")
         if batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size = batch_size
-        self.image_size = image_size
-        self.num_workers = num_workers
-        self.augment = preset(augment, image_size)
-        self.mean: float = 0.0
-        self.std: float = 1.0
-        self.train_set: TensorDataset | None = None
-        self.val_set: TensorDataset | None = None
-        self.test_set: TensorDataset | None = None
+        if folds < 1:
+            raise InputError(f"folds must be 1 (no cross-validation) or more, got {folds!r}")
+        check_preset(augment)
+        self.common_arguments = {
+            "batch_size": batch_size, "val_split": val_split, "split_seed": split_seed, "num_workers": num_workers,
+            "pin_memory": pin_memory, "drop_last": drop_last, "augment": augment, "erasing": erasing,
+            "color_jitter": color_jitter, "mixup": mixup, "cutmix": cutmix, "folds": folds, "fold": fold,
+        }
+        for key, value in self.common_arguments.items():
+            setattr(self, key, value)
+        self.transform = transform
+        self.mean: list[float] = [0.0]
+        self.std: list[float] = [1.0]
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+        BatchAugment([0.0], [1.0], erasing=erasing, mixup=mixup, cutmix=cutmix, num_classes=2)  # checks them now
+
+    def save_arguments(self, **own: Any) -> None:
+        """Record the subclass's own arguments with the common ones: a checkpoint makes the same data again."""
+        self.save_hyperparameters({**own, **self.common_arguments})
+
+    # -- what a subclass provides -----------------------------------------------------------------
+
+    def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pool and test split as ``(train_images, train_labels, test_images, test_labels)``.
+
+        Images are ``[N, C, H, W]`` uint8 (0..255) or float (0..1) at `image_size`.
+        """
+        raise NotImplementedError
+
+    # -- splits and loaders -----------------------------------------------------------------------
+
+    def sample_transform(self) -> Callable | None:
+        preset = sample_transform(self.augment, self.image_size, self.color_jitter)
+        steps = [t for t in (preset, self.transform) if t is not None]
+        return steps[0] if len(steps) == 1 else (lambda x: steps[1](steps[0](x))) if steps else None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        images, labels, test_images, test_labels = self.load()
+        train, val = split_train_val(labels.numpy(), self.val_split, self.split_seed, self.folds, self.fold)
+        train, val = torch.as_tensor(train), torch.as_tensor(val)
+        self.mean, self.std = channel_stats(images[train])
+        self.train_set = TensorImages(images[train], labels[train], self.sample_transform())
+        self.val_set = TensorImages(images[val], labels[val])
+        self.test_set = TensorImages(test_images, test_labels)
+
+    @property
+    def batch_augment(self) -> BatchAugment:
+        return BatchAugment(
+            self.mean, self.std, padding=batch_padding(self.augment, self.image_size), flip=batch_flip(self.augment),
+            erasing=self.erasing, mixup=self.mixup, cutmix=self.cutmix, num_classes=self.num_classes,
+        )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if self.augment is not None and self.trainer is not None and self.trainer.training:
-            x, y = batch
-            return self.augment(x), y
-        return batch
+        x, y = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        training = self.trainer is not None and self.trainer.training
+        augment = getattr(self, "_augment", None)
+        if augment is None:
+            augment = self._augment = self.batch_augment
+        if y is None:
+            return augment.normalize(x)
+        return augment(x, y, train=training)
 
-    def _loader(self, dataset: TensorDataset | None, shuffle: bool = False) -> DataLoader:
+    def normalized(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole split as normalized float images and labels (what the model sees, unaugmented)."""
+        self.setup()
+        dataset = getattr(self, f"{split}_set")
+        x, y = dataset.images, dataset.labels
+        return self.batch_augment.normalize(x), y
+
+    def _loader(self, dataset: Dataset | None, train: bool = False) -> DataLoader:
         if dataset is None:
             raise InputError(f"{type(self).__name__} has no data yet: call setup() first (a Trainer does)")
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=train, drop_last=train and self.drop_last,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory, collate_fn=collate,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        return self._loader(self.train_set, train=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set)
@@ -60,3 +237,6 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.test_set)
+
+
+__all__ = ["ImageDataModule", "TensorImages", "channel_stats", "resize", "split_train_val"]

@@ -1,0 +1,193 @@
+"""Your own images in the ImageFolder layout, decoded per sample in the DataLoader."""
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.transforms import v2
+
+from zoo.data import register_datamodule
+from zoo.data.memory import ImageDataModule, channel_stats, split_train_val
+from zoo.errors import InputError
+
+STATS_FILE = ".zoo-stats.json"
+
+
+def scan(root: Path, strict: bool) -> tuple[list[Path], list[str]]:
+    """The image files under root/<class>/ and the class names (sorted); unreadable files skipped with a warning."""
+    if not root.is_dir():
+        raise InputError(f"image folder {root} does not exist; the layout is {root}/<class>/<image files>")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    files, bad = [], []
+    for name in classes:
+        found = sorted(p for p in (root / name).rglob("*") if p.is_file() and not p.name.startswith("."))
+        for path in found:
+            if path.suffix.lower() not in IMG_EXTENSIONS or not readable(path):
+                bad.append(path)
+            else:
+                files.append(path)
+    if bad:
+        listed = ", ".join(str(p) for p in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        if strict:
+            raise InputError(f"{len(bad)} file(s) in {root} are not readable images: {listed}; remove them "
+                             "(or use strict=False to skip them)")
+        warnings.warn(f"skipping {len(bad)} file(s) in {root} that are not readable images: {listed}", stacklevel=2)
+    return files, classes
+
+
+def readable(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except Exception:
+        return False
+
+
+class ImageFiles(Dataset):
+    """Image files and labels; each decoded to RGB (or grey), transformed to a uint8 tensor ``[C, S, S]``."""
+
+    def __init__(self, files: list[Path], labels: torch.Tensor, transform: v2.Transform, in_chans: int) -> None:
+        self.files, self.labels, self.transform, self.mode = files, labels, transform, "L" if in_chans == 1 else "RGB"
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        for j in range(len(self.files)):  # a file that breaks after the scan: warn and take the next one
+            path = self.files[(i + j) % len(self.files)]
+            try:
+                with Image.open(path) as image:
+                    return self.transform(image.convert(self.mode)), self.labels[(i + j) % len(self.files)]
+            except OSError as exc:
+                warnings.warn(f"skipping unreadable image {path}: {exc}", stacklevel=2)
+        raise InputError("no image in the folder could be read")
+
+
+@register_datamodule("folder")
+class FolderDataModule(ImageDataModule):
+    """Images in class folders: ``data_dir/train/<class>/*`` with optional ``val/`` and ``test/`` next to it,
+    or ``data_dir/<class>/*`` alone, split into train / val / test by stratified fractions.
+
+    Images are decoded with PIL, resized (shorter side) and center-cropped to `image_size` for evaluation;
+    training images go through the preset (a random-resized crop from 64 pixels up). Mean and std come from
+    the training images, computed once and cached in ``data_dir/.zoo-stats.json``. A file that is not a
+    readable image is skipped with a warning that names it (``strict=True``: an error instead).
+
+    Args:
+        data_dir: the root folder.
+        image_size: height and width the model sees.
+        in_chans: 3 (RGB) or 1 (grey).
+        test_split: without a ``test/`` folder, the fraction (or count) of images held out for testing.
+        strict: stop at the first unreadable file instead of skipping it.
+        batch_size: images per batch.
+        val_split: without a ``val/`` folder, the validation images taken from the training images.
+        num_workers: DataLoader worker processes that decode images (use the CPU cores you have).
+        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.memory.ImageDataModule`).
+    """
+
+    def __init__(self, data_dir: str = "images", image_size: int = 224, in_chans: int = 3,
+                 test_split: int | float = 0.1, strict: bool = False, batch_size: int = 32,
+                 val_split: int | float = 0.1, num_workers: int = 2, **kwargs: Any) -> None:
+        super().__init__(batch_size=batch_size, val_split=val_split, num_workers=num_workers, **kwargs)
+        if in_chans not in (1, 3):
+            raise InputError(f"in_chans must be 1 (grey) or 3 (RGB), got {in_chans!r}")
+        self.data_dir, self.image_size, self.in_chans = Path(data_dir), image_size, in_chans
+        self.test_split, self.strict = test_split, strict
+        root = self.data_dir / "train" if (self.data_dir / "train").is_dir() else self.data_dir
+        self.splits = {"train": scan(root, strict)}
+        for name in ("val", "test"):
+            if root != self.data_dir and (self.data_dir / name).is_dir():
+                self.splits[name] = scan(self.data_dir / name, strict)
+        files, self.class_names = self.splits["train"]
+        counts = {c: 0 for c in self.class_names}
+        for path in files:
+            counts[path.relative_to(root).parts[0]] += 1
+        if len(self.class_names) < 2:
+            raise InputError(f"{root} needs at least two class folders with images, found {self.class_names or 'none'}")
+        empty = [c for c, n in counts.items() if n == 0]
+        if empty:
+            raise InputError(f"class folder(s) {', '.join(empty)} in {root} have no images; add images or remove them")
+        for name, (_, classes) in self.splits.items():
+            if classes != self.class_names:
+                raise InputError(f"{self.data_dir / name} has classes {classes}, train has {self.class_names}")
+        self.num_classes = len(self.class_names)
+        self.root = root
+        self.save_arguments(data_dir=str(data_dir), image_size=image_size, in_chans=in_chans, test_split=test_split,
+                            strict=strict)
+
+    def _labelled(self, split: str) -> tuple[list[Path], np.ndarray]:
+        files, classes = self.splits[split]
+        base = self.root if split == "train" else self.data_dir / split
+        index = {c: i for i, c in enumerate(classes)}
+        return files, np.array([index[p.relative_to(base).parts[0]] for p in files])
+
+    def _eval_transform(self) -> v2.Transform:
+        size = self.image_size
+        return v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+
+    def _train_transform(self) -> v2.Transform:
+        extra = self.sample_transform()
+        if self.image_size >= 64 and self.augment not in ("none", "crop"):
+            return v2.Compose([v2.PILToTensor(), extra])  # the preset crops (random-resized) to image_size
+        return v2.Compose([self._eval_transform(), *([extra] if extra else [])])
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        files, labels = self._labelled("train")
+        parts: dict[str, tuple[list[Path], np.ndarray]] = {}
+        if "test" not in self.splits:
+            keep, test = split_train_val(labels, self.test_split, self.split_seed, folds=1, fold=0)
+            parts["test"] = [files[i] for i in test], labels[test]
+            files, labels = [files[i] for i in keep], labels[keep]
+        else:
+            parts["test"] = self._labelled("test")
+        if "val" not in self.splits or self.folds > 1:
+            train, val = split_train_val(labels, self.val_split, self.split_seed, self.folds, self.fold)
+            parts["val"] = [files[i] for i in val], labels[val]
+            files, labels = [files[i] for i in train], labels[train]
+        else:
+            parts["val"] = self._labelled("val")
+        self.mean, self.std = self._stats(files)
+        make = lambda f, y, t: ImageFiles(f, torch.as_tensor(y, dtype=torch.long), t, self.in_chans)  # noqa: E731
+        self.train_set = make(files, labels, self._train_transform())
+        self.val_set = make(*parts["val"], self._eval_transform())
+        self.test_set = make(*parts["test"], self._eval_transform())
+
+    def _stats(self, files: list[Path], sample: int = 2000) -> tuple[list[float], list[float]]:
+        """Mean and std of (up to `sample` of) the training images at image_size, cached by the file list."""
+        key = hashlib.sha1("\n".join(f"{p}:{p.stat().st_size}" for p in files).encode()).hexdigest()
+        key = f"{key}:{self.image_size}:{self.in_chans}"
+        cache = self.data_dir / STATS_FILE
+        try:
+            cached = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            cached = {}
+        if key in cached:
+            return cached[key]["mean"], cached[key]["std"]
+        picked = np.random.default_rng(0).permutation(len(files))[:sample]
+        dataset = ImageFiles([files[i] for i in picked], torch.zeros(len(picked), dtype=torch.long),
+                             self._eval_transform(), self.in_chans)
+        mean, std = channel_stats(torch.stack([dataset[i][0] for i in range(len(dataset))]))
+        cached[key] = {"mean": mean, "std": std}
+        try:
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cached))
+            tmp.replace(cache)
+        except OSError:  # a read-only folder: compute again next time
+            pass
+        return mean, std
+
+    def normalized(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        self.setup()
+        dataset = getattr(self, f"{split}_set")
+        x = torch.stack([dataset[i][0] for i in range(len(dataset))])
+        return self.batch_augment.normalize(x), dataset.labels
