@@ -190,13 +190,13 @@ def overlay(image: torch.Tensor | np.ndarray, cam: torch.Tensor | np.ndarray, al
     return np.clip((1 - alpha) * image.clamp(0, 1).numpy() + alpha * heat, 0, 1)
 
 
-def save_grid(images: torch.Tensor, maps: torch.Tensor, titles: Sequence[str], path: str, columns: int = 8,
+def save_grid(images: torch.Tensor, maps: torch.Tensor | None, titles: Sequence[str], path: str, columns: int = 8,
               boxes: torch.Tensor | None = None) -> None:
-    """Save image/heatmap overlays as a labelled PNG grid, written to a temporary name and renamed.
+    """Save images (or image/heatmap overlays) as a labelled PNG grid, written to a temporary name and renamed.
 
     Args:
         images: ``[N, C, H, W]`` in [0, 1] (undo the normalization first).
-        maps: ``[N, H, W]`` in [0, 1].
+        maps: ``[N, H, W]`` in [0, 1], or None for the images alone.
         titles: one caption per image (e.g. "pred 3 (0.97) / true 3").
         path: the PNG file to write.
         columns: images per row.
@@ -217,7 +217,11 @@ def save_grid(images: torch.Tensor, maps: torch.Tensor, titles: Sequence[str], p
         ax.axis("off")
         if i >= n:
             continue
-        ax.imshow(overlay(images[i], maps[i]))
+        if maps is not None:
+            ax.imshow(overlay(images[i], maps[i]))
+        else:
+            image = images[i].detach().cpu().float().clamp(0, 1).permute(1, 2, 0).numpy()
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
         ax.set_title(titles[i], fontsize=7)
         if boxes is not None:
             x0, y0, x1, y1 = boxes[i].tolist()

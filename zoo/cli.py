@@ -101,6 +101,7 @@ class ZooCLI(LightningCLI):
     """LightningCLI with zoo's links, checkpointing, logging and a final test of the best checkpoint."""
 
     user_chose_data = False  # --data or --config was given (else a checkpoint's own data is used)
+    test_accuracy: float | None = None  # after fit: the best checkpoint's test accuracy
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         for key in LINKED:
@@ -168,6 +169,7 @@ class ZooCLI(LightningCLI):
             print(f"best validation accuracy: {100 * float(callback.best_model_score):.2f}%  "
                   f"checkpoint: {best}")
         if results:
+            self.test_accuracy = float(results[0]["test_acc"])
             top5 = results[0].get("test_acc5")
             extra = f" (top-5 {100 * top5:.2f}%)" if top5 is not None else ""
             print(f"test accuracy: {100 * results[0]['test_acc']:.2f}%{extra}")
@@ -239,7 +241,7 @@ class _DropAdvertisement(logging.Filter):
 _DROP_ADVERTISEMENT = _DropAdvertisement()
 
 
-def run_lightning(argv: list[str]) -> None:
+def run_lightning(argv: list[str]) -> ZooCLI:
     # deprecations inside Lightning's own calls of torch and jsonargparse: nothing a zoo user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     for handler_logger in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
@@ -252,7 +254,7 @@ def run_lightning(argv: list[str]) -> None:
         classifier_class(name)
     saved, sys.argv = sys.argv, [sys.argv[0], *expand_shorthands(argv)]
     try:
-        _zoo_cli()
+        return _zoo_cli()
     finally:
         sys.argv = saved
 
@@ -490,7 +492,88 @@ def cmd_predict_files(argv: list[str]) -> None:
     print(f"{done} images -> {args.out}" + (f"; {len(skipped)} files skipped (not images)" if skipped else ""))
 
 
-COMMANDS = {"models": cmd_models, "info": cmd_info, "cam": cmd_cam, "export": cmd_export}
+def _value(text: str) -> Any:
+    """A command-line value as Python: numbers and booleans parsed (YAML rules), anything else a string."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def cmd_data(argv: list[str]) -> None:
+    import argparse
+
+    from zoo import data
+    from zoo.cam import save_grid
+
+    parser = argparse.ArgumentParser(
+        prog="zoo data", description="Look at the data: the registered datasets, or a grid of training images "
+        "exactly as the model sees them (after the augmentation), labelled with their class names.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="the registered datasets")
+    show = sub.add_parser("show", help="save a grid of augmented training images: zoo data show cifar10 "
+                                       "--augment standard --out grid.png")
+    show.add_argument("name", help="a registered dataset (zoo data list)")
+    show.add_argument("--augment", help="an augmentation preset (default: the dataset's)")
+    show.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                      help="other dataset arguments, e.g. data_dir=./data mixup=0.2")
+    show.add_argument("--n", type=int, default=32, help="how many images (default: 32)")
+    show.add_argument("--seed", type=int, default=0, help="seed of the draw (default: 0)")
+    show.add_argument("--out", default="grid.png", help="the PNG to write (default: grid.png)")
+    args = parser.parse_args(argv)
+    if args.action == "list":
+        rows = [[n, (inspect.getdoc(DATASETS.get(n)) or "").split("\n")[0]] for n in DATASETS.names()]
+        print(table(rows, ["dataset", "what"]))
+        return
+    kwargs = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--set takes KEY=VALUE pairs, got {item!r}")
+        kwargs[key] = _value(value)
+    if args.augment:
+        kwargs["augment"] = args.augment
+    try:
+        datamodule = data.create(args.name, **kwargs)
+    except TypeError as exc:
+        raise InputError(f"dataset {args.name!r}: {exc}") from None
+    images, captions = datamodule.augmented_batch(args.n, args.seed)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    save_grid(images, None, captions, args.out)
+    print(f"{len(images)} training images of {args.name} (augment {datamodule.augment}) -> {args.out}")
+
+
+def cmd_cv(argv: list[str]) -> None:
+    import argparse
+
+    import numpy as np
+
+    parser = argparse.ArgumentParser(
+        prog="zoo cv", description="k-fold cross-validation: fit the run once per fold (each fold of the training "
+        "images validates once; the test split stays untouched) and print each fold and the mean +- std.")
+    parser.add_argument("--config", help="a run's config.yaml (e.g. runs/lenet5-digits/version_0/config.yaml)")
+    parser.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
+    args, rest = parser.parse_known_args(argv)
+    if args.folds < 2:
+        raise InputError(f"--folds must be 2 or more, got {args.folds}")
+    base = (["--config", args.config] if args.config else []) + rest
+    rows, val, test = [], [], []
+    for fold in range(args.folds):
+        print(f"zoo cv: fold {fold + 1} of {args.folds}", flush=True)
+        cli = run_lightning(["fit", *base, "--data.folds", str(args.folds), "--data.fold", str(fold)])
+        callback = cli.trainer.checkpoint_callback
+        val.append(100 * float(callback.best_model_score))
+        test.append(100 * cli.test_accuracy if cli.test_accuracy is not None else float("nan"))
+        rows.append([str(fold), f"{val[-1]:.2f}", f"{test[-1]:.2f}", callback.best_model_path])
+    rows.append(["mean +- std", f"{np.mean(val):.2f} +- {np.std(val, ddof=1):.2f}",
+                 f"{np.mean(test):.2f} +- {np.std(test, ddof=1):.2f}", ""])
+    print(table(rows, ["fold", "val acc (held-out fold) %", "test acc %", "best checkpoint"]))
+
+
+COMMANDS = {"models": cmd_models, "info": cmd_info, "cam": cmd_cam, "export": cmd_export, "data": cmd_data,
+            "cv": cmd_cv}
 
 
 def _is_file_predict(argv: list[str]) -> bool:
@@ -507,9 +590,12 @@ Lightning commands (LightningCLI; `zoo COMMAND --help` lists every option):
   predict    class probabilities for the data's predict split (LightningCLI), or for image files:
              zoo predict --ckpt CKPT --images DIR --topk 3 --out predictions.csv
 
-Registry commands:
+  cv         k-fold cross-validation of a run: zoo cv --config CONFIG --folds 5
+
+Registry and data:
   models     list the registered models: zoo models 'res*'
   info       one model in full: zoo info lenet5
+  data       the datasets: zoo data list; augmented samples: zoo data show cifar10 --augment standard
 
 Looking inside and shipping:
   cam        class activation maps as pictures: zoo cam --ckpt CKPT --images DIR --method gradcam

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from zoo.data.files import normalize
 from zoo.errors import InputError
 
 PRESETS = ("none", "crop", "standard", "autoaugment", "randaugment", "trivialaugment")
@@ -29,29 +30,37 @@ def check_preset(name: str) -> str:
     return name
 
 
-def random_crop(x: torch.Tensor, padding: int) -> torch.Tensor:
+def random_crop(x: torch.Tensor, padding: int, flip: bool = False) -> torch.Tensor:
     """Zero-pad each image by `padding` pixels and crop it back at a random offset of its own.
+
+    With ``flip=True`` each image is also mirrored left-right with probability 1/2, in the same pass:
+    one gather per batch, whatever the dtype.
 
     Args:
         x: images ``[N, C, H, W]``.
         padding: pixels added on every side; each image moves by up to this much.
+        flip: random horizontal flips too.
     """
-    if padding <= 0:
+    if padding <= 0 and not flip:
         return x
-    n, _, h, w = x.shape
-    padded = F.pad(x, (padding, padding, padding, padding))
+    n, c, h, w = x.shape
+    padding = max(padding, 0)
+    padded = F.pad(x, (padding, padding, padding, padding)) if padding else x
+    width = w + 2 * padding
     dy = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=x.device)
     dx = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=x.device)
-    rows = dy + torch.arange(h, device=x.device)[None, :, None]
-    cols = dx + torch.arange(w, device=x.device)[None, None, :]
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    return padded[batch, :, rows, cols].permute(0, 3, 1, 2)  # advanced indexing puts C last
+    cols = torch.arange(w, device=x.device)[None, None, :].expand(n, 1, w)
+    if flip:
+        mirrored = torch.rand(n, 1, 1, device=x.device) < 0.5
+        cols = torch.where(mirrored, w - 1 - cols, cols)
+    rows = torch.arange(h, device=x.device)[None, :, None]
+    index = ((dy + rows) * width + dx + cols).view(n, 1, h * w).expand(n, c, h * w)
+    return padded.flatten(2).gather(2, index).view(n, c, h, w)
 
 
 def random_flip(x: torch.Tensor) -> torch.Tensor:
     """Mirror each image left-right with probability 1/2."""
-    flip = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < 0.5
-    return torch.where(flip, x.flip(-1), x)
+    return random_crop(x, 0, flip=True)
 
 
 def random_erasing(x: torch.Tensor, p: float, scale: tuple[float, float] = (0.02, 0.33),
@@ -80,7 +89,8 @@ def random_erasing(x: torch.Tensor, p: float, scale: tuple[float, float] = (0.02
 
 @dataclass
 class BatchAugment:
-    """Everything done to a batch after it reaches the device: scale to 0..1, augment (training), normalize.
+    """Everything done to a batch after it reaches the device: crop and flip (training), scale to 0..1 and
+    normalize, then random erasing and mixup/cutmix (training).
 
     Args:
         mean, std: per-channel statistics (of the training split) to normalize with.
@@ -112,19 +122,13 @@ class BatchAugment:
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (0..255) or float (0..1) images -> normalized float images."""
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-        mean = torch.as_tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.as_tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        return (x - mean) / std
+        return normalize(x, self.mean, self.std)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.normalize(x)
         if not train:
-            return x, y
-        x = random_crop(x, self.padding)
-        if self.flip:
-            x = random_flip(x)
-        x = random_erasing(x, self.erasing)
+            return self.normalize(x), y
+        x = random_crop(x, self.padding, self.flip)  # pads with black, as torchvision's RandomCrop(padding=...)
+        x = random_erasing(self.normalize(x), self.erasing)
         if self.mix is not None:
             x, y = self.mix(x, y)
         return x, y

@@ -57,15 +57,20 @@ def read_images(sources: Iterable[str | Path], image_size: int, in_chans: int, m
     return normalize(raw, mean, std), raw, kept
 
 
-def _per_channel(value: float | list[float]) -> torch.Tensor:
-    return torch.as_tensor(value, dtype=torch.float32).view(-1, 1, 1)
+def _per_channel(value: float | list[float], like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device).view(-1, 1, 1)
 
 
 def normalize(images: torch.Tensor, mean: float | list[float], std: float | list[float]) -> torch.Tensor:
-    """``(images - mean) / std``, with one value for all channels or one per channel."""
-    return (images - _per_channel(mean)) / _per_channel(std)
+    """``(images - mean) / std`` as float, with one value for all channels or one per channel.
+
+    uint8 images (0..255) are scaled to 0..1 first; one fused multiply-add does it all.
+    """
+    scale = 255.0 if images.dtype == torch.uint8 else 1.0
+    x = images.float()
+    return torch.addcmul(-_per_channel(mean, x) / _per_channel(std, x), x, 1.0 / (scale * _per_channel(std, x)))
 
 
 def denormalize(images: torch.Tensor, mean: float | list[float], std: float | list[float]) -> torch.Tensor:
     """The inverse of :func:`normalize`: back to pixels in [0, 1], e.g. to draw them."""
-    return images * _per_channel(std) + _per_channel(mean)
+    return images * _per_channel(std, images) + _per_channel(mean, images)

@@ -70,6 +70,9 @@ class ImageFiles(Dataset):
                 warnings.warn(f"skipping unreadable image {path}: {exc}", stacklevel=2)
         raise InputError("no image in the folder could be read")
 
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [self[i] for i in indices]
+
 
 @register_datamodule("folder")
 class FolderDataModule(ImageDataModule):

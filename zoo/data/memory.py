@@ -219,6 +219,31 @@ class ImageDataModule(L.LightningDataModule):
         x, y = dataset.images, dataset.labels
         return self.batch_augment.normalize(x), y
 
+    def augmented_batch(self, n: int = 32, seed: int = 0) -> tuple[torch.Tensor, list[str]]:
+        """`n` training images as the model sees them in training, back in 0..1 for drawing, with captions.
+
+        Captions are class names; mixed images (mixup, cutmix) name the two classes and their shares.
+        """
+        from zoo.data.files import denormalize
+
+        self.setup()
+        torch.manual_seed(seed)
+        dataset = self.train_set
+        picked = torch.randperm(len(dataset))[:n].tolist()
+        x, y = collate(dataset.__getitems__(picked))
+        x, y = self.batch_augment(x, y, train=True)
+        captions = []
+        for target in y:
+            if target.dim() == 0:
+                captions.append(self.class_names[int(target)])
+                continue
+            top = target.topk(2)
+            parts = [(self.class_names[int(i)], float(v)) for v, i in zip(top.values, top.indices, strict=True)
+                     if v > 0.005]
+            captions.append(" + ".join(f"{name} {share:.2f}" for name, share in parts) if len(parts) > 1
+                            else parts[0][0])
+        return denormalize(x, self.mean, self.std).clamp(0, 1), captions
+
     def _loader(self, dataset: Dataset | None, train: bool = False) -> DataLoader:
         if dataset is None:
             raise InputError(f"{type(self).__name__} has no data yet: call setup() first (a Trainer does)")

@@ -1,0 +1,343 @@
+"""DataModules on files written here in the real on-disk formats, presets, the fast path, folds, zoo data and zoo cv."""
+
+import gzip
+import json
+import pickle
+import struct
+import warnings
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+import zoo
+from tests.conftest import run_zoo
+from zoo.data.augment import PRESETS, BatchAugment, random_crop, random_erasing, sample_transform
+from zoo.errors import InputError, ZooError
+
+# -- files in the real formats -------------------------------------------------------------------
+
+
+def write_idx(folder, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """MNIST's idx files, gzipped as published (magic 2051 images, 2049 labels, big-endian sizes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n, h, w = images.shape
+    with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">IIII", 2051, n, h, w) + images.astype(np.uint8).tobytes())
+    with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">II", 2049, n) + labels.astype(np.uint8).tobytes())
+
+
+def fake_mnist(root, name="MNIST", n_train=200, n_test=50):
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (n_train, 28, 28)), np.arange(n_train) % 10
+    test = rng.integers(0, 256, (n_test, 28, 28)), np.arange(n_test) % 10
+    write_idx(root / name / "raw", "train", *train)
+    write_idx(root / name / "raw", "t10k", *test)
+    return train, test
+
+
+def write_cifar(root, hundred: bool = False, per_batch: int = 30, n_test: int = 40):
+    """CIFAR's python pickles: dicts with 'data' (N x 3072 uint8, channel-major) and the label lists."""
+    rng = np.random.default_rng(1)
+    classes = 100 if hundred else 10
+    folder = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
+    folder.mkdir(parents=True)
+    key = "fine_labels" if hundred else "labels"
+    names = ["train"] if hundred else [f"data_batch_{i}" for i in range(1, 6)]
+    written = {}
+    for name, n in [(b, per_batch * (5 if hundred else 1)) for b in names] + [("test" if hundred else "test_batch",
+                                                                                n_test)]:
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = list(rng.permutation(np.arange(n) % classes))
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, key: labels}, f)
+        written[name] = data, labels
+    meta = {"fine_label_names": zoo.data.CIFAR100DataModule.class_names} if hundred else \
+        {"label_names": zoo.data.CIFAR10DataModule.class_names}
+    with open(folder / ("meta" if hundred else "batches.meta"), "wb") as f:
+        pickle.dump(meta, f)
+    return written
+
+
+def write_folder(root, classes=("cat", "dog", "owl"), per_class=8, size=40):
+    rng = np.random.default_rng(2)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8)
+            if i % 2:
+                Image.fromarray(pixels).save(root / c / f"{i}.png")
+            else:
+                Image.fromarray(pixels).save(root / c / f"{i}.jpg", quality=95)
+
+
+def test_mnist_from_gzipped_idx_files(tmp_path):
+    (train_x, train_y), (test_x, test_y) = fake_mnist(tmp_path)
+    dm = zoo.data.create("mnist", data_dir=str(tmp_path), download=False, val_split=20)
+    dm.setup()
+    assert (dm.num_classes, dm.in_chans, dm.image_size) == (10, 1, 28)
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (180, 20, 50)
+    assert dm.test_set.images.dtype == torch.uint8
+    assert torch.equal(dm.test_set.images[:, 0], torch.as_tensor(test_x, dtype=torch.uint8))  # untouched, in order
+    assert torch.equal(dm.test_set.labels, torch.as_tensor(test_y))
+    pool = {bytes(x) for x in train_x.astype(np.uint8)}
+    train = {bytes(x[0].numpy()) for x in dm.train_set.images}
+    val = {bytes(x[0].numpy()) for x in dm.val_set.images}
+    assert train | val == pool and not train & val  # the val split comes out of the training images
+    assert np.bincount(dm.val_set.labels.numpy()).tolist() == [2] * 10  # stratified
+    fashion = fake_mnist(tmp_path, "FashionMNIST")
+    dm = zoo.data.create("fashion_mnist", data_dir=str(tmp_path), download=False, val_split=0.1, image_size=32)
+    dm.setup()
+    assert dm.train_set.images.shape[1:] == (1, 32, 32) and dm.class_names[9] == "Ankle boot"
+    assert len(dm.val_set) == 20 and fashion
+
+
+@pytest.mark.parametrize("hundred", [False, True])
+def test_cifar_from_python_pickles(tmp_path, hundred):
+    written = write_cifar(tmp_path, hundred, per_batch=60)  # 300 training images: 3 per CIFAR-100 class
+    name = "cifar100" if hundred else "cifar10"
+    dm = zoo.data.create(name, data_dir=str(tmp_path), download=False, val_split=100)
+    dm.setup()
+    data, labels = written["test" if hundred else "test_batch"]
+    assert torch.equal(dm.test_set.images, torch.as_tensor(data).view(-1, 3, 32, 32))
+    assert dm.test_set.labels.tolist() == labels
+    assert len(dm.train_set) + len(dm.val_set) == 300 and len(dm.val_set) == 100
+    assert dm.num_classes == (100 if hundred else 10) and len(dm.mean) == 3
+    expected = torch.cat([torch.as_tensor(d).view(-1, 3, 32, 32) for d, _ in written.values()][:-1]).double() / 255
+    pool_mean = expected.mean(dim=(0, 2, 3))
+    assert np.allclose(dm.mean, pool_mean.tolist(), atol=0.02)  # statistics of the (training) images
+
+
+def test_missing_files_offline_say_what_to_put_where(tmp_path, monkeypatch):
+    import torchvision.datasets.utils as utils
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(utils, "urlopen", offline, raising=False)
+    monkeypatch.setattr("zoo.data.cifar.download_and_extract_archive", offline)
+    with pytest.raises(ZooError, match=r"CIFAR10 is not in .*cifar-10-batches-py and it could not be downloaded "
+                                       r"\(OSError: no network\); put data_batch_1, .*batches.meta there"):
+        zoo.data.create("cifar10", data_dir=str(tmp_path)).setup()
+    with pytest.raises(ZooError, match=r"MNIST is not in .*MNIST/raw and download=False; put these files there: "
+                                       r"train-images-idx3-ubyte.gz"):
+        zoo.data.create("mnist", data_dir=str(tmp_path), download=False).setup()
+
+
+def test_folder_with_one_root_split_by_fractions_and_corrupt_files_skipped(tmp_path):
+    write_folder(tmp_path / "pets")
+    (tmp_path / "pets" / "cat" / "notes.txt").write_text("not an image")
+    (tmp_path / "pets" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.warns(UserWarning, match=r"skipping 2 file\(s\) .*not readable images: .*notes.txt"):
+        dm = zoo.data.create("folder", data_dir=str(tmp_path / "pets"), image_size=32, test_split=6, val_split=6,
+                             num_workers=0)
+    assert dm.class_names == ["cat", "dog", "owl"] and dm.num_classes == 3
+    dm.setup()
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (12, 6, 6)
+    x, y = next(iter(dm.val_dataloader()))
+    assert x.dtype == torch.uint8 and x.shape == (6, 3, 32, 32) and sorted(y.tolist()) == [0, 0, 1, 1, 2, 2]
+    cache = tmp_path / "pets" / ".zoo-stats.json"
+    stats = json.loads(cache.read_text())
+    (key,) = stats
+    assert stats[key]["mean"] == dm.mean
+    stats[key]["mean"] = [0.1, 0.2, 0.3]  # a value only the cache can give
+    cache.write_text(json.dumps(stats))
+    with pytest.warns(UserWarning, match="skipping 2 file"):
+        again = zoo.data.create("folder", data_dir=str(tmp_path / "pets"), image_size=32, test_split=6, val_split=6)
+    again.setup()
+    assert again.mean == [0.1, 0.2, 0.3]
+    with pytest.raises(InputError, match=r"2 file\(s\) .* are not readable images"):
+        zoo.data.create("folder", data_dir=str(tmp_path / "pets"), strict=True)
+
+
+def test_folder_with_train_val_test_folders_trains(tmp_path):
+    for split in ("train", "val", "test"):
+        write_folder(tmp_path / split, per_class=4 if split != "train" else 10, size=24)
+    dm = zoo.data.create("folder", data_dir=str(tmp_path), image_size=24, batch_size=8, num_workers=0)
+    dm.setup()
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (30, 12, 12)
+    model = zoo.create("lenet5", num_classes=3, in_chans=3, image_size=24)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, dm)
+    assert trainer.callback_metrics["val_acc"] >= 0
+
+
+@pytest.mark.parametrize("layout, message", [
+    ({}, "needs at least two class folders"),
+    ({"only": 3}, "needs at least two class folders with images, found \\['only'\\]"),
+    ({"a": 3, "b": 0}, "class folder\\(s\\) b in .* have no images"),
+])
+def test_folder_bad_layouts_are_clear_errors(tmp_path, layout, message):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    for name, n in layout.items():
+        (root / name).mkdir()
+        for i in range(n):
+            Image.new("RGB", (8, 8)).save(root / name / f"{i}.png")
+    with pytest.raises(InputError, match=message):
+        zoo.data.create("folder", data_dir=str(root))
+    with pytest.raises(InputError, match="does not exist"):
+        zoo.data.create("folder", data_dir=str(tmp_path / "nowhere"))
+
+
+# -- splits and folds ----------------------------------------------------------------------------
+
+
+def test_fake_data_splits_are_deterministic_and_disjoint():
+    a = zoo.data.create("fake", train_size=300, val_split=0.2, image_size=8)
+    b = zoo.data.create("fake", train_size=300, val_split=0.2, image_size=8)
+    c = zoo.data.create("fake", train_size=300, val_split=0.2, image_size=8, split_seed=1)
+    for dm in (a, b, c):
+        dm.setup()
+    assert torch.equal(a.val_set.images, b.val_set.images) and not torch.equal(a.val_set.images, c.val_set.images)
+    assert (len(a.train_set), len(a.val_set)) == (240, 60)
+    train = {bytes(x.numpy()) for x in a.train_set.images}
+    assert not train & {bytes(x.numpy()) for x in a.val_set.images}
+
+
+def test_folds_partition_the_training_images():
+    seen = []
+    for fold in range(4):
+        dm = zoo.data.create("fake", train_size=200, image_size=8, folds=4, fold=fold)
+        dm.setup()
+        assert len(dm.val_set) == 50 and len(dm.train_set) == 150
+        assert np.bincount(dm.val_set.labels.numpy()).tolist() == [5] * 10
+        seen.append({bytes(x.numpy()) for x in dm.val_set.images})
+    assert len(set.union(*seen)) == 200  # every image validates exactly once
+    with pytest.raises(InputError, match="fold must be in 0..3"):
+        zoo.data.create("fake", folds=4, fold=4).setup()
+
+
+# -- presets -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("size", [32, 96])
+def test_each_preset_keeps_shape_and_dtype_and_changes_pixels(preset, size):
+    from zoo.data.memory import collate
+
+    torch.manual_seed(0)
+    dm = zoo.data.create("fake", image_size=size, train_size=64, val_split=0, augment=preset, batch_size=64)
+    dm.setup()
+    x, y = collate(dm.train_set.__getitems__(list(range(64))))  # what the loader hands out, in order
+    assert x.dtype == torch.uint8 and x.shape == (64, 3, size, size)
+    out, target = dm.batch_augment(x, y, train=True)
+    assert out.dtype == torch.float32 and out.shape == x.shape and torch.equal(target, y)
+    plain = dm.batch_augment.normalize(dm.train_set.images)
+    if preset == "none":
+        assert torch.equal(out, plain)
+    else:
+        changed = (out - plain).abs().flatten(1).amax(1) > 1e-3
+        assert changed.float().mean() > 0.4  # most images differ (a flip or policy may leave a few as they were)
+
+
+def test_erasing_color_jitter_mixup_cutmix():
+    torch.manual_seed(0)
+    x = torch.ones(256, 3, 16, 16)
+    erased = random_erasing(x, p=0.5)
+    hit = (erased == 0).flatten(1).any(1)
+    assert 0.35 < hit.float().mean() < 0.65  # about half the images
+    area = (erased[hit] == 0).float().mean(dim=(1, 2, 3))
+    assert area.min() >= 0.01 and area.max() <= 0.40  # 2-33 % of the image, up to whole-pixel rounding at 16x16
+    jitter = sample_transform("none", 32, color_jitter=0.4)
+    image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    assert jitter(image).dtype == torch.uint8 and not torch.equal(jitter(image), image)
+    for kwargs in ({"mixup": 0.2}, {"cutmix": 1.0}, {"mixup": 0.2, "cutmix": 1.0}):
+        augment = BatchAugment([0.5] * 3, [0.25] * 3, num_classes=10, **kwargs)
+        images = torch.randint(0, 256, (32, 3, 16, 16), dtype=torch.uint8)
+        out, soft = augment(images, torch.arange(32) % 10, train=True)
+        assert soft.shape == (32, 10)
+        torch.testing.assert_close(soft.sum(1), torch.ones(32))
+        assert (soft > 0).sum(1).max() == 2  # two classes mixed
+    with pytest.raises(InputError, match="erasing is a probability"):
+        zoo.data.create("fake", erasing=2.0)
+
+
+def test_mixup_trains_with_soft_targets():
+    torch.manual_seed(0)
+    dm = zoo.data.create("digits", mixup=0.4, cutmix=1.0)
+    model = zoo.create("lenet5", num_classes=10, in_chans=1)
+    trainer = L.Trainer(max_steps=3, limit_val_batches=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False)
+    trainer.fit(model, dm)
+    assert torch.isfinite(trainer.callback_metrics["train_loss"])
+    hinge = zoo.create("lenet5", num_classes=10, in_chans=1, loss="hinge")
+    with pytest.raises(InputError, match="hinge loss needs class labels"):
+        hinge.loss(torch.zeros(2, 10), torch.full((2, 10), 0.1))
+
+
+def test_fast_path_agrees_in_distribution_with_the_per_sample_path():
+    """The batch crop+flip against torchvision's RandomCrop(padding=4) + RandomHorizontalFlip, image by image."""
+    torch.manual_seed(0)
+    n, size = 8000, 16
+    x = torch.zeros(n, 1, size, size, dtype=torch.uint8)
+    x[:, 0, 5, 3] = 255  # one bright pixel off-centre: where it lands is the offset (and the flip)
+    fast = random_crop(x, 4, flip=True)
+    per_sample = v2.Compose([v2.RandomCrop(size, padding=4), v2.RandomHorizontalFlip()])
+    slow = torch.stack([per_sample(image) for image in x])
+    assert fast.dtype == slow.dtype == torch.uint8 and fast.shape == slow.shape
+    # the mean image: the same brightness overall (the pixel is cropped away equally often) ...
+    assert abs(fast.float().mean() - slow.float().mean()) < 0.03 * slow.float().mean()
+    # ... and, per pixel row and column, the same distribution of where the pixel lands
+    for axis in (0, 1):  # summed over columns: rows; summed over rows: columns
+        a = fast.float().mean(0)[0].sum(1 - axis)
+        b = slow.float().mean(0)[0].sum(1 - axis)
+        assert (a / a.sum() - b / b.sum()).abs().max() < 0.02, axis
+    visible = fast.flatten(1).amax(1) > 0
+    mirrored = fast[visible, 0].flatten(1).argmax(1) % size > 7
+    assert 0.45 < mirrored.float().mean() < 0.55
+
+
+def test_normalization_only_and_no_augmentation_outside_training():
+    dm = zoo.data.create("fake", image_size=8, train_size=100, erasing=1.0, mixup=1.0)
+    dm.setup()
+    dm.trainer = L.Trainer(logger=False, enable_progress_bar=False)
+    batch = dm.val_set.images, dm.val_set.labels
+    dm.trainer.validating = True
+    x, y = dm.on_after_batch_transfer(batch, 0)
+    torch.testing.assert_close(x, (batch[0].float() / 255 - torch.tensor(dm.mean).view(1, 3, 1, 1))
+                               / torch.tensor(dm.std).view(1, 3, 1, 1))
+    assert torch.equal(y, batch[1])
+
+
+# -- the commands ---------------------------------------------------------------------------------
+
+
+def test_zoo_data_show_and_list(tmp_path):
+    proc = run_zoo("data", "show", "digits", "--augment", "crop", "--set", "mixup=0.4", "--n", "8",
+                   "--out", "grid.png", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    image = Image.open(tmp_path / "grid.png")
+    assert image.size[0] > 800 and len(np.unique(np.asarray(image.convert("L")))) > 50  # a real picture
+    proc = run_zoo("data", "list", cwd=tmp_path)
+    assert {"digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "folder", "fake"} <= {
+        line.split()[0] for line in proc.stdout.splitlines()[2:]}
+    proc = run_zoo("data", "show", "digits", "--set", "nonsense", cwd=tmp_path)
+    assert proc.returncode == 2 and "zoo: error: --set takes KEY=VALUE pairs" in proc.stderr
+
+
+def test_zoo_cv_prints_each_fold_and_mean_std(tmp_path):
+    proc = run_zoo("cv", "--folds", "3", "--model", "linear", "--data.augment", "none", "--trainer.max_epochs", "2",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    folds = [line for line in lines if line[:1] in "012" and "runs/" in line]
+    assert len(folds) == 3
+    summary = next(line for line in lines if line.startswith("mean +- std"))
+    accs = [float(line.split()[1]) for line in folds]
+    assert f"{np.mean(accs):.2f} +- {np.std(accs, ddof=1):.2f}" in summary
+    assert min(accs) > 80  # a linear classifier on held-out digits folds
+    assert len(list((tmp_path / "runs" / "linear-digits").iterdir())) == 3
+
+
+def test_warnings_from_zoo_data_are_one_line(tmp_path):
+    write_folder(tmp_path / "imgs", per_class=3, size=8)
+    (tmp_path / "imgs" / "cat" / "x.txt").write_text("no")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        zoo.data.create("folder", data_dir=str(tmp_path / "imgs"))
+    assert any("x.txt" in str(w.message) for w in caught)
