@@ -4,7 +4,6 @@ import gzip
 import json
 import pickle
 import struct
-import warnings
 
 import lightning as L
 import numpy as np
@@ -333,11 +332,3 @@ def test_zoo_cv_prints_each_fold_and_mean_std(tmp_path):
     assert min(accs) > 80  # a linear classifier on held-out digits folds
     assert len(list((tmp_path / "runs" / "linear-digits").iterdir())) == 3
 
-
-def test_warnings_from_zoo_data_are_one_line(tmp_path):
-    write_folder(tmp_path / "imgs", per_class=3, size=8)
-    (tmp_path / "imgs" / "cat" / "x.txt").write_text("no")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        zoo.data.create("folder", data_dir=str(tmp_path / "imgs"))
-    assert any("x.txt" in str(w.message) for w in caught)

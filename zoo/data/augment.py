@@ -93,11 +93,13 @@ class BatchAugment:
     normalize, then random erasing and mixup/cutmix (training).
 
     Args:
-        mean, std: per-channel statistics (of the training split) to normalize with.
+        mean: per-channel means (of the training split, on the 0..1 scale) to normalize with.
+        std: per-channel standard deviations, likewise.
         padding: random-crop padding (0: none).
         flip: random horizontal flips.
         erasing: probability of random erasing per image.
-        mixup, cutmix: Beta(alpha, alpha) parameters (0: off); with both, each batch uses one of them.
+        mixup: mixup's Beta(alpha, alpha) parameter (0: off).
+        cutmix: cutmix's Beta(alpha, alpha) parameter (0: off); with mixup too, each batch uses one of them.
         num_classes: for the soft targets mixup and cutmix make.
     """
 
@@ -111,9 +113,8 @@ class BatchAugment:
     num_classes: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("erasing",):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise InputError(f"{name} is a probability between 0 and 1, got {getattr(self, name)!r}")
+        if not 0.0 <= self.erasing <= 1.0:
+            raise InputError(f"erasing is a probability between 0 and 1, got {self.erasing!r}")
         if self.mixup < 0 or self.cutmix < 0:
             raise InputError(f"mixup and cutmix are Beta alphas >= 0 (0: off), got {self.mixup}, {self.cutmix}")
         mixers = [m(alpha=a, num_classes=self.num_classes)

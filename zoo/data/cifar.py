@@ -41,6 +41,12 @@ class CIFARDataModule(ImageDataModule):
             raise InputError(f"image_size must be a positive integer, got {image_size!r}")
         self.data_dir, self.image_size, self.download = data_dir, image_size, download
         self.save_arguments(data_dir=data_dir, image_size=image_size, download=download)
+        if not download:
+            self._ensure_files()  # missing files fail here, before a trainer writes anything
+
+    def prepare_data(self) -> None:
+        """Download when files are missing (Lightning calls this on one process per node)."""
+        self._ensure_files()
 
     @property
     def folder(self) -> Path:

@@ -160,10 +160,12 @@ class FolderDataModule(ImageDataModule):
         else:
             parts["val"] = self._labelled("val")
         self.mean, self.std = self._stats(files)
-        make = lambda f, y, t: ImageFiles(f, torch.as_tensor(y, dtype=torch.long), t, self.in_chans)  # noqa: E731
-        self.train_set = make(files, labels, self._train_transform())
-        self.val_set = make(*parts["val"], self._eval_transform())
-        self.test_set = make(*parts["test"], self._eval_transform())
+        self.train_set = self._dataset(files, labels, self._train_transform())
+        self.val_set = self._dataset(*parts["val"], self._eval_transform())
+        self.test_set = self._dataset(*parts["test"], self._eval_transform())
+
+    def _dataset(self, files: list[Path], labels: np.ndarray, transform: v2.Transform) -> "ImageFiles":
+        return ImageFiles(files, torch.as_tensor(labels, dtype=torch.long), transform, self.in_chans)
 
     def _stats(self, files: list[Path], sample: int = 2000) -> tuple[list[float], list[float]]:
         """Mean and std of (up to `sample` of) the training images at image_size, cached by the file list."""
@@ -177,8 +179,7 @@ class FolderDataModule(ImageDataModule):
         if key in cached:
             return cached[key]["mean"], cached[key]["std"]
         picked = np.random.default_rng(0).permutation(len(files))[:sample]
-        dataset = ImageFiles([files[i] for i in picked], torch.zeros(len(picked), dtype=torch.long),
-                             self._eval_transform(), self.in_chans)
+        dataset = self._dataset([files[i] for i in picked], np.zeros(len(picked)), self._eval_transform())
         mean, std = channel_stats(torch.stack([dataset[i][0] for i in range(len(dataset))]))
         cached[key] = {"mean": mean, "std": std}
         try:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
 
 from zoo.data.augment import BatchAugment, batch_flip, batch_padding, check_preset, sample_transform
 from zoo.errors import InputError
@@ -180,9 +181,9 @@ class ImageDataModule(L.LightningDataModule):
     # -- splits and loaders -----------------------------------------------------------------------
 
     def sample_transform(self) -> Callable | None:
-        preset = sample_transform(self.augment, self.image_size, self.color_jitter)
-        steps = [t for t in (preset, self.transform) if t is not None]
-        return steps[0] if len(steps) == 1 else (lambda x: steps[1](steps[0](x))) if steps else None
+        """The per-image part of the training augmentation: the preset's, then the custom `transform`."""
+        steps = [t for t in (sample_transform(self.augment, self.image_size, self.color_jitter), self.transform) if t]
+        return v2.Compose(steps) if len(steps) > 1 else steps[0] if steps else None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

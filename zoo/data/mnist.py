@@ -44,6 +44,12 @@ class MNISTLikeDataModule(ImageDataModule):
             raise InputError(f"image_size must be a positive integer, got {image_size!r}")
         self.data_dir, self.image_size, self.download = data_dir, image_size, download
         self.save_arguments(data_dir=data_dir, image_size=image_size, download=download)
+        if not download:
+            self._splits()  # missing files fail here, before a trainer writes anything
+
+    def prepare_data(self) -> None:
+        """Download when files are missing (Lightning calls this on one process per node)."""
+        self._splits()
 
     @property
     def raw_folder(self) -> Path:
@@ -57,15 +63,18 @@ class MNISTLikeDataModule(ImageDataModule):
                 with gzip.open(packed, "rb") as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst)
 
-    def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _splits(self) -> list[Any]:
+        """torchvision's training and test datasets, after unpacking or downloading what is missing."""
         self._unpack()
         files = [name for name, _ in self.dataset.resources]
         source = self.dataset.mirrors[0]
-        out = []
-        for train in (True, False):
-            split = torchvision_split(self.dataset, self.data_dir, train, self.download, self.raw_folder, files, source)
-            out += [resize(split.data[:, None], self.image_size), split.targets.long()]
-        return tuple(out)  # type: ignore[return-value]
+        return [torchvision_split(self.dataset, self.data_dir, train, self.download, self.raw_folder, files, source)
+                for train in (True, False)]
+
+    def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        train, test = self._splits()
+        return (resize(train.data[:, None], self.image_size), train.targets.long(),
+                resize(test.data[:, None], self.image_size), test.targets.long())
 
 
 @register_datamodule("mnist")
