@@ -15,8 +15,8 @@ from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.datasets.utils import download_and_extract_archive
 
 from zoo.data import register_datamodule
-from zoo.data.memory import ImageDataModule, resize
-from zoo.errors import InputError, ZooError
+from zoo.data.memory import DownloadedDataModule, resize
+from zoo.errors import ZooError
 
 
 def read_pickle(path: Path) -> dict:
@@ -27,26 +27,13 @@ def read_pickle(path: Path) -> dict:
         raise ZooError(f"cannot read {path} ({type(exc).__name__}: {exc}); delete it and download again") from None
 
 
-class CIFARDataModule(ImageDataModule):
+class CIFARDataModule(DownloadedDataModule):
     """The CIFAR layout torchvision downloads: ``<data_dir>/<folder>/`` with pickled batches and a meta file."""
 
     source: type = CIFAR10
     label_key = "labels"
     names_key = "label_names"
     in_chans = 3
-
-    def __init__(self, data_dir: str = "data", image_size: int = 32, download: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if image_size < 1:
-            raise InputError(f"image_size must be a positive integer, got {image_size!r}")
-        self.data_dir, self.image_size, self.download = data_dir, image_size, download
-        self.save_arguments(data_dir=data_dir, image_size=image_size, download=download)
-        if not download:
-            self._ensure_files()  # missing files fail here, before a trainer writes anything
-
-    def prepare_data(self) -> None:
-        """Download when files are missing (Lightning calls this on one process per node)."""
-        self._ensure_files()
 
     @property
     def folder(self) -> Path:
@@ -55,7 +42,7 @@ class CIFARDataModule(ImageDataModule):
     def _files(self) -> list[str]:
         return [name for name, _ in self.source.train_list + self.source.test_list] + [self.source.meta["filename"]]
 
-    def _ensure_files(self) -> None:
+    def ensure_files(self) -> None:
         missing = [f for f in self._files() if not (self.folder / f).is_file()]
         if not missing:
             return
@@ -80,7 +67,7 @@ class CIFARDataModule(ImageDataModule):
         return resize(x, self.image_size), torch.as_tensor(labels, dtype=torch.long)
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        self._ensure_files()
+        self.ensure_files()
         train = self._read([n for n, _ in self.source.train_list])
         test = self._read([n for n, _ in self.source.test_list])
         names = read_pickle(self.folder / self.source.meta["filename"])[self.names_key]

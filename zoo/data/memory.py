@@ -265,4 +265,28 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader(self.test_set)
 
 
-__all__ = ["ImageDataModule", "TensorImages", "channel_stats", "resize", "split_train_val"]
+class DownloadedDataModule(ImageDataModule):
+    """A dataset whose files live in `data_dir` and can be downloaded: checked (and fetched) in one place.
+
+    Subclasses implement :meth:`ensure_files`: return when the files are there, download them if
+    ``download`` allows, else raise a ZooError that says which files to put where.
+    """
+
+    def __init__(self, data_dir: str, image_size: int, download: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if image_size < 1:
+            raise InputError(f"image_size must be a positive integer, got {image_size!r}")
+        self.data_dir, self.image_size, self.download = data_dir, image_size, download
+        self.save_arguments(data_dir=data_dir, image_size=image_size, download=download)
+        if not download:
+            self.ensure_files()  # missing files fail here, before a trainer writes anything
+
+    def ensure_files(self) -> None:
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        """Download when files are missing (Lightning calls this on one process per node)."""
+        self.ensure_files()
+
+
+__all__ = ["DownloadedDataModule", "ImageDataModule", "TensorImages", "channel_stats", "resize", "split_train_val"]

@@ -9,8 +9,8 @@ import torch
 from torchvision import datasets
 
 from zoo.data import register_datamodule
-from zoo.data.memory import ImageDataModule, resize
-from zoo.errors import InputError, ZooError
+from zoo.data.memory import DownloadedDataModule, resize
+from zoo.errors import ZooError
 
 
 def torchvision_split(cls: type, data_dir: str, train: bool, download: bool, folder: Path, files: list[str],
@@ -31,25 +31,12 @@ def torchvision_split(cls: type, data_dir: str, train: bool, download: bool, fol
                    f"(from {source}), or run once with a network")
 
 
-class MNISTLikeDataModule(ImageDataModule):
+class MNISTLikeDataModule(DownloadedDataModule):
     """The idx-format datasets torchvision reads from ``<data_dir>/<Name>/raw`` (``.gz`` files are unpacked)."""
 
     dataset: type = datasets.MNIST
     num_classes = 10
     in_chans = 1
-
-    def __init__(self, data_dir: str = "data", image_size: int = 28, download: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if image_size < 1:
-            raise InputError(f"image_size must be a positive integer, got {image_size!r}")
-        self.data_dir, self.image_size, self.download = data_dir, image_size, download
-        self.save_arguments(data_dir=data_dir, image_size=image_size, download=download)
-        if not download:
-            self._splits()  # missing files fail here, before a trainer writes anything
-
-    def prepare_data(self) -> None:
-        """Download when files are missing (Lightning calls this on one process per node)."""
-        self._splits()
 
     @property
     def raw_folder(self) -> Path:
@@ -62,6 +49,9 @@ class MNISTLikeDataModule(ImageDataModule):
             if not target.exists():
                 with gzip.open(packed, "rb") as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst)
+
+    def ensure_files(self) -> None:
+        self._splits()
 
     def _splits(self) -> list[Any]:
         """torchvision's training and test datasets, after unpacking or downloading what is missing."""
