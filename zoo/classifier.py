@@ -1,6 +1,7 @@
 """ImageClassifier: the one LightningModule that trains any registered net."""
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,6 +87,10 @@ class ImageClassifier(L.LightningModule):
                 f"model {model!r} needs inputs of at least {min_size}x{min_size} pixels, got image_size={image_size}; "
                 f"use images of {min_size} pixels or more (on the CLI: --data.image_size {min_size})"
             )
+        if self.memorizes:  # kNN: no loss, no optimizer; Lightning's warnings about both are expected here
+            warnings.filterwarnings("ignore", message=r".*configure_optimizers` returned `None`, this fit will run")
+            warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`. If this was on purpose")
+            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.log_grad_norm = log_grad_norm
@@ -138,7 +143,16 @@ class ImageClassifier(L.LightningModule):
                 self.log(f"{stage}_{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "acc")
         return loss
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+    @property
+    def memorizes(self) -> bool:
+        """Whether the net learns by memorizing the training images in one pass (kNN), not by gradients."""
+        return getattr(self.net, "memorizes", False)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
+        if self.memorizes:  # one pass, unaugmented (zoo's DataModules skip augmentation for it), no loss
+            if self.current_epoch == 0:
+                self.net.memorize(*batch)
+            return None
         loss = self._step("train", batch, batch_idx)
         value = loss.item()  # one scalar sync a step: a NaN must stop training at once, not an epoch later
         if not math.isfinite(value):
@@ -179,7 +193,13 @@ class ImageClassifier(L.LightningModule):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x).softmax(dim=1)
 
+    def on_train_epoch_end(self) -> None:
+        if self.memorizes:
+            self.trainer.should_stop = True  # everything is memorized after one pass
+
     def configure_optimizers(self) -> Any:
+        if not any(p.requires_grad for p in self.parameters()):
+            return None  # nothing to optimize (kNN)
         optimizer = self.optimizer(self.parameters())
         if self.lr_scheduler is None:
             return optimizer
