@@ -98,6 +98,8 @@ def test_minimum_sizes_come_from_the_nets():
         zoo.create_model("timm/resnet18")(torch.randn(1, 3, 16, 16))
     vit = zoo.create_model("tv/vit_b_32", num_classes=2, image_size=64)  # built for the size it is given
     assert vit(torch.randn(1, 3, 64, 64)).shape == (1, 2)
+    with pytest.raises(InputError, match="torchvision's maxvit_t cannot be built for image_size=64: .*divisible"):
+        zoo.create_model("tv/maxvit_t", image_size=64)
 
 
 def test_torchvision_weights_from_the_cache_with_a_new_head_and_one_channel(tmp_path, monkeypatch):

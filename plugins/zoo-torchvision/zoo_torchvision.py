@@ -161,8 +161,10 @@ def _builder(name: str, weights_enum: Any, size: int, min_size: int) -> Callable
     ) -> nn.Module:
         extra: dict[str, Any] = {}
         if fixed and image_size != size:
-            extra["image_size" if name.startswith("vit_") else "input_size"] = (
-                image_size if name.startswith("vit_") else (image_size, image_size))
+            if name.startswith("vit_"):
+                extra["image_size"] = image_size
+            else:
+                extra["input_size"] = (image_size, image_size)  # MaxViT
         if name == "inception_v3":
             extra.update(aux_logits=False, init_weights=True)
         loaded = _weights(weights_enum, weights) if weights is not None else None
@@ -172,6 +174,8 @@ def _builder(name: str, weights_enum: Any, size: int, min_size: int) -> Callable
             cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(loaded.url).name
             raise ZooError(f"cannot download the weights {loaded} ({exc}); offline, put the file {loaded.url} "
                            f"at {cache} (TORCH_HOME sets the folder)") from None
+        except ValueError as exc:  # MaxViT's window grid, e.g.: an input size the architecture cannot take
+            raise InputError(f"torchvision's {name} cannot be built for image_size={image_size}: {exc}") from None
         net.__class__ = _protocol_class(type(net))
         net.pre_logits_features = net.get_classifier().in_features
         # the feature map's width is what the head's first linear layer reads (all layouts: pool, norm, linear)
@@ -221,14 +225,15 @@ def register_all() -> None:
     core = set(list_models())
     layouts = {cls.__module__: cls for cls in LAYOUTS}  # each torchvision family has its own module
     for name in tvm.list_models(module=tvm):
-        if name in core or tvm.get_model_builder(name).__module__ not in layouts:
+        cls = layouts.get(tvm.get_model_builder(name).__module__)
+        if name in core or cls is None:
             continue  # zoo has it already, or no layout yet (SqueezeNet: its classifier is a convolution)
         weights_enum = tvm.get_model_weights(name)
         size = weights_enum.DEFAULT.transforms.keywords.get("crop_size", 224)  # what the weights were made for
         register_model(
             _builder(name, weights_enum, size, weights_enum.DEFAULT.meta.get("min_size", (1, 1))[0]),
             name=f"{NAMESPACE}/{name}",
-            family=f"{NAMESPACE}/{layouts[tvm.get_model_builder(name).__module__].__name__.lower()}",
+            family=f"{NAMESPACE}/{cls.__name__.lower()}",
             paper="torchvision " + weights_enum.DEFAULT.meta.get("recipe", ""),
             input_size=(3, size, size),
             min_size=None,  # the built net's: from the weights' metadata, or its input size for ViT and MaxViT

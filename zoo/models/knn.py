@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from zoo.errors import InputError
-from zoo.registry import register_model
+from zoo.registry import create_model, register_model
 
 Metric = Literal["l1", "l2"]
 
@@ -100,8 +100,6 @@ def _feature_net(features: str, num_classes: int, in_chans: int, image_size: int
         from zoo.classifier import ImageClassifier
 
         return ImageClassifier.load_from_checkpoint(features, map_location="cpu").net
-    from zoo.registry import create_model
-
     return create_model(features, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
 
 
