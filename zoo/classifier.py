@@ -1,6 +1,7 @@
 """ImageClassifier: the one LightningModule that trains any registered net."""
 
 import math
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -8,12 +9,14 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.errors import CheckpointError, InputError, TrainingError
 from zoo.registry import create_model
+from zoo.schedules import Schedule
 
 Loss = Literal["cross_entropy", "hinge"]
 LOSSES: tuple[str, ...] = Loss.__args__
@@ -46,6 +49,14 @@ class ImageClassifier(L.LightningModule):
             that need a metric (ReduceLROnPlateau) read ``val_loss``.
         class_names: class names in label order, kept in the checkpoint for predictions.
         log_grad_norm: log the total L2 norm of the gradients (``grad_norm``) at every step.
+        weight_decay_norm_and_bias: apply the optimizer's weight decay to biases and normalization
+            weights too (by default, as in timm, only weight matrices and convolution kernels decay).
+        l1_penalty: strength of the seeds' L1 regularization ``sum |W|`` added to the loss
+            (weights only, as weight decay); with `l2_penalty` too it is the elastic net.
+        l2_penalty: strength of the L2 regularization ``sum W^2`` added to the loss.
+        channels_last: train and evaluate in the channels-last memory layout (faster convolutions
+            on recent GPUs, especially with mixed precision).
+        compile: run the net through ``torch.compile`` (the first batches take longer while it compiles).
         **model_kwargs: the net's own arguments (e.g. ``hidden`` for ``mlp``).
     """
 
@@ -61,6 +72,11 @@ class ImageClassifier(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         class_names: list[str] | None = None,
         log_grad_norm: bool = False,
+        weight_decay_norm_and_bias: bool = False,
+        l1_penalty: float = 0.0,
+        l2_penalty: float = 0.0,
+        channels_last: bool = False,
+        compile: bool = False,
         **model_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -68,6 +84,9 @@ class ImageClassifier(L.LightningModule):
             raise InputError(f"unknown loss {loss!r}; choose one of: {', '.join(LOSSES)}")
         if not 0.0 <= label_smoothing < 1.0:
             raise InputError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        for name, value in (("l1_penalty", l1_penalty), ("l2_penalty", l2_penalty)):
+            if value < 0:
+                raise InputError(f"{name} must not be negative, got {value!r}")
         if class_names is not None and len(class_names) != num_classes:
             raise InputError(
                 f"{len(class_names)} class names given for num_classes={num_classes}; give one name per class"
@@ -94,6 +113,13 @@ class ImageClassifier(L.LightningModule):
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.log_grad_norm = log_grad_norm
+        self.weight_decay_norm_and_bias = weight_decay_norm_and_bias
+        self.l1_penalty, self.l2_penalty = l1_penalty, l2_penalty
+        self.channels_last = channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        # compiled lazily at the first call; kept outside the module tree so state_dict names stay the net's
+        self.__dict__["_compiled"] = torch.compile(self.net) if compile else None
         top_k = (1, 5) if num_classes > 5 else (1,)
         for stage in ("train", "val", "test"):
             for k in top_k:
@@ -102,7 +128,25 @@ class ImageClassifier(L.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (logits), ``[N, num_classes]``."""
-        return self.net(x)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x) if self._compiled is None else self._compiled(x)
+
+    def decayed_parameters(self) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+        """The trainable parameters split into (weights, biases and normalization weights), as timm does:
+        parameters with one dimension or less do not decay (unless ``weight_decay_norm_and_bias``)."""
+        weights, others = [], []
+        for parameter in self.net.parameters():
+            if parameter.requires_grad:
+                (weights if parameter.ndim > 1 or self.weight_decay_norm_and_bias else others).append(parameter)
+        return weights, others
+
+    def penalty(self) -> torch.Tensor | None:
+        """``l1_penalty * sum |W| + l2_penalty * sum W^2`` over the weights, or None when both are 0."""
+        if not (self.l1_penalty or self.l2_penalty):
+            return None
+        weights = [p for p in self.decayed_parameters()[0] if p.ndim > 1]
+        return sum(self.l1_penalty * w.abs().sum() + self.l2_penalty * w.square().sum() for w in weights)
 
     def loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.hparams.loss == "hinge":
@@ -113,6 +157,9 @@ class ImageClassifier(L.LightningModule):
         return F.cross_entropy(scores, target, label_smoothing=self.hparams.label_smoothing)
 
     def setup(self, stage: str) -> None:
+        strategy = self.trainer.strategy
+        if type(strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default: rewrites files in place
+            strategy.checkpoint_io = AtomicCheckpointIO()
         data = getattr(self.trainer, "datamodule", None)
         for what in ("num_classes", "in_chans", "image_size"):
             want, have = self.hparams[what], getattr(data, what, None)
@@ -154,6 +201,10 @@ class ImageClassifier(L.LightningModule):
                 self.net.memorize(*batch)
             return None
         loss = self._step("train", batch, batch_idx)
+        penalty = self.penalty()
+        if penalty is not None:
+            self.log("train_penalty", penalty, on_step=True, on_epoch=True)
+            loss = loss + penalty
         value = loss.item()  # one scalar sync a step: a NaN must stop training at once, not an epoch later
         if not math.isfinite(value):
             lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None
@@ -200,17 +251,38 @@ class ImageClassifier(L.LightningModule):
     def configure_optimizers(self) -> Any:
         if not any(p.requires_grad for p in self.parameters()):
             return None  # nothing to optimize (kNN)
-        optimizer = self.optimizer(self.parameters())
+        weights, others = self.decayed_parameters()
+        groups = [{"params": weights}] + ([{"params": others, "weight_decay": 0.0}] if others else [])
+        optimizer = self.optimizer(groups)
         if self.lr_scheduler is None:
             return optimizer
         scheduler = self.lr_scheduler(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+        interval = "epoch"
+        if isinstance(scheduler, Schedule):
+            interval = scheduler.interval
+            if scheduler.total is None and self._trainer is not None:
+                total = self.trainer.estimated_stepping_batches if interval == "step" else self.trainer.max_epochs
+                if total is not None and 0 < total < math.inf:  # else (max_epochs=-1) shapes that need it say so
+                    scheduler.total = int(total)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": interval, "monitor": "val_loss"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from zoo import __version__
 
         checkpoint["zoo"] = {"version": __version__, "model": self.hparams.model,
-                             "data": data_description(getattr(self.trainer, "datamodule", None))}
+                             "data": data_description(getattr(self.trainer, "datamodule", None)),
+                             "rng": rng_states()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A resumed fit continues with the random state the interrupted one had at its checkpoint.
+
+        So the shuffling, augmentation and dropout of the resumed epochs are those of an uninterrupted fit
+        (Lightning restores weights, optimizer and loops but not the random generators).
+        """
+        rng = checkpoint.get("zoo", {}).get("rng")
+        if rng is not None and self._trainer is not None and self.trainer.state.fn == "fit":
+            restore_rng_states(rng)
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -225,6 +297,28 @@ class ImageClassifier(L.LightningModule):
         return super().load_from_checkpoint(
             checkpoint_path, map_location=map_location, weights_only=True, **kwargs
         )
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint to a temporary file beside it, flushes it to disk, then renames it into place.
+
+    A fit killed while saving leaves the previous ``last.ckpt`` whole (Lightning's default writes
+    through a temporary file in the system's temp folder and moves it, which is a copy, not an
+    atomic rename, when that folder is on another file system). :class:`ImageClassifier` installs it.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(temporary, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -267,3 +361,35 @@ def data_description(data: Any) -> dict[str, Any] | None:
         "arguments": dict(getattr(data, "hparams", {})),
         **{key: getattr(data, key, None) for key in ("mean", "std", "image_size", "in_chans", "class_names")},
     }
+
+
+def rng_states() -> dict[str, Any]:
+    """The random states of torch (CPU and CUDA), numpy and Python, as tensors and lists (weights_only-safe)."""
+    import random
+
+    import numpy as np
+
+    _, keys, position, has_gauss, gauss = np.random.get_state()
+    version, state, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": {"version": version, "state": list(state), "gauss_next": gauss_next},
+    }
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Set the random states saved by :func:`rng_states`."""
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    n = states["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"], n["gauss"]))
+    p = states["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))

@@ -9,6 +9,7 @@ the model.
 """
 
 import collections
+import csv
 import inspect
 import logging
 import os
@@ -24,6 +25,9 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 import docstring_parser  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
+from lightning.pytorch.loggers import CSVLogger  # noqa: E402
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter  # noqa: E402
+from lightning.pytorch.loggers.logger import rank_zero_experiment  # noqa: E402
 
 from zoo.classifier import ImageClassifier, read_checkpoint  # noqa: E402
 from zoo.data import DATASETS  # noqa: E402
@@ -97,6 +101,25 @@ def __getattr__(attr: str) -> type[ImageClassifier]:
 # -- the Lightning subcommands -----------------------------------------------------------------
 
 
+class RunLogger(CSVLogger):
+    """Lightning's CSVLogger, except that a resumed fit appends to its run's metrics.csv instead of deleting it."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+class _AppendingWriter(ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):  # keep the rows; new ones follow under the same header
+            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+                self.metrics_keys = next(csv.reader(f), [])
+
+
 class ZooCLI(LightningCLI):
     """LightningCLI with zoo's links, checkpointing, logging and a final test of the best checkpoint."""
 
@@ -144,6 +167,29 @@ class ZooCLI(LightningCLI):
             model = config.model.class_path.rsplit(".", 1)[-1]
             data = _dataset_name(config.data.class_path)
             logger.init_args.name = f"{model}-{data}"
+        if self.subcommand == "fit" and config.get("ckpt_path") == "last":
+            self._resume_last(config)
+
+    def _resume_last(self, config: Any) -> None:
+        """``fit --ckpt_path last``: continue the newest run of this name that has a ``last.ckpt``, in its folder.
+
+        Lightning looks for ``last.ckpt`` only in the new run's own (empty) version folder, so a resumed
+        fit would silently start from scratch; zoo looks in ``<save_dir>/<name>/version_*``.
+        """
+        logger = config.trainer.get("logger")
+        args = getattr(logger, "init_args", None)
+        if args is None or not str(logger.class_path).endswith(RunLogger.__name__):
+            return  # another logger: Lightning's own search
+        root = Path(args.get("save_dir") or "runs") / args.get("name", "")
+        found = list(root.glob("version_*/checkpoints/last.ckpt"))
+        if not found:
+            print(f"zoo: no last.ckpt under {root}: starting a new fit", file=sys.stderr)
+            config.ckpt_path = None
+            return
+        last = max(found, key=lambda p: p.stat().st_mtime)
+        args.version = last.parent.parent.name
+        config.ckpt_path = str(last)
+        print(f"zoo: resuming {last}", file=sys.stderr)
 
     def after_instantiate_classes(self) -> None:
         super().after_instantiate_classes()
@@ -261,8 +307,6 @@ def run_lightning(argv: list[str]) -> ZooCLI:
 
 def _zoo_cli() -> ZooCLI:
     """LightningCLI on sys.argv (passing args instead would make Lightning warn about sys.argv)."""
-    from lightning.pytorch.loggers import CSVLogger
-
     return ZooCLI(
         ImageClassifier,
         subclass_mode_model=True,
@@ -271,7 +315,7 @@ def _zoo_cli() -> ZooCLI:
         trainer_defaults={
             "max_epochs": 60,
             "log_every_n_steps": 10,
-            "logger": {"class_path": f"{CSVLogger.__module__}.CSVLogger",
+            "logger": {"class_path": f"{__name__}.RunLogger",
                        "init_args": {"save_dir": "runs", "name": "zoo"}},
         },
         save_config_kwargs={"overwrite": True},

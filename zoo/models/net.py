@@ -185,3 +185,18 @@ def init_weights(net: nn.Module, scheme: str) -> None:
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and m.weight is not None:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def add_drop_path(blocks: list[nn.Module], rate: float) -> None:
+    """Stochastic depth (Huang et al. 2016) on residual blocks, which apply ``self.drop_path`` to their branch.
+
+    Block ``i`` of ``n`` drops its residual branch for a whole sample with probability
+    ``rate * i / (n - 1)`` in training (the linear rule, as timm): the first block never, the last with `rate`.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise InputError(f"drop_path_rate must be in [0, 1), got {rate!r}")
+    from torchvision.ops import StochasticDepth
+
+    for i, block in enumerate(blocks):
+        p = rate * i / max(1, len(blocks) - 1)
+        block.drop_path = StochasticDepth(p, "row") if p > 0 else nn.Identity()

@@ -12,10 +12,33 @@ import torch.nn.functional as F
 import torchvision.models.resnet as tv
 from torch import nn
 
-from zoo.models.net import ZooNet, choose_stem, init_weights
+from zoo.models.net import ZooNet, add_drop_path, choose_stem, init_weights
 from zoo.registry import register_model
 
 HE2016 = "He et al. 2016, Deep Residual Learning for Image Recognition"
+
+
+class BasicBlock(tv.BasicBlock):
+    """torchvision's basic block with stochastic depth on the residual branch (``drop_path``)."""
+
+    drop_path: nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu(self.drop_path(out) + identity)
+
+
+class Bottleneck(tv.Bottleneck):
+    """torchvision's bottleneck block with stochastic depth on the residual branch (``drop_path``)."""
+
+    drop_path: nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn3(self.conv3(self.relu(self.bn2(self.conv2(out)))))
+        return self.relu(self.drop_path(out) + identity)
 
 
 class ResNet(ZooNet, tv.ResNet):
@@ -30,7 +53,7 @@ class ResNet(ZooNet, tv.ResNet):
 
     def __init__(
         self,
-        block: type[tv.BasicBlock | tv.Bottleneck],
+        block: type[BasicBlock | Bottleneck],
         layers: list[int],
         num_classes: int = 1000,
         in_chans: int = 3,
@@ -39,6 +62,7 @@ class ResNet(ZooNet, tv.ResNet):
         zero_init_residual: bool = False,
         groups: int = 1,
         width_per_group: int = 64,
+        drop_path_rate: float = 0.0,
     ) -> None:
         tv.ResNet.__init__(self, block, layers, num_classes=num_classes, groups=groups, width_per_group=width_per_group)
         self.init_protocol(num_classes, in_chans, min_size=32 if stem == "imagenet" else 8)
@@ -48,6 +72,8 @@ class ResNet(ZooNet, tv.ResNet):
         elif in_chans != 3:
             self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.num_features = 512 * block.expansion
+        add_drop_path([b for layer in (self.layer1, self.layer2, self.layer3, self.layer4) for b in layer],
+                      drop_path_rate)
         init_weights(self, init)
         if zero_init_residual:
             for m in self.modules():
@@ -65,8 +91,10 @@ class ResNet(ZooNet, tv.ResNet):
         return x if pre_logits else self.fc(x)
 
 
-def _imagenet_resnet(block, layers, num_classes, in_chans, image_size, stem, init, zero_init_residual, **kw) -> ResNet:
-    return ResNet(block, layers, num_classes, in_chans, choose_stem(stem, image_size), init, zero_init_residual, **kw)
+def _imagenet_resnet(block, layers, num_classes, in_chans, image_size, stem, init, zero_init_residual, drop_path_rate,
+                     **kw) -> ResNet:
+    return ResNet(block, layers, num_classes, in_chans, choose_stem(stem, image_size), init, zero_init_residual,
+                  drop_path_rate=drop_path_rate, **kw)
 
 
 _ARGS_DOC = """
@@ -77,6 +105,8 @@ _ARGS_DOC = """
         stem: ``imagenet`` (7x7/2 convolution + max-pool) or ``cifar`` (3x3/1 convolution); unset: by image_size.
         init: weight initialisation, ``he`` (the paper's), ``xavier`` or ``normal``.
         zero_init_residual: start each residual branch's last BatchNorm at 0, so each block starts as identity.
+        drop_path_rate: stochastic depth: the last block's probability of dropping its residual branch in
+            training, falling linearly to 0 for the first block.
 """
 
 
@@ -88,22 +118,24 @@ def _register_imagenet(name: str, block, layers: list[int], summary: str, paper:
         stem: str | None = None,
         init: str = "he",
         zero_init_residual: bool = False,
+        drop_path_rate: float = 0.0,
     ) -> ResNet:
-        return _imagenet_resnet(block, layers, num_classes, in_chans, image_size, stem, init, zero_init_residual, **kw)
+        return _imagenet_resnet(block, layers, num_classes, in_chans, image_size, stem, init, zero_init_residual,
+                                drop_path_rate, **kw)
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = summary + "\n" + _ARGS_DOC
     register_model(builder, family="resnet", paper=paper, input_size=(3, 224, 224), min_size=8, cam_layer="layer4")
 
 
-_register_imagenet("resnet18", tv.BasicBlock, [2, 2, 2, 2], "ResNet-18, 11.7M parameters.")
-_register_imagenet("resnet34", tv.BasicBlock, [3, 4, 6, 3], "ResNet-34, 21.8M parameters.")
-_register_imagenet("resnet50", tv.Bottleneck, [3, 4, 6, 3], "ResNet-50, 25.6M parameters.")
-_register_imagenet("resnet101", tv.Bottleneck, [3, 4, 23, 3], "ResNet-101, 44.5M parameters.")
-_register_imagenet("resnet152", tv.Bottleneck, [3, 8, 36, 3], "ResNet-152, 60.2M parameters.")
-_register_imagenet("wide_resnet50_2", tv.Bottleneck, [3, 4, 6, 3], "Wide ResNet-50-2, 68.9M parameters.",
+_register_imagenet("resnet18", BasicBlock, [2, 2, 2, 2], "ResNet-18, 11.7M parameters.")
+_register_imagenet("resnet34", BasicBlock, [3, 4, 6, 3], "ResNet-34, 21.8M parameters.")
+_register_imagenet("resnet50", Bottleneck, [3, 4, 6, 3], "ResNet-50, 25.6M parameters.")
+_register_imagenet("resnet101", Bottleneck, [3, 4, 23, 3], "ResNet-101, 44.5M parameters.")
+_register_imagenet("resnet152", Bottleneck, [3, 8, 36, 3], "ResNet-152, 60.2M parameters.")
+_register_imagenet("wide_resnet50_2", Bottleneck, [3, 4, 6, 3], "Wide ResNet-50-2, 68.9M parameters.",
                    paper="Zagoruyko & Komodakis 2016, Wide Residual Networks", width_per_group=128)
-_register_imagenet("resnext50_32x4d", tv.Bottleneck, [3, 4, 6, 3], "ResNeXt-50 32x4d, 25.0M parameters.",
+_register_imagenet("resnext50_32x4d", Bottleneck, [3, 4, 6, 3], "ResNeXt-50 32x4d, 25.0M parameters.",
                    paper="Xie et al. 2017, Aggregated Residual Transformations for Deep Neural Networks",
                    groups=32, width_per_group=4)
 
@@ -133,10 +165,11 @@ class CifarBasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         changes = stride != 1 or inplanes != planes
         self.shortcut = ShortcutA(planes - inplanes) if changes else nn.Identity()
+        self.drop_path: nn.Module = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+        return self.relu(self.drop_path(self.bn2(self.conv2(out))) + self.shortcut(x))
 
 
 class CifarResNet(ZooNet):
@@ -146,7 +179,7 @@ class CifarResNet(ZooNet):
     head_names = ("avgpool", "fc")
 
     def __init__(self, depth: int, num_classes: int = 10, in_chans: int = 3, init: str = "he",
-                 zero_init_residual: bool = False) -> None:
+                 zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> None:
         super().__init__(num_classes, in_chans, min_size=4)
         n = (depth - 2) // 6
         self.conv1 = nn.Conv2d(in_chans, 16, 3, 1, 1, bias=False)
@@ -162,6 +195,7 @@ class CifarResNet(ZooNet):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, num_classes)
         self.num_features = 64
+        add_drop_path([b for layer in (self.layer1, self.layer2, self.layer3) for b in layer], drop_path_rate)
         init_weights(self, init)
         if zero_init_residual:
             for m in self.modules():
@@ -184,8 +218,9 @@ def _register_cifar(depth: int, params: str) -> None:
         image_size: int = 32,
         init: str = "he",
         zero_init_residual: bool = False,
+        drop_path_rate: float = 0.0,
     ) -> CifarResNet:
-        return CifarResNet(depth, num_classes, in_chans, init, zero_init_residual)
+        return CifarResNet(depth, num_classes, in_chans, init, zero_init_residual, drop_path_rate)
 
     name = f"resnet{depth}"
     builder.__name__ = builder.__qualname__ = name
@@ -197,6 +232,8 @@ def _register_cifar(depth: int, params: str) -> None:
         image_size: input height and width (any size from 4 up; the paper's is 32).
         init: weight initialisation, ``he`` (the paper's), ``xavier`` or ``normal``.
         zero_init_residual: start each block's last BatchNorm at 0.
+        drop_path_rate: stochastic depth: the last block's probability of dropping its residual branch in
+            training, falling linearly to 0 for the first block.
     """
     register_model(builder, family="resnet", paper=HE2016 + ", section 4.2", input_size=(3, 32, 32),
                    min_size=4, cam_layer="layer3")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.models.net import ZooNet, init_weights
+from zoo.models.net import ZooNet, add_drop_path, init_weights
 from zoo.registry import register_model
 
 
@@ -24,13 +24,14 @@ class WideBasic(nn.Module):
         self.drop_rate = drop_rate
         changes = stride != 1 or in_planes != planes
         self.shortcut = nn.Conv2d(in_planes, planes, 1, stride, bias=False) if changes else None
+        self.drop_path: nn.Module = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         o = F.relu(self.bn1(x))
         shortcut = x if self.shortcut is None else self.shortcut(o)  # as the authors' code: shares the pre-activation
         out = F.relu(self.bn2(self.conv1(o)))
         out = F.dropout(out, p=self.drop_rate, training=self.training) if self.drop_rate else out
-        return self.conv2(out) + shortcut
+        return self.drop_path(self.conv2(out)) + shortcut
 
 
 class WideResNet(ZooNet):
@@ -38,7 +39,7 @@ class WideResNet(ZooNet):
     head_names = ("fc",)
 
     def __init__(self, depth: int = 28, widen_factor: int = 10, num_classes: int = 10, in_chans: int = 3,
-                 drop_rate: float = 0.0, init: str = "he") -> None:
+                 drop_rate: float = 0.0, init: str = "he", drop_path_rate: float = 0.0) -> None:
         super().__init__(num_classes, in_chans, min_size=4)
         n = (depth - 4) // 6
         widths = [16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
@@ -53,6 +54,7 @@ class WideResNet(ZooNet):
         self.bn = nn.BatchNorm2d(in_planes)
         self.fc = nn.Linear(in_planes, num_classes)
         self.num_features = in_planes
+        add_drop_path([b for group in (self.block1, self.block2, self.block3) for b in group], drop_path_rate)
         init_weights(self, init)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,7 @@ class WideResNet(ZooNet):
 @register_model(family="wide_resnet", paper="Zagoruyko & Komodakis 2016, Wide Residual Networks",
                 input_size=(3, 32, 32), min_size=4, cam_layer="bn")
 def wrn28_10(num_classes: int = 10, in_chans: int = 3, image_size: int = 32, drop_rate: float = 0.0,
-             init: str = "he") -> WideResNet:
+             init: str = "he", drop_path_rate: float = 0.0) -> WideResNet:
     """WRN-28-10, 36.5M parameters.
 
     Args:
@@ -76,5 +78,7 @@ def wrn28_10(num_classes: int = 10, in_chans: int = 3, image_size: int = 32, dro
         image_size: input height and width (any size from 4 up; the paper's is 32).
         drop_rate: dropout between the two convolutions of each block (the paper's best: 0.3).
         init: weight initialisation: ``he`` (the paper's), ``xavier`` or ``normal``.
+        drop_path_rate: stochastic depth (not in the paper): the last block's probability of dropping its
+            residual branch in training, falling linearly to 0 for the first block.
     """
-    return WideResNet(28, 10, num_classes, in_chans, drop_rate, init)
+    return WideResNet(28, 10, num_classes, in_chans, drop_rate, init, drop_path_rate)

@@ -1,0 +1,134 @@
+"""Reproducibility and faults: the same seed gives the same run; a killed fit resumes to the same weights;
+checkpoints are replaced atomically."""
+
+import csv
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import lightning as L
+import pytest
+import torch
+
+import zoo
+from tests.conftest import run_zoo
+from zoo.classifier import AtomicCheckpointIO
+
+KILLER = '''
+import os
+import signal
+
+from lightning.pytorch.callbacks import Callback
+
+
+class KillAt(Callback):
+    """SIGKILLs its own process in the middle of an epoch, as an out-of-memory killer or a preemption would."""
+
+    def __init__(self, epoch: int = 1, batch: int = 5) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+# crop + mixup (random on the device), SGD with momentum and a schedule: all state a resume must restore
+FIT = ["fit", "--model", "lenet5", "--data", "digits", "--data.image_size", "16", "--data.mixup", "0.2",
+       "--model.optimizer", "SGD", "--model.optimizer.lr", "0.05", "--model.optimizer.momentum", "0.9",
+       "--model.lr_scheduler", "zoo.schedules.Schedule", "--model.lr_scheduler.shape", "cosine",
+       "--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false"]
+
+
+def _weights(path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def _fit(seed: int) -> dict[str, float]:
+    L.seed_everything(seed)
+    model = zoo.create("lenet5", num_classes=10, in_chans=1, image_size=16)
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(model, zoo.data.create("digits", image_size=16, mixup=0.2))
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def test_the_same_seed_gives_identical_metrics_and_another_seed_does_not():
+    first, second, other = _fit(0), _fit(0), _fit(1)
+    assert first == second
+    assert first["val_loss"] != other["val_loss"]
+
+
+def test_a_fit_killed_mid_epoch_resumes_from_last_to_the_weights_of_an_uninterrupted_fit(tmp_path):
+    (tmp_path / "killer.py").write_text(KILLER)
+    env = {"PYTHONPATH": str(tmp_path)}
+    whole = run_zoo(*FIT, "--trainer.logger.init_args.name", "whole", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    killed = run_zoo(*FIT, "--trainer.logger.init_args.name", "killed", "--trainer.callbacks+=killer.KillAt",
+                     "--trainer.callbacks.epoch", "1", "--trainer.callbacks.batch", "7", cwd=tmp_path, env=env)
+    assert killed.returncode == -signal.SIGKILL
+    run_dir = tmp_path / "runs" / "killed" / "version_0"
+    assert _weights(run_dir / "checkpoints" / "last.ckpt")  # epoch 0's, whole
+    resumed = run_zoo(*FIT, "--trainer.logger.init_args.name", "killed", "--ckpt_path", "last", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stderr and not (tmp_path / "runs" / "killed" / "version_1").exists()
+
+    a = _weights(tmp_path / "runs" / "whole" / "version_0" / "checkpoints" / "last.ckpt")
+    b = _weights(run_dir / "checkpoints" / "last.ckpt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    accuracy = [line for line in whole.stdout.splitlines() if line.startswith("test accuracy")]
+    assert accuracy and accuracy == [line for line in resumed.stdout.splitlines() if line.startswith("test accuracy")]
+    with open(run_dir / "metrics.csv") as f:  # the killed run's epoch-0 rows are kept, the resumed rows follow
+        epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("val_acc")}
+    assert epochs == {"0", "1", "2"}
+
+
+def test_resuming_with_no_last_checkpoint_starts_a_new_fit(tmp_path):
+    done = run_zoo(*FIT, "--trainer.max_epochs", "1", "--ckpt_path", "last", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "no last.ckpt" in done.stderr and "test accuracy" in done.stdout
+
+
+WRITER = '''
+import sys
+import torch
+from zoo.classifier import AtomicCheckpointIO
+
+io, n = AtomicCheckpointIO(), 0
+while True:
+    n += 1
+    io.save_checkpoint({"n": n, "weights": torch.full((4_000_000,), float(n))}, sys.argv[1])
+    if n == 1:
+        print("saving", flush=True)
+'''
+
+
+def test_a_process_killed_while_writing_checkpoints_never_leaves_a_broken_one(tmp_path):
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    seen = set()
+    for delay in (0.05, 0.2, 0.45):
+        writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(WRITER), str(path)], stdout=subprocess.PIPE,
+                                  text=True)
+        assert writer.stdout.readline() == "saving\n"
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        checkpoint = torch.load(path, weights_only=True)  # loads: whole
+        assert torch.all(checkpoint["weights"] == checkpoint["n"])
+        seen.add(checkpoint["n"])
+    assert len(seen) > 1  # the kills landed at different points of the writing loop
+
+
+def test_a_checkpoint_that_fails_to_save_leaves_the_previous_one(tmp_path):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"n": 1}, path)
+    with pytest.raises((AttributeError, TypeError, pickle.PicklingError)):
+        io.save_checkpoint({"n": 2, "bad": lambda: None}, path)  # cannot be pickled
+    assert torch.load(path, weights_only=True) == {"n": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind

@@ -1,0 +1,307 @@
+"""The training recipe: optimizers and weight-decay groups, penalties, schedules, drop-path, precision,
+memory layout, torch.compile and DDP."""
+
+import functools
+import math
+
+import lightning as L
+import pytest
+import torch
+from torch.optim import lr_scheduler as torch_schedulers
+
+import zoo
+from tests.conftest import run_zoo
+from zoo.errors import InputError
+from zoo.schedules import SHAPES, Schedule
+
+
+def _trainer(**kwargs) -> L.Trainer:
+    options = {"max_epochs": 1, "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+               "enable_model_summary": False}
+    return L.Trainer(**{**options, **kwargs})
+
+
+def _digits(**kwargs):
+    return zoo.data.create("digits", image_size=8, **kwargs)
+
+
+# -- optimizers and weight decay -----------------------------------------------------------------
+
+
+def test_weight_decay_skips_biases_and_norm_weights_unless_asked():
+    model = zoo.create("resnet20", num_classes=10, optimizer=functools.partial(torch.optim.SGD, lr=0.1,
+                                                                               weight_decay=5e-4))
+    optimizer = model.configure_optimizers()
+    decayed, plain = optimizer.param_groups
+    assert decayed["weight_decay"] == 5e-4 and plain["weight_decay"] == 0.0
+    assert all(p.ndim == 4 or p.ndim == 2 for p in decayed["params"])  # conv kernels and the linear weight
+    assert all(p.ndim == 1 for p in plain["params"])  # BatchNorm weights/biases and the linear bias
+    assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+    everything = zoo.create("resnet20", num_classes=10, weight_decay_norm_and_bias=True,
+                            optimizer=functools.partial(torch.optim.SGD, lr=0.1, weight_decay=5e-4))
+    (group,) = everything.configure_optimizers().param_groups
+    assert group["weight_decay"] == 5e-4 and len(group["params"]) == len(list(model.parameters()))
+
+
+OPTIMIZERS = {
+    "sgd": functools.partial(torch.optim.SGD, lr=0.1),
+    "momentum": functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9),
+    "nesterov": functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9, nesterov=True),
+    "adagrad": functools.partial(torch.optim.Adagrad, lr=0.05),
+    "rmsprop": functools.partial(torch.optim.RMSprop, lr=1e-3),
+    "adam": functools.partial(torch.optim.Adam, lr=1e-3),
+    "adamw": functools.partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_each_optimizer_of_the_seeds_learns_digits(name):
+    L.seed_everything(0)
+    model = zoo.create("mlp", num_classes=10, in_chans=1, image_size=8, optimizer=OPTIMIZERS[name])
+    trainer = _trainer(max_epochs=3)
+    trainer.fit(model, _digits(augment="none"))
+    assert isinstance(trainer.optimizers[0], OPTIMIZERS[name].func)
+    assert trainer.callback_metrics["val_acc"] > 0.85  # chance is 0.10
+
+
+def test_timm_optimizers_come_through_the_same_argument():
+    optim = pytest.importorskip("timm.optim")
+    L.seed_everything(0)
+    model = zoo.create("mlp", num_classes=10, in_chans=1, image_size=8,
+                       optimizer=functools.partial(optim.Lamb, lr=1e-2))
+    trainer = _trainer(max_epochs=3)
+    trainer.fit(model, _digits(augment="none"))
+    assert isinstance(trainer.optimizers[0], optim.Lamb) and trainer.callback_metrics["val_acc"] > 0.85
+
+
+def test_optimizers_by_short_name_on_the_command_line(tmp_path):
+    done = run_zoo("fit", "--model", "mlp", "--data.image_size", "8", "--trainer.max_epochs", "1",
+                   "--model.optimizer", "RMSprop", "--model.optimizer.lr", "0.001",
+                   "--model.weight_decay_norm_and_bias", "true", "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    config = (tmp_path / "runs" / "mlp-digits" / "version_0" / "config.yaml").read_text()
+    assert "class_path: torch.optim.RMSprop" in config and "weight_decay_norm_and_bias: true" in config
+
+
+# -- penalties -------------------------------------------------------------------------------------
+
+
+def test_l1_and_l2_penalties_are_the_seeds_sums_over_the_weights():
+    model = zoo.create("lenet5", num_classes=10, in_chans=1, l1_penalty=1e-3, l2_penalty=1e-2)
+    weights = [p for p in model.net.parameters() if p.ndim > 1]
+    expected = sum(1e-3 * w.abs().sum() + 1e-2 * (w * w).sum() for w in weights)
+    assert torch.allclose(model.penalty(), expected)
+    assert zoo.create("lenet5", num_classes=10, in_chans=1).penalty() is None
+    with pytest.raises(InputError, match="l1_penalty must not be negative"):
+        zoo.create("lenet5", num_classes=10, in_chans=1, l1_penalty=-1.0)
+
+
+def test_an_l1_penalty_shrinks_the_weights_and_zeroes_the_useless_ones():
+    def fit(l1: float) -> tuple[float, float]:
+        L.seed_everything(0)
+        model = zoo.create("linear", num_classes=10, in_chans=1, image_size=8, l1_penalty=l1,
+                           optimizer=functools.partial(torch.optim.SGD, lr=0.05))
+        _trainer(max_epochs=5).fit(model, _digits(augment="none"))
+        weight = model.net.fc.weight.detach()
+        border = weight.view(10, 8, 8)[:, :, 0]  # the scans' first column: blank in almost every digit
+        return weight.abs().sum().item(), border.abs().mean().item()
+
+    (plain_norm, plain_border), (l1_norm, l1_border) = fit(0.0), fit(1e-2)
+    assert l1_norm < 0.75 * plain_norm  # measured: 42.8 vs 62.9
+    assert l1_border < 0.5 * plain_border  # measured: 0.022 vs 0.058
+
+
+# -- schedules -------------------------------------------------------------------------------------
+
+
+def _rates(make, steps: int = 40) -> list[float]:
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=0.1)
+    scheduler = make(optimizer)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+REFERENCES = {  # each shape against PyTorch's own scheduler, or the seeds' formula where PyTorch has none
+    "constant": (dict(), lambda o: torch_schedulers.LambdaLR(o, lambda t: 1.0)),
+    "step": (dict(step_size=7, gamma=0.5), lambda o: torch_schedulers.StepLR(o, 7, 0.5)),
+    "multistep": (dict(milestones=[10, 25], gamma=0.3), lambda o: torch_schedulers.MultiStepLR(o, [10, 25], 0.3)),
+    "exponential": (dict(k=0.1), lambda o: torch_schedulers.ExponentialLR(o, math.exp(-0.1))),
+    "inverse_time": (dict(k=0.2), lambda o: torch_schedulers.LambdaLR(o, lambda t: 1 / (1 + 0.2 * t))),
+    "inverse_sqrt": (dict(k=0.2), lambda o: torch_schedulers.LambdaLR(o, lambda t: 1 / math.sqrt(1 + 0.2 * t))),
+    "cosine": (dict(total=40), lambda o: torch_schedulers.CosineAnnealingLR(o, 40)),
+    "linear": (dict(total=40, final=0.1), lambda o: torch_schedulers.LinearLR(o, 1.0, 0.1, 40)),
+    "one_cycle": (dict(total=40), lambda o: torch_schedulers.OneCycleLR(o, 0.1, total_steps=40)),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_each_schedule_equals_the_reference(shape):
+    options, reference = REFERENCES[shape]
+    ours = _rates(lambda o: Schedule(o, shape, **options))
+    assert ours == pytest.approx(_rates(reference), rel=1e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", [s for s in SHAPES if s != "one_cycle"])
+def test_warmup_rises_linearly_then_follows_the_shape_from_its_start(shape):
+    options = {**REFERENCES[shape][0], "total": 45}
+    warm = _rates(lambda o: Schedule(o, shape, warmup=5, **options), 45)
+    assert warm[:5] == pytest.approx([0.1 * (t + 1) / 6 for t in range(5)])
+    if shape != "multistep":  # multistep's milestones count from the start of the run
+        after = {**options, "total": 40}  # the decay spans total - warmup
+        assert warm[5:] == pytest.approx(_rates(lambda o: Schedule(o, shape, **after), 40))
+
+
+def test_schedules_say_what_is_wrong():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(InputError, match="unknown schedule shape 'cosin'; choose one of"):
+        Schedule(optimizer, "cosin")
+    scheduler = Schedule(optimizer, "cosine")
+    optimizer.step()
+    with pytest.raises(InputError, match="the cosine schedule needs the run's length: set total="):
+        scheduler.step()
+    with pytest.raises(InputError, match="warmup=10 leaves nothing of total=10"):
+        Schedule(optimizer, "linear", warmup=10, total=10).step()
+
+
+@pytest.mark.parametrize("interval", ["epoch", "step"])
+def test_the_classifier_gives_a_schedule_the_run_length_and_steps_it_per_interval(interval):
+    model = zoo.create("mlp", num_classes=10, in_chans=1, image_size=8,
+                       optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+                       lr_scheduler=functools.partial(Schedule, shape="linear", final=0.5, interval=interval))
+    trainer = _trainer(max_epochs=4)
+    trainer.fit(model, _digits(batch_size=128))  # 1,257 training images: 10 batches an epoch
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert scheduler.total == (40 if interval == "step" else 4)
+    assert trainer.lr_scheduler_configs[0].interval == interval
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.05)  # the end of the line
+
+
+def test_schedule_on_the_command_line(tmp_path):
+    done = run_zoo("fit", "--model", "mlp", "--data.image_size", "8", "--trainer.max_epochs", "2",
+                   "--model.optimizer", "SGD", "--model.optimizer.lr", "0.1", "--model.lr_scheduler",
+                   "zoo.schedules.Schedule", "--model.lr_scheduler.shape", "step", "--model.lr_scheduler.step_size",
+                   "1", "--model.lr_scheduler.gamma", "0.5", "--trainer.callbacks+=LearningRateMonitor",
+                   "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import csv
+
+    with open(tmp_path / "runs" / "mlp-digits" / "version_0" / "metrics.csv") as f:
+        rates = [float(r["lr-SGD/pg1"]) for r in csv.DictReader(f) if r.get("lr-SGD/pg1")]  # pg2: no decay
+    assert rates[0] == 0.1 and rates[-1] == 0.05
+
+
+def test_the_docs_picture_of_the_schedules_is_drawn_by_the_code(tmp_path):
+    from zoo.schedules import plot
+
+    path = plot(tmp_path / "schedules.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- drop-path and dropout -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet18", "resnet50", "wrn28_10"])
+def test_drop_path_grows_linearly_with_depth_and_only_acts_in_training(name):
+    from torchvision.ops import StochasticDepth
+
+    plain = zoo.create_model(name, num_classes=10, image_size=32)
+    net = zoo.create_model(name, num_classes=10, image_size=32, drop_path_rate=0.2)
+    assert net.state_dict().keys() == plain.state_dict().keys()  # no new weights: torchvision's names still load
+    rates = [m.p for m in net.modules() if isinstance(m, StochasticDepth)]
+    blocks = len(rates) + 1  # the first block never drops
+    assert rates == pytest.approx([0.2 * i / (blocks - 1) for i in range(1, blocks)])
+    x = torch.randn(8, 3, 32, 32)
+    net.eval()
+    assert torch.equal(net(x), net(x))
+    torch.manual_seed(0)
+    net.train()
+    assert not torch.equal(net(x), net(x))
+
+
+def test_drop_path_rate_is_checked():
+    with pytest.raises(InputError, match=r"drop_path_rate must be in \[0, 1\), got 1.5"):
+        zoo.create_model("resnet20", drop_path_rate=1.5)
+
+
+# -- precision, memory layout, compile -------------------------------------------------------------
+
+
+def test_bf16_mixed_precision_trains_on_cpu_as_well_as_fp32():
+    seen = []
+
+    class Spy(L.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            with trainer.precision_plugin.forward_context():
+                seen.append(module(batch[0]).dtype)
+
+    accuracy = {}
+    for precision in ("32-true", "bf16-mixed"):
+        L.seed_everything(0)
+        model = zoo.create("lenet5", num_classes=10, in_chans=1, image_size=16,
+                           optimizer=functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9))
+        trainer = _trainer(max_epochs=4, precision=precision, callbacks=[Spy()])
+        trainer.fit(model, zoo.data.create("digits", image_size=16))
+        accuracy[precision] = float(trainer.callback_metrics["val_acc"])
+    assert seen.count(torch.float32) == seen.count(torch.bfloat16) > 0
+    assert accuracy["bf16-mixed"] > 0.75 and abs(accuracy["bf16-mixed"] - accuracy["32-true"]) < 0.05
+
+
+def test_channels_last_keeps_the_outputs_and_trains():
+    L.seed_everything(0)
+    model = zoo.create("resnet20", num_classes=10, in_chans=1, image_size=16, channels_last=True)
+    assert model.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = zoo.create("resnet20", num_classes=10, in_chans=1, image_size=16)
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(4, 1, 16, 16)
+    assert torch.allclose(model.eval()(x), plain.eval()(x), atol=1e-5)
+    model.train()
+    trainer = _trainer(max_epochs=1, limit_train_batches=5, limit_val_batches=1)
+    trainer.fit(model, zoo.data.create("digits", image_size=16))
+    assert model.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_compiled_model_trains_on_cpu_and_saves_the_nets_own_names(tmp_path):
+    L.seed_everything(0)
+    model = zoo.create("mlp", num_classes=10, in_chans=1, image_size=8, compile=True,
+                       optimizer=functools.partial(torch.optim.Adam, lr=3e-3))
+    trainer = _trainer(max_epochs=3, default_root_dir=tmp_path)
+    trainer.fit(model, _digits(augment="none"))
+    assert trainer.callback_metrics["val_acc"] > 0.85
+    assert all(key.startswith(("net.", "train_", "val_", "test_")) for key in model.state_dict())
+    trainer.save_checkpoint(tmp_path / "compiled.ckpt")
+    again = zoo.ImageClassifier.load_from_checkpoint(tmp_path / "compiled.ckpt")
+    x = torch.randn(3, 1, 8, 8)
+    assert torch.allclose(again.eval()(x), model.eval()(x), atol=1e-5)
+
+
+# -- several processes -----------------------------------------------------------------------------
+
+
+def _ddp_fit(devices: int) -> tuple[dict[str, float], zoo.ImageClassifier]:
+    L.seed_everything(0)
+    model = zoo.create("lenet5", num_classes=10, in_chans=1, image_size=16,
+                       optimizer=functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9))
+    strategy = "ddp_spawn" if devices > 1 else "auto"
+    trainer = _trainer(max_epochs=4, accelerator="cpu", devices=devices, strategy=strategy)
+    # the same global batch: 2 processes x 32 images = 1 process x 64
+    trainer.fit(model, zoo.data.create("digits", image_size=16, batch_size=64 // devices, augment="none"))
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}, model
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process_and_logs_synced_metrics():
+    single, _ = _ddp_fit(1)
+    ddp, model = _ddp_fit(2)
+    # the same global batch and seed; the processes see the data in another order (DistributedSampler),
+    # so the runs agree within a tolerance, not to the bit
+    assert abs(ddp["val_acc"] - single["val_acc"]) < 0.03
+    assert abs(ddp["val_loss"] - single["val_loss"]) < 0.1
+    # the logged val_acc is over all 180 validation images (synced), not one process's half
+    data = zoo.data.create("digits", image_size=16, augment="none")
+    results = _trainer().validate(model, data, verbose=False)
+    assert ddp["val_acc"] == pytest.approx(results[0]["val_acc"], abs=1e-6)
+    assert ddp["val_loss"] == pytest.approx(results[0]["val_loss"], abs=1e-5)
