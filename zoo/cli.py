@@ -616,8 +616,48 @@ def cmd_cv(argv: list[str]) -> None:
     print(table(rows, ["fold", "val acc (held-out fold) %", "test acc %", "best checkpoint"]))
 
 
+def cmd_search(argv: list[str]) -> None:
+    import argparse
+
+    from zoo import search
+
+    parser = argparse.ArgumentParser(
+        prog="zoo search", description="Hyperparameter search: fit every --grid point --trials times, each time with "
+        "fresh --random draws, each fit in its own folder under --out; print the trials sorted by best validation "
+        "accuracy and write OUT/results.csv and OUT/search.png. Other options go to every zoo fit (e.g. "
+        "--trainer.max_epochs 20). Searching again into the same --out adds trials (coarse, then fine).",
+        epilog="example: zoo search --config base.yaml --grid model.optimizer.lr=0.1,0.03,0.01 "
+               "--random model.optimizer.weight_decay=loguniform:1e-5:1e-2 --trials 4")
+    parser.add_argument("--config", help="the base run's config (e.g. a run's config.yaml)")
+    parser.add_argument("--grid", nargs="*", default=[], metavar="KEY=V1,V2",
+                        help="values to try, every combination, e.g. model.optimizer.lr=0.1,0.01")
+    parser.add_argument("--random", nargs="*", default=[], metavar="KEY=DIST:ARGS",
+                        help="values to draw: uniform:LOW:HIGH, loguniform:LOW:HIGH, int:LOW:HIGH or choice:A,B,C")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="fits per grid point, each with new random draws (default: 1, or 8 with --random alone)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random draws (default: 0)")
+    parser.add_argument("--out", default="runs/search", help="folder of the trials and results (default: runs/search)")
+    args, rest = parser.parse_known_args(argv)
+    grid, draws = search.parse_grid(args.grid), search.parse_random(args.random)
+    if not grid and not draws:
+        raise InputError("nothing to search: give --grid KEY=V1,V2 and/or --random KEY=DIST:ARGS (see zoo search -h)")
+    repeats = args.trials if args.trials is not None else (8 if draws and not grid else 1)
+    if repeats < 1:
+        raise InputError(f"--trials must be 1 or more, got {repeats}")
+    out = Path(args.out)
+    rows = search.run_search((["--config", args.config] if args.config else []) + rest, grid, draws, repeats,
+                             args.seed, out)
+    keys = [*grid, *(d.key for d in draws)]
+    body = [[str(r["trial"]), *(search._format(r.get(k)) for k in keys),
+             *(f"{r[m]:.2f}" if isinstance(r.get(m), (int, float)) else "-" for m in ("val_acc", "test_acc")),
+             str(r.get("status", ""))[:60]] for r in search.ranked(rows)]
+    print(table(body, ["trial", *keys, "val acc %", "test acc %", "status"]))
+    picture = search.plot(rows, keys, out / "search.png", search.log_scaled(grid, draws))
+    print(f"\n{len(rows)} trials -> {out / 'results.csv'}, {picture}")
+
+
 COMMANDS = {"models": cmd_models, "info": cmd_info, "cam": cmd_cam, "export": cmd_export, "data": cmd_data,
-            "cv": cmd_cv}
+            "cv": cmd_cv, "search": cmd_search}
 
 
 def _is_file_predict(argv: list[str]) -> bool:
@@ -635,6 +675,8 @@ Lightning commands (LightningCLI; `zoo COMMAND --help` lists every option):
              zoo predict --ckpt CKPT --images DIR --topk 3 --out predictions.csv
 
   cv         k-fold cross-validation of a run: zoo cv --config CONFIG --folds 5
+  search     hyperparameter search: zoo search --config CONFIG --grid model.optimizer.lr=0.1,0.01
+             --random model.optimizer.weight_decay=loguniform:1e-5:1e-2 --trials 4
 
 Registry and data:
   models     list the registered models: zoo models 'res*'
