@@ -263,7 +263,7 @@ def test_mixup_trains_with_soft_targets():
     trainer = L.Trainer(max_steps=3, limit_val_batches=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False)
     trainer.fit(model, dm)
-    assert torch.isfinite(trainer.callback_metrics["train_loss"])
+    assert torch.isfinite(trainer.callback_metrics["train_loss_epoch"])
     hinge = zoo.create("lenet5", num_classes=10, in_chans=1, loss="hinge")
     with pytest.raises(InputError, match="hinge loss needs class labels"):
         hinge.loss(torch.zeros(2, 10), torch.full((2, 10), 0.1))

@@ -73,7 +73,7 @@ def test_one_training_step_on_digits(name):
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, data)
     assert not torch.equal(before[0], first) and not torch.equal(before[1], last)  # both ends learned
-    assert torch.isfinite(trainer.callback_metrics["train_loss"])
+    assert torch.isfinite(trainer.callback_metrics["train_loss_epoch"])
 
 
 @pytest.mark.parametrize("name, layer", CONV.items())

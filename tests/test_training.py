@@ -305,3 +305,23 @@ def test_ddp_on_two_cpu_processes_matches_one_process_and_logs_synced_metrics():
     results = _trainer().validate(model, data, verbose=False)
     assert ddp["val_acc"] == pytest.approx(results[0]["val_acc"], abs=1e-6)
     assert ddp["val_loss"] == pytest.approx(results[0]["val_loss"], abs=1e-5)
+
+
+def test_the_epochs_training_loss_and_accuracy_are_over_every_training_image():
+    from torchmetrics.functional.classification import multiclass_accuracy
+
+    L.seed_everything(0)  # lr 0: the weights stay as they are, so the epoch's figures can be recomputed at once
+    model = zoo.create("lenet5", num_classes=10, in_chans=1, image_size=16,
+                       optimizer=functools.partial(torch.optim.SGD, lr=0.0))
+    data = zoo.data.create("digits", image_size=16, augment="none", batch_size=100)  # 1,257: a last batch of 57
+    trainer = _trainer(max_epochs=1)
+    trainer.fit(model, data)
+    x, y = data.normalized("train")
+    with torch.no_grad():
+        scores = model.eval()(x)
+    metrics = trainer.callback_metrics
+    assert float(metrics["train_loss_epoch"]) == pytest.approx(torch.nn.functional.cross_entropy(scores, y).item(),
+                                                               rel=1e-5)
+    assert float(metrics["train_acc"]) == pytest.approx(multiclass_accuracy(scores, y, 10, average="micro").item())
+    assert float(metrics["train_acc5"]) == pytest.approx(
+        multiclass_accuracy(scores, y, 10, top_k=5, average="micro").item())
