@@ -185,7 +185,7 @@ class ImageClassifier(L.LightningModule):
             loss = loss + AUX_LOSS_WEIGHT * sum(self.loss(a, y) for a in aux)
         if stage == "train":
             self._add_training_sums(scores.detach(), y, loss.detach())
-            if (self.global_step + 1) % self.trainer.log_every_n_steps == 0 or self.global_step == 0:
+            if self._logs_this_step():
                 self.log("train_loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         else:
             for name in ("acc", "acc5"):
@@ -195,6 +195,11 @@ class ImageClassifier(L.LightningModule):
                     self.log(f"{stage}_{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "acc")
             self.log(f"{stage}_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
+
+    def _logs_this_step(self) -> bool:
+        """Whether the logger writes this training step (every ``log_every_n_steps``; the first too, for the bar)."""
+        every = self._trainer.log_every_n_steps if self._trainer is not None else 1
+        return self.global_step == 0 or (self.global_step + 1) % every == 0
 
     def _add_training_sums(self, scores: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
         """Add a training batch's loss and hits to the epoch's sums, on the device, without a sync.
@@ -221,7 +226,7 @@ class ImageClassifier(L.LightningModule):
         loss = self._step("train", batch, batch_idx)
         penalty = self.penalty()
         if penalty is not None:
-            if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            if self._logs_this_step():
                 self.log("train_penalty", penalty, on_step=True, on_epoch=False)
             loss = loss + penalty
         value = loss.item()  # one scalar sync a step: a NaN must stop training at once, not an epoch later
