@@ -648,7 +648,7 @@ def cmd_search(argv: list[str]) -> None:
     rows = search.run_search((["--config", args.config] if args.config else []) + rest, grid, draws, repeats,
                              args.seed, out)
     keys = [*grid, *(d.key for d in draws)]
-    body = [[str(r["trial"]), *(search._format(r.get(k)) for k in keys),
+    body = [[str(r["trial"]), *(search.format_value(r.get(k)) for k in keys),
              *(f"{r[m]:.2f}" if isinstance(r.get(m), (int, float)) else "-" for m in ("val_acc", "test_acc")),
              str(r.get("status", ""))[:60]] for r in search.ranked(rows)]
     print(table(body, ["trial", *keys, "val acc %", "test acc %", "status"]))

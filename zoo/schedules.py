@@ -78,10 +78,11 @@ class Schedule(LRScheduler):
             raise InputError(f"unknown schedule shape {shape!r}; choose one of: {', '.join(SHAPES)}")
         if interval not in ("epoch", "step"):
             raise InputError(f"interval must be 'epoch' or 'step', got {interval!r}")
-        for name, value in (("warmup", warmup), ("step_size", step_size - 1), ("k", k), ("gamma", gamma)):
+        for name, value in (("warmup", warmup), ("k", k), ("gamma", gamma)):
             if value < 0:
-                raise InputError(f"{name} must not be negative, got {value!r}" if name != "step_size" else
-                                 f"step_size must be 1 or more, got {step_size!r}")
+                raise InputError(f"{name} must not be negative, got {value!r}")
+        if step_size < 1:
+            raise InputError(f"step_size must be 1 or more, got {step_size!r}")
         if not 0.0 <= final <= 1.0:
             raise InputError(f"final must be a fraction of the initial rate in [0, 1], got {final!r}")
         self.shape, self.warmup, self.interval, self.total = shape, warmup, interval, total

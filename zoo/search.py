@@ -129,7 +129,7 @@ def run_search(base: list[str], grid: dict[str, list[Any]], draws: list[Draw], r
     todo = trials(grid, draws, repeats, seed + len(rows))
     for n, values in enumerate(todo):
         index = len(rows)
-        shown = "  ".join(f"{k}={_format(v)}" for k, v in values.items())
+        shown = "  ".join(f"{k}={format_value(v)}" for k, v in values.items())
         print(f"zoo search: trial {n + 1} of {len(todo)}: {shown}", flush=True)
         overrides = [a for k, v in values.items() for a in (f"--{k}", str(v))]
         start = time.perf_counter()
@@ -152,7 +152,8 @@ def run_search(base: list[str], grid: dict[str, list[Any]], draws: list[Draw], r
     return rows
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A searched value as the table shows it (floats to 4 significant digits)."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
