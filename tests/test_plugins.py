@@ -9,7 +9,7 @@ import torchvision.models as tvm
 import zoo
 from tests.conftest import run_zoo
 from zoo.cam import compute_cam
-from zoo.errors import InputError, ZooError
+from zoo.errors import InputError
 from zoo.registry import MODELS
 
 # one conv model from each plugin, small enough to train a step on 2 CPU cores
@@ -100,34 +100,6 @@ def test_minimum_sizes_come_from_the_nets():
     assert vit(torch.randn(1, 3, 64, 64)).shape == (1, 2)
     with pytest.raises(InputError, match="torchvision's maxvit_t cannot be built for image_size=64: .*divisible"):
         zoo.create_model("tv/maxvit_t", image_size=64)
-
-
-def test_torchvision_weights_from_the_cache_with_a_new_head_and_one_channel(tmp_path, monkeypatch):
-    weights = tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1
-    torch.manual_seed(0)
-    pretrained = tvm.mobilenet_v3_small().state_dict()  # stands in for the download, same file name and format
-    cache = tmp_path / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    torch.save(pretrained, cache / weights.url.rsplit("/", 1)[1])
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    net = zoo.create_model("tv/mobilenet_v3_small", weights="IMAGENET1K_V1", num_classes=10, in_chans=1)
-    state = net.state_dict()
-    assert torch.equal(state["features.0.0.weight"], pretrained["features.0.0.weight"].sum(1, keepdim=True))
-    assert torch.equal(state["features.12.0.weight"], pretrained["features.12.0.weight"])
-    assert state["classifier.3.weight"].shape == (10, 1024)
-    assert zoo.create_model("tv/mobilenet_v3_small", weights="DEFAULT").state_dict().keys() == pretrained.keys()
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
-    monkeypatch.setattr(torch.hub, "download_url_to_file", _offline)
-    with pytest.raises(ZooError, match=r"offline, put the file https://download\.pytorch\.org/models/"
-                                       r"mobilenet_v3_small-047dcff4\.pth at .*empty/hub/checkpoints/"):
-        zoo.create_model("tv/mobilenet_v3_small", weights="IMAGENET1K_V1")
-    with pytest.raises(InputError, match="unknown weights 'IMAGENET'.*choose one of: DEFAULT, IMAGENET1K_V1"):
-        zoo.create_model("tv/mobilenet_v3_small", weights="IMAGENET")
-
-
-def _offline(*args, **kwargs):
-    raise OSError("no network")
 
 
 def test_info_shows_torchvision_weights_metadata(tmp_path):

@@ -57,6 +57,11 @@ class ImageClassifier(L.LightningModule):
         channels_last: train and evaluate in the channels-last memory layout (faster convolutions
             on recent GPUs, especially with mixed precision).
         compile: run the net through ``torch.compile`` (the first batches take longer while it compiles).
+        weights: pretrained weights to start from: a zoo checkpoint (``.ckpt``), ``torchvision:IMAGENET1K_V1``,
+            ``timm:resnet18.a1_in1k``, or a ``.pth``/``.safetensors`` state dict (see :mod:`zoo.finetune`); the
+            final layer is new when the classes differ, the first convolution adapted to ``in_chans``.
+        reset_head: with `weights`, start from a new final layer even when the weights' one fits (a new task
+            with as many classes).
         **model_kwargs: the net's own arguments (e.g. ``hidden`` for ``mlp``).
     """
 
@@ -77,6 +82,8 @@ class ImageClassifier(L.LightningModule):
         l2_penalty: float = 0.0,
         channels_last: bool = False,
         compile: bool = False,
+        weights: str | None = None,
+        reset_head: bool = False,
         **model_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -100,6 +107,10 @@ class ImageClassifier(L.LightningModule):
         self.net = create_model(
             model, num_classes=num_classes, in_chans=in_chans, image_size=image_size, **model_kwargs
         )
+        if weights:  # not a hyperparameter: the checkpoint holds the result, reloading it must not fetch them again
+            from zoo.finetune import load_weights
+
+            load_weights(self.net, weights, model, reset_head)
         min_size = getattr(self.net, "min_size", 1)
         if image_size < min_size:
             raise InputError(
@@ -134,13 +145,12 @@ class ImageClassifier(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x) if self._compiled is None else self._compiled(x)
 
-    def decayed_parameters(self) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
-        """The trainable parameters split into (weights, biases and normalization weights), as timm does:
-        parameters with one dimension or less do not decay (unless ``weight_decay_norm_and_bias``)."""
+    def decayed_parameters(self, parameters: Any = None) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+        """The trainable parameters (or the given ones) split into (weights, biases and normalization weights),
+        as timm does: parameters with one dimension or less do not decay (unless ``weight_decay_norm_and_bias``)."""
         weights, others = [], []
-        for parameter in self.net.parameters():
-            if parameter.requires_grad:
-                (weights if parameter.ndim > 1 or self.weight_decay_norm_and_bias else others).append(parameter)
+        for parameter in (p for p in self.net.parameters() if p.requires_grad) if parameters is None else parameters:
+            (weights if parameter.ndim > 1 or self.weight_decay_norm_and_bias else others).append(parameter)
         return weights, others
 
     def penalty(self) -> torch.Tensor | None:
@@ -284,11 +294,20 @@ class ImageClassifier(L.LightningModule):
             self.log("train_acc5", top5 / n)
 
     def configure_optimizers(self) -> Any:
-        if not any(p.requires_grad for p in self.parameters()):
+        finetune = self._finetune()
+        if finetune is None and not any(p.requires_grad for p in self.parameters()):
             return None  # nothing to optimize (kNN)
-        weights, others = self.decayed_parameters()
-        groups = [{"params": weights}] + ([{"params": others, "weight_decay": 0.0}] if others else [])
+        # fine-tuning: a group per backbone stage and one for the head, frozen ones included (no gradients
+        # until they thaw), each at its learning-rate factor; so unfreezing never adds a group
+        stages = finetune.param_groups(self.net) if finetune else [(None, 1.0)]
+        groups = []
+        for parameters, scale in stages:
+            weights, others = self.decayed_parameters(parameters)
+            groups += [{"params": weights, "lr_scale": scale}] if weights else []
+            groups += [{"params": others, "weight_decay": 0.0, "lr_scale": scale}] if others else []
         optimizer = self.optimizer(groups)
+        for group in optimizer.param_groups:
+            group["lr"] *= group.get("lr_scale", 1.0)
         if self.lr_scheduler is None:
             return optimizer
         scheduler = self.lr_scheduler(optimizer)
@@ -301,6 +320,13 @@ class ImageClassifier(L.LightningModule):
                     scheduler.total = int(total)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": interval, "monitor": "val_loss"}}
+
+    def _finetune(self) -> Any:
+        """The trainer's :class:`zoo.finetune.Finetune` callback with a strategy, if there is one."""
+        from zoo.finetune import Finetune
+
+        callbacks = self._trainer.callbacks if self._trainer is not None else []
+        return next((c for c in callbacks if isinstance(c, Finetune) and c.strategy is not None), None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from zoo import __version__

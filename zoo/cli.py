@@ -133,6 +133,10 @@ class ZooCLI(LightningCLI):
             from lightning.pytorch.callbacks import ModelCheckpoint
 
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        if "finetune" not in parser.groups:
+            from zoo.finetune import Finetune
+
+            parser.add_lightning_class_args(Finetune, "finetune")  # --finetune STRATEGY (see expand_shorthands)
         parser.set_defaults({
             "checkpoint.monitor": "val_acc",
             "checkpoint.mode": "max",
@@ -243,7 +247,8 @@ def _looks_like_path_or_yaml(value: str) -> bool:
 
 
 def expand_shorthands(argv: list[str]) -> list[str]:
-    """Replace ``--model NAME`` and ``--data NAME`` (registry names) by their class paths.
+    """Replace ``--model NAME`` and ``--data NAME`` (registry names) by their class paths, and
+    ``--finetune STRATEGY`` by ``--finetune.strategy STRATEGY``.
 
     Without ``--model``/``--data`` (and without ``--config``), fit/validate/test/predict get lenet5 and
     digits. They are added as arguments, not parser defaults: jsonargparse would carry a default
@@ -256,6 +261,11 @@ def expand_shorthands(argv: list[str]) -> list[str]:
         defaults = ([] if "--model" in given else ["--model", DEFAULT_MODEL]) + \
             ([] if "--data" in given else ["--data", DEFAULT_DATA])
         out = [out[0], *defaults, *out[1:]]  # first: later --model.x / --data.x options apply to them
+    for i, arg in enumerate(out):  # --finetune STRATEGY: the callback's first argument
+        if arg == "--finetune" and i + 1 < len(out) and not _looks_like_path_or_yaml(out[i + 1]):
+            out[i] = "--finetune.strategy"
+        elif arg.startswith("--finetune=") and not _looks_like_path_or_yaml(arg.split("=", 1)[1]):
+            out[i] = "--finetune.strategy=" + arg.split("=", 1)[1]
     for i, arg in enumerate(out):
         for key, registry, resolve in (
             ("--model", MODELS, lambda n: f"{__name__}.{_identifier(n)}"),
@@ -417,7 +427,7 @@ def cmd_cam(argv: list[str]) -> None:
 
     from tqdm import tqdm
 
-    from zoo import cam, data
+    from zoo import cam
     from zoo.data.files import denormalize, read_images
 
     parser = argparse.ArgumentParser(
@@ -451,12 +461,7 @@ def cmd_cam(argv: list[str]) -> None:
         x, shown, paths = read_images(args.images, h.image_size, h.in_chans, mean, std)
         labels, boxes, captions = None, None, [p.name for p in paths]
     else:
-        name = args.data or checkpoint_data.get("name")
-        if name is None:
-            raise InputError(f"checkpoint {args.ckpt!r} does not name its dataset; give --data NAME or --images")
-        arguments = checkpoint_data.get("arguments", {}) if name == checkpoint_data.get("name") else {}
-        datamodule = data.create(name, **arguments)
-        datamodule.setup()
+        name, datamodule = checkpoint_datamodule(args.ckpt, checkpoint_data, args.data)
         split_x, split_y = datamodule.normalized(args.split)
         all_boxes = getattr(datamodule, "boxes", {}).get(args.split)
         if args.evaluate:
@@ -496,6 +501,76 @@ def cmd_cam(argv: list[str]) -> None:
     path = os.path.join(args.out, f"{args.method}.png")
     cam.save_grid(shown, result.maps, titles, path, boxes=boxes)
     print(f"{args.method} maps of {len(x)} images -> {path}")
+
+
+def checkpoint_datamodule(ckpt: str, checkpoint_data: dict[str, Any], name: str | None = None,
+                          arguments: dict[str, Any] | None = None) -> tuple[str, Any]:
+    """The dataset `name` (default: the one the checkpoint was trained on, with its arguments), set up."""
+    from zoo import data
+
+    name = name or checkpoint_data.get("name")
+    if name is None:
+        raise InputError(f"checkpoint {ckpt!r} does not name its dataset; give --data NAME")
+    own = checkpoint_data.get("arguments", {}) if name == checkpoint_data.get("name") else {}
+    datamodule = data.create(name, **{**own, **(arguments or {})})
+    datamodule.setup()
+    return name, datamodule
+
+
+def cmd_features(argv: list[str]) -> None:
+    import argparse
+
+    import numpy as np
+    import yaml
+    from tqdm import tqdm
+
+    parser = argparse.ArgumentParser(
+        prog="zoo features", description="Embed a dataset with a trained model's net: the pooled vector its final "
+        "layer reads (pre-logits), for each image of each split, saved with the labels as a NumPy .npz "
+        "(train_features, train_labels, val_..., test_..., class_names) for a linear probe or kNN elsewhere.",
+        epilog="example: zoo features --ckpt runs/lenet5-digits/version_0/checkpoints/best.ckpt --data digits "
+               "--data-arg classes=[5,6,7,8,9] --out digits59.npz")
+    parser.add_argument("--ckpt", required=True, help="a checkpoint written by zoo fit")
+    parser.add_argument("--data", help="a registered dataset (default: the one the checkpoint was trained on)")
+    parser.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="an argument of the dataset, e.g. classes=[5,6,7,8,9] (repeatable)")
+    parser.add_argument("--splits", nargs="+", choices=["train", "val", "test"], default=["train", "val", "test"])
+    parser.add_argument("--batch-size", type=int, default=256, help="images embedded at once (default: 256)")
+    parser.add_argument("--out", default="features.npz", help="the .npz file to write (default: features.npz)")
+    args = parser.parse_args(argv)
+    arguments = {}
+    for item in args.data_arg:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--data-arg takes KEY=VALUE, got {item!r}")
+        arguments[key] = yaml.safe_load(value)
+    model = ImageClassifier.load_from_checkpoint(args.ckpt, map_location="cpu").eval()
+    net = model.net
+    if not hasattr(net, "forward_head"):
+        raise InputError(f"model {model.hparams.model!r} has no pre-logits features to embed with")
+    name, datamodule = checkpoint_datamodule(args.ckpt, read_checkpoint(args.ckpt)["zoo"].get("data") or {},
+                                             args.data, arguments)
+    if datamodule.in_chans != model.hparams.in_chans:
+        raise InputError(f"the data has in_chans={datamodule.in_chans} but the model takes "
+                         f"{model.hparams.in_chans}; give data with the model's channels")
+    out: dict[str, Any] = {"class_names": np.array(datamodule.class_names)}
+    for split in args.splits:
+        x, y = datamodule.normalized(split)
+        vectors = []
+        with torch.no_grad():
+            for i in tqdm(range(0, len(x), args.batch_size), desc=split, leave=False):
+                vectors.append(net.forward_head(net.forward_features(x[i:i + args.batch_size]), pre_logits=True)
+                               .flatten(1))
+        out[f"{split}_features"] = torch.cat(vectors).numpy() if vectors else np.zeros((0, 0), np.float32)
+        out[f"{split}_labels"] = y.numpy()
+        print(f"{split}: {len(y)} images -> {out[f'{split}_features'].shape[1]} features")
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as f:
+        np.savez(f, **out)
+    os.replace(temporary, path)
+    print(f"features of {name} by {model.hparams.model} -> {path}")
 
 
 def cmd_export(argv: list[str]) -> None:
@@ -657,7 +732,7 @@ def cmd_search(argv: list[str]) -> None:
 
 
 COMMANDS = {"models": cmd_models, "info": cmd_info, "cam": cmd_cam, "export": cmd_export, "data": cmd_data,
-            "cv": cmd_cv, "search": cmd_search}
+            "cv": cmd_cv, "search": cmd_search, "features": cmd_features}
 
 
 def _is_file_predict(argv: list[str]) -> bool:
@@ -669,6 +744,7 @@ Train, evaluate and inspect image classifiers from the zoo registry.
 
 Lightning commands (LightningCLI; `zoo COMMAND --help` lists every option):
   fit        train a model: zoo fit --model lenet5 --data digits
+             fine-tune one: zoo fit --model resnet18 --model.weights torchvision:IMAGENET1K_V1 --finetune linear_probe
   validate   evaluate on the validation split: zoo validate --config CONFIG --ckpt_path CKPT
   test       evaluate on the test split:       zoo test --config CONFIG --ckpt_path CKPT
   predict    class probabilities for the data's predict split (LightningCLI), or for image files:
@@ -685,6 +761,8 @@ Registry and data:
 
 Looking inside and shipping:
   cam        class activation maps as pictures: zoo cam --ckpt CKPT --images DIR --method gradcam
+  features   embeddings of a dataset by a trained net (.npz, for a linear probe or kNN):
+             zoo features --ckpt CKPT --data digits --out features.npz
   export     onnx, torchscript, exported-program or safetensors, parity-checked:
              zoo export --ckpt CKPT --format onnx --out model.onnx
 

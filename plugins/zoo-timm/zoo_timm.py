@@ -17,7 +17,6 @@ import timm
 from torch import nn
 
 from zoo import register_model
-from zoo.errors import ZooError
 from zoo.models.net import ZooNet
 
 NAMESPACE = "timm"
@@ -57,7 +56,6 @@ def _builder(name: str, module: str) -> Any:
         num_classes: int = cfg.num_classes or 1000,
         in_chans: int = 3,
         image_size: int = size,
-        pretrained: bool = False,
         drop_rate: float = 0.0,
         drop_path_rate: float | None = None,
     ) -> nn.Module:
@@ -66,13 +64,7 @@ def _builder(name: str, module: str) -> Any:
             kwargs["drop_path_rate"] = drop_path_rate
         if cfg.fixed_input_size and image_size != size:
             kwargs["img_size"] = image_size  # transformers fix their grid of patches to the input size
-        try:
-            net = timm.create_model(name, pretrained=pretrained, **kwargs)
-        except OSError as exc:  # offline and not in the Hugging Face cache
-            where = cfg.hf_hub_id or cfg.url or "timm's hub"
-            raise ZooError(f"cannot fetch timm's pretrained weights for {name} from {where} ({exc}); offline, "
-                           "download them once where there is a network (they land in the Hugging Face cache, "
-                           "HF_HOME) and set HF_HUB_OFFLINE=1, or load a local file") from None
+        net = timm.create_model(name, **kwargs)
         info = getattr(net, "feature_info", None)
         last = info[-1] if isinstance(info, list) and info else {}
         net.__class__ = _protocol_class(type(net))
@@ -84,12 +76,14 @@ def _builder(name: str, module: str) -> Any:
     build.__name__ = build.__qualname__ = name
     build.__doc__ = f"""timm's ``{name}`` (``timm.models.{module}``), built by ``timm.create_model``.
 
+    Pretrained weights: ``weights="timm:"`` (``--model.weights timm:``) loads timm's default ones
+    ({cfg.tag or 'default'} tag; ``timm:{name}.TAG`` another), downloaded once into the Hugging Face
+    cache and read from it offline.
+
     Args:
         num_classes: number of classes.
-        in_chans: image channels (timm adapts pretrained first-layer weights).
+        in_chans: image channels.
         image_size: input height and width{' (the patch grid is built for it)' if cfg.fixed_input_size else ''}.
-        pretrained: load timm's default pretrained weights ({cfg.tag or 'default'} tag; downloaded once
-            into the Hugging Face cache, read from it offline).
         drop_rate: dropout before the classifier.
         drop_path_rate: stochastic depth rate, for the nets that have it (timm's default if unset).
     """

@@ -5,8 +5,8 @@ ResNeXt-101, Wide ResNet-101, ViT, Swin (v1, v2) and MaxViT. The net is torchvis
 ``state_dict`` keeps torchvision's names, so torchvision's weights load as they are); this plugin
 adds zoo's net protocol on top: ``forward_features`` (the last feature map), ``forward_head``,
 ``reset_classifier``, the backbone/head split and ``cam_layer``. Each entry lists its torchvision
-weights with their metadata (``zoo info tv/efficientnet_b0``); ``weights="DEFAULT"`` or a weights name
-loads them through torchvision.
+weights with their metadata (``zoo info tv/efficientnet_b0``); ``weights="torchvision:DEFAULT"`` (or a
+weights name) loads them, through zoo.finetune like any source.
 
     >>> import zoo
     >>> model = zoo.create("tv/efficientnet_b0", num_classes=10)   # zoo fit --model tv/efficientnet_b0
@@ -15,16 +15,14 @@ loads them through torchvision.
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torchvision.models as tvm
-from timm.models import adapt_input_conv
 from torch import nn
 
 from zoo import list_models, register_model
-from zoo.errors import InputError, ZooError
+from zoo.errors import InputError
 from zoo.models.net import ZooNet
 
 NAMESPACE = "tv"
@@ -137,16 +135,11 @@ def _protocol_class(cls: type[nn.Module]) -> type[nn.Module]:
     return type(cls.__name__, (TorchvisionProtocol, cls), {"__module__": __name__, "layout": LAYOUTS[cls]})
 
 
-def _set_in_chans(net: nn.Module, in_chans: int, pretrained: bool) -> None:
-    """A first convolution for `in_chans` channels; from pretrained RGB kernels as timm adapts them."""
+def _set_in_chans(net: nn.Module, in_chans: int) -> None:
+    """A first convolution for `in_chans` channels (pretrained kernels are adapted by zoo.finetune when loaded)."""
     name, conv = next((n, m) for n, m in net.named_modules() if isinstance(m, nn.Conv2d))
     new = nn.Conv2d(in_chans, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
                     conv.groups, conv.bias is not None)
-    with torch.no_grad():
-        if pretrained:
-            new.weight.copy_(adapt_input_conv(in_chans, conv.weight))
-        if conv.bias is not None:
-            new.bias.copy_(conv.bias)
     net.set_submodule(name, new)
 
 
@@ -157,7 +150,6 @@ def _builder(name: str, weights_enum: Any, size: int, min_size: int) -> Callable
         num_classes: int = 1000,
         in_chans: int = 3,
         image_size: int = size,
-        weights: str | None = None,
     ) -> nn.Module:
         extra: dict[str, Any] = {}
         if fixed and image_size != size:
@@ -167,13 +159,8 @@ def _builder(name: str, weights_enum: Any, size: int, min_size: int) -> Callable
                 extra["input_size"] = (image_size, image_size)  # MaxViT
         if name == "inception_v3":
             extra.update(aux_logits=False, init_weights=True)
-        loaded = _weights(weights_enum, weights) if weights is not None else None
         try:
-            net = tvm.get_model(name, weights=loaded, num_classes=1000 if loaded else num_classes, **extra)
-        except OSError as exc:  # URLError included: offline and not in the cache
-            cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(loaded.url).name
-            raise ZooError(f"cannot download the weights {loaded} ({exc}); offline, put the file {loaded.url} "
-                           f"at {cache} (TORCH_HOME sets the folder)") from None
+            net = tvm.get_model(name, weights=None, num_classes=num_classes, **extra)
         except ValueError as exc:  # MaxViT's window grid, e.g.: an input size the architecture cannot take
             raise InputError(f"torchvision's {name} cannot be built for image_size={image_size}: {exc}") from None
         net.__class__ = _protocol_class(type(net))
@@ -181,10 +168,8 @@ def _builder(name: str, weights_enum: Any, size: int, min_size: int) -> Callable
         # the feature map's width is what the head's first linear layer reads (all layouts: pool, norm, linear)
         net.num_features = next(m for h in net.head_modules() for m in h.modules() if isinstance(m, nn.Linear)
                                 ).in_features
-        if loaded is not None and num_classes != 1000:
-            net.reset_classifier(num_classes)
         if in_chans != 3:
-            _set_in_chans(net, in_chans, pretrained=loaded is not None)
+            _set_in_chans(net, in_chans)
         net.num_classes, net.in_chans = num_classes, in_chans
         net.min_size = image_size if fixed else min_size
         net.cam_layer = net.layout.cam_layer
@@ -194,22 +179,15 @@ def _builder(name: str, weights_enum: Any, size: int, min_size: int) -> Callable
     names = ", ".join(["DEFAULT", *(w.name for w in weights_enum)])
     build.__doc__ = f"""torchvision's ``{name}``, with zoo's net protocol.
 
+    Pretrained weights: ``weights="torchvision:NAME"`` (``--model.weights``) with NAME one of {names};
+    downloaded once into TORCH_HOME, read from its cache offline.
+
     Args:
-        num_classes: number of classes (a new final layer when pretrained weights have 1000).
-        in_chans: image channels (pretrained RGB kernels are summed or repeated, as timm does).
+        num_classes: number of classes.
+        in_chans: image channels.
         image_size: input height and width{' (the model is built for it)' if fixed else ''}.
-        weights: torchvision weights to load: {names}; downloaded once into TORCH_HOME
-            (read from its cache offline).
     """
     return build
-
-
-def _weights(weights_enum: Any, name: str) -> Any:
-    try:
-        return weights_enum[name] if name != "DEFAULT" else weights_enum.DEFAULT
-    except KeyError:
-        choices = ", ".join(["DEFAULT", *(w.name for w in weights_enum)])
-        raise InputError(f"unknown weights {name!r} for {weights_enum.__name__}; choose one of: {choices}") from None
 
 
 def _weights_metadata(weights_enum: Any) -> dict[str, dict[str, Any]]:

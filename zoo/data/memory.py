@@ -96,6 +96,13 @@ def split_train_val(labels: np.ndarray, val_split: int | float, split_seed: int,
         raise InputError(f"cannot take val_split={val_split!r} from {len(idx)} training images: {exc}") from None
 
 
+def few_per_class(indices: np.ndarray, labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """`n` of the `indices` of each class (all of a class that has fewer), picked at random by `seed`, in order."""
+    order = np.random.default_rng(seed).permutation(len(indices))
+    kept = np.concatenate([order[labels[order] == c][:n] for c in np.unique(labels)])
+    return indices[np.sort(kept)]
+
+
 class ImageDataModule(L.LightningDataModule):
     """Common arguments and behaviour of zoo's DataModules (each subclass adds where its images come from).
 
@@ -119,6 +126,8 @@ class ImageDataModule(L.LightningDataModule):
         cutmix: cutmix's Beta alpha (0: off; 1.0 is common).
         folds: cut the training images into this many folds for cross-validation (1: a plain val split).
         fold: which fold validates (0 .. folds-1).
+        train_per_class: keep only this many training images of each class (a few-shot task; chosen by
+            `split_seed`, after the validation split); None: all.
         transform: a custom per-image transform on uint8 tensors, run in the DataLoader after the preset's.
     """
 
@@ -142,11 +151,14 @@ class ImageDataModule(L.LightningDataModule):
         cutmix: float = 0.0,
         folds: int = 1,
         fold: int = 0,
+        train_per_class: int | None = None,
         transform: Callable | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if train_per_class is not None and train_per_class < 1:
+            raise InputError(f"train_per_class must be a positive integer (or unset for all), got {train_per_class!r}")
         if folds < 1:
             raise InputError(f"folds must be 1 (no cross-validation) or more, got {folds!r}")
         check_preset(augment)
@@ -154,6 +166,7 @@ class ImageDataModule(L.LightningDataModule):
             "batch_size": batch_size, "val_split": val_split, "split_seed": split_seed, "num_workers": num_workers,
             "pin_memory": pin_memory, "drop_last": drop_last, "augment": augment, "erasing": erasing,
             "color_jitter": color_jitter, "mixup": mixup, "cutmix": cutmix, "folds": folds, "fold": fold,
+            "train_per_class": train_per_class,
         }
         for key, value in self.common_arguments.items():
             setattr(self, key, value)
@@ -190,6 +203,8 @@ class ImageDataModule(L.LightningDataModule):
             return
         images, labels, test_images, test_labels = self.load()
         train, val = split_train_val(labels.numpy(), self.val_split, self.split_seed, self.folds, self.fold)
+        if self.train_per_class is not None:
+            train = few_per_class(train, labels.numpy()[train], self.train_per_class, self.split_seed)
         train, val = torch.as_tensor(train), torch.as_tensor(val)
         self.mean, self.std = channel_stats(images[train])
         self.train_set = TensorImages(images[train], labels[train], self.sample_transform())
