@@ -125,6 +125,7 @@ class ZooCLI(LightningCLI):
 
     user_chose_data = False  # --data or --config was given (else a checkpoint's own data is used)
     test_accuracy: float | None = None  # after fit: the best checkpoint's test accuracy
+    test_metrics: dict[str, float] | None = None  # after fit: all its test metrics (test_acc, test_acc5, ...)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         for key in LINKED:
@@ -219,7 +220,8 @@ class ZooCLI(LightningCLI):
             print(f"best validation accuracy: {100 * float(callback.best_model_score):.2f}%  "
                   f"checkpoint: {best}")
         if results:
-            self.test_accuracy = float(results[0]["test_acc"])
+            self.test_metrics = {key: float(value) for key, value in results[0].items()}
+            self.test_accuracy = self.test_metrics["test_acc"]
             top5 = results[0].get("test_acc5")
             extra = f" (top-5 {100 * top5:.2f}%)" if top5 is not None else ""
             print(f"test accuracy: {100 * results[0]['test_acc']:.2f}%{extra}")
@@ -731,8 +733,119 @@ def cmd_search(argv: list[str]) -> None:
     print(f"\n{len(rows)} trials -> {out / 'results.csv'}, {picture}")
 
 
+def cmd_bench(argv: list[str]) -> None:
+    if argv and argv[0] == "render":
+        return _bench_render(argv[1:])
+    if argv and argv[0] == "speed":
+        return _bench_speed(argv[1:])
+    import argparse
+
+    from zoo import bench
+
+    parser = argparse.ArgumentParser(
+        prog="zoo bench", description="Benchmark leaderboards. zoo bench --suite SUITE.yaml fits every model x "
+        "dataset x seed of the suite (a zoo fit each, in its own process), tests the best checkpoint and measures "
+        "size, speed and memory; each finished entry is appended to OUT/results.csv (validation curves to "
+        "OUT/curves.csv) and never overwritten. Running it again skips the finished entries, so an interrupted "
+        "suite resumes. Then it renders OUT/leaderboard.md and OUT/index.html. "
+        "Also: zoo bench render OUT (the page again), zoo bench speed (timm-style speed against torchvision).",
+        epilog="examples: zoo bench --suite benchmarks/suites/digits.yaml --out benchmarks/results/digits\n"
+               "          zoo bench --suite benchmarks/suites/cifar10.yaml --data fake --set trainer.max_epochs=1 "
+               "--seeds 0   (a quick smoke run)")
+    parser.add_argument("--suite", required=True, help="a suite file (shipped: benchmarks/suites/*.yaml)")
+    parser.add_argument("--out", help="folder of results.csv, curves.csv and the page (default: runs/bench/SUITE)")
+    parser.add_argument("--runs", default="runs/bench", help="where the fits and their logs go (default: runs/bench)")
+    parser.add_argument("--models", help="only these of the suite's models, comma-separated")
+    parser.add_argument("--data", help="run on these datasets instead of the suite's, comma-separated (e.g. fake)")
+    parser.add_argument("--seeds", help="these seeds instead of the suite's, comma-separated")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="zoo fit options for every entry, over the recipe (e.g. trainer.max_epochs=1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in a log file)")
+    args = parser.parse_args(argv)
+
+    def listed(text: str | None) -> list[str] | None:
+        return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+    try:
+        seeds = [int(s) for s in listed(args.seeds)] if args.seeds else None
+    except ValueError:
+        raise InputError(f"--seeds takes integers separated by commas, got {args.seeds!r}") from None
+    entries = bench.load_suite(args.suite, listed(args.models), listed(args.data), seeds, args.set)
+    out = Path(args.out or Path("runs/bench") / entries[0].suite)
+    try:
+        added = bench.run_suite(entries, out, Path(args.runs), progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\nzoo bench: interrupted; the finished entries are in {out / bench.RESULTS}. "
+              f"Run the same command again to resume.", file=sys.stderr)
+        sys.exit(130)
+    failed = [row for row in added if row["status"] != "done"]
+    pages = bench.render(out)
+    print(f"{len(added) - len(failed)} entries run, {len(failed)} failed -> {out / bench.RESULTS}; "
+          f"leaderboard: {', '.join(map(str, pages))}")
+    if failed:
+        sys.exit(1)
+
+
+def _bench_render(argv: list[str]) -> None:
+    import argparse
+
+    from zoo import bench
+
+    parser = argparse.ArgumentParser(
+        prog="zoo bench render", description="Write OUT/leaderboard.md, OUT/index.html (sortable table) and the "
+        "plots (accuracy vs parameters and vs throughput, validation curves) from OUT/results.csv and curves.csv.")
+    parser.add_argument("out", help="a folder holding results.csv (e.g. benchmarks/results/digits)")
+    args = parser.parse_args(argv)
+    pages = bench.render(Path(args.out))
+    print(f"leaderboard: {', '.join(map(str, pages))}")
+
+
+def _bench_speed(argv: list[str]) -> None:
+    import argparse
+
+    from zoo import bench
+
+    parser = argparse.ArgumentParser(
+        prog="zoo bench speed", description="Inference and training step speed in the manner of timm's "
+        "benchmark.py (warm-up, then the median of --rounds steps), with each model's ratio against the same "
+        "architecture from torchvision (or timm), the two timed in turn in this process. Rows are appended to --out "
+        "(timm's column names).",
+        epilog="example: zoo bench speed --models resnet18,resnet50 --batch 1,64 --precision fp32,bf16 "
+               "--channels_last")
+    parser.add_argument("--models", required=True, help="registry names, comma-separated")
+    parser.add_argument("--batch", default="1,64", help="batch sizes, comma-separated (default: 1,64)")
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16 and/or fp16, comma-separated (autocast)")
+    parser.add_argument("--channels_last", action="store_true", help="channels-last memory format")
+    parser.add_argument("--img-size", type=int, help="input height and width (default: the model's own)")
+    parser.add_argument("--bench", default="both", choices=["infer", "train", "both"], help="what to time")
+    parser.add_argument("--rounds", type=int, default=10, help="timed steps of each net (default: 10)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: 3)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present)")
+    parser.add_argument("--out", default="runs/bench/speed.csv", help="CSV to append to (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        batches = [int(b) for b in args.batch.split(",")]
+    except ValueError:
+        raise InputError(f"--batch takes integers separated by commas, got {args.batch!r}") from None
+    if min(batches) < 1 or args.rounds < 1 or args.warmup < 0:
+        raise InputError("--batch and --rounds must be 1 or more, --warmup 0 or more")
+    shown = [("model", "model"), ("reference", "reference"), ("precision", "precision"),
+             ("infer_batch_size", "batch"), ("infer_samples_per_sec", "infer img/s"),
+             ("infer_ratio_vs_reference", "infer ratio"), ("train_samples_per_sec", "train img/s"),
+             ("train_ratio_vs_reference", "train ratio")]
+    rows = []
+    for row in bench.speed(args.models.split(","), batches, args.precision.split(","), args.channels_last,
+                           args.img_size, args.device, args.rounds, args.warmup, args.bench):
+        bench.append_rows(Path(args.out), bench.SPEED_COLUMNS, [row])
+        rows.append(row)
+        print("  ".join(f"{label} {row.get(key, '-')}" for key, label in shown), flush=True)
+    print()
+    print(table([[str(r.get(k, "-")) for k, _ in shown] for r in rows], [label for _, label in shown]))
+    print(f"\nratio = zoo images/s / reference images/s, timed in turn in this process -> {args.out}")
+
+
 COMMANDS = {"models": cmd_models, "info": cmd_info, "cam": cmd_cam, "export": cmd_export, "data": cmd_data,
-            "cv": cmd_cv, "search": cmd_search, "features": cmd_features}
+            "cv": cmd_cv, "search": cmd_search, "features": cmd_features, "bench": cmd_bench}
 
 
 def _is_file_predict(argv: list[str]) -> bool:
@@ -753,6 +866,8 @@ Lightning commands (LightningCLI; `zoo COMMAND --help` lists every option):
   cv         k-fold cross-validation of a run: zoo cv --config CONFIG --folds 5
   search     hyperparameter search: zoo search --config CONFIG --grid model.optimizer.lr=0.1,0.01
              --random model.optimizer.weight_decay=loguniform:1e-5:1e-2 --trials 4
+  bench      leaderboards: zoo bench --suite benchmarks/suites/digits.yaml (-> results.csv, leaderboard.md,
+             index.html); zoo bench render OUT; speed vs torchvision: zoo bench speed --models resnet18
 
 Registry and data:
   models     list the registered models: zoo models 'res*'

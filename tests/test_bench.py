@@ -1,0 +1,248 @@
+"""zoo bench: suites run in child processes, append-only CSVs that resume, the leaderboard page in Chromium, speed."""
+
+import csv
+import os
+import shutil
+import statistics
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from tests.conftest import ROOT, run_zoo
+from zoo import bench
+from zoo.errors import InputError, UnknownNameError
+
+SUITES = sorted((ROOT / "benchmarks" / "suites").glob("*.yaml"))
+SMOKE = {"digits": "knn", "mnist": "lenet5", "cifar10": "resnet20", "cifar100": "densenet_bc100"}  # a path each
+
+
+def write_suite(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_suite_file_errors_say_what_to_fix(tmp_path):
+    with pytest.raises(InputError, match="no suite file"):
+        bench.load_suite(tmp_path / "missing.yaml")
+    bad = write_suite(tmp_path / "bad.yaml", "name: x\nmodels: [lenet5]\ndatasets: [digits]\nrecipes: {}\n")
+    with pytest.raises(InputError, match="unknown key.*recipes"):
+        bench.load_suite(bad)
+    typo = write_suite(tmp_path / "typo.yaml", "models: [resnt20]\ndatasets: [digits]\n")
+    with pytest.raises(UnknownNameError, match="resnet20"):
+        bench.load_suite(typo)
+    good = write_suite(tmp_path / "good.yaml", "models: [lenet5]\ndatasets: [digits]\nseeds: [0, 1]\n")
+    with pytest.raises(InputError, match="not in"):
+        bench.load_suite(good, models=["resnet20"])
+    with pytest.raises(InputError, match="KEY=VALUE"):
+        bench.load_suite(good, options=["trainer.max_epochs"])
+
+
+def test_suite_entries_and_config_hash(tmp_path):
+    suite = write_suite(tmp_path / "s.yaml", """
+name: demo
+seeds: [0, 1]
+target: 90
+recipe: {trainer.max_epochs: 3, data.augment: none}
+datasets: {digits: {data.image_size: 16}}
+models:
+  lenet5:
+  linear: {model.optimizer.init_args.lr: 0.01, trainer.max_epochs: 5}
+""")
+    entries = bench.load_suite(suite)
+    assert [(e.model, e.seed) for e in entries] == [("lenet5", 0), ("lenet5", 1), ("linear", 0), ("linear", 1)]
+    linear = entries[2]
+    assert linear.options == ("--trainer.max_epochs", "3", "--data.augment", "none", "--data.image_size", "16",
+                              "--model.optimizer.init_args.lr", "0.01", "--trainer.max_epochs", "5")
+    assert linear.target == 90 and linear.suite == "demo"
+    assert entries[0].config == entries[1].config != linear.config  # seeds share a config, models do not
+    other = bench.load_suite(suite, options=["trainer.max_epochs=4"])[0]
+    assert other.config != entries[0].config  # a changed recipe is a new entry, not a finished one
+    on_fake = bench.load_suite(suite, datasets=["fake"], seeds=[7], models=["linear"])
+    assert [(e.model, e.dataset, e.seed) for e in on_fake] == [("linear", "fake", 7)]
+    assert "--data.image_size" not in on_fake[0].options  # the suite's digits options stay with digits
+
+
+def _row(model: str, seed: int, top1: float, **extra) -> dict:
+    return {"suite": "s", "model": model, "dataset": "digits", "seed": str(seed), "config": "c" + model,
+            "status": "done", "top1": str(top1), "top5": "100", "param_count": "0.5", "epochs": "3",
+            "epochs_to_target": extra.pop("epochs_to_target", ""), **extra}
+
+
+def test_leaderboard_means_latest_seed_rows_and_ranks():
+    table = [
+        _row("lenet5", 0, 90.0), _row("lenet5", 1, 96.0), _row("lenet5", 0, 94.0),  # seed 0 again: the later row counts
+        _row("mlp", 0, 97.0, epochs_to_target="2"), _row("mlp", 1, 97.5),
+        {**_row("linear", 0, 99.9), "status": "failed (exit 1): boom"},  # failed rows never rank
+        {"suite": "s", "model": "vgg11"},  # a partial last line (a kill mid-write)
+    ]
+    board = bench.leaderboard(table)
+    assert [e["model"] for e in board] == ["mlp", "lenet5"]
+    lenet = board[1]
+    assert lenet["top1"] == pytest.approx(95.0) and lenet["top1_std"] == pytest.approx(statistics.stdev([94, 96]))
+    assert lenet["seeds"] == 2 and lenet["reached"] == 0 and lenet["epochs_to_target"] is None
+    assert board[0]["reached"] == 1 and board[0]["epochs_to_target"] == 2
+    assert bench._cell(board[0], "epochs_to_target", 1) == "2.0 (1/2)"
+    assert bench._cell(lenet, "top1", 2) == f"95.00 ± {statistics.stdev([94, 96]):.2f}"
+
+
+def test_append_rows_never_rewrites(tmp_path):
+    path = tmp_path / "r.csv"
+    bench.append_rows(path, ["a", "b"], [{"a": 1, "b": None}])
+    first = path.read_bytes()
+    bench.append_rows(path, ["a", "b"], [{"a": 2, "b": 3, "ignored": 4}])
+    assert path.read_bytes().startswith(first)
+    assert rows(path) == [{"a": "1", "b": ""}, {"a": "2", "b": "3"}]
+
+
+def test_suite_runs_in_children_resumes_and_renders(tmp_path):
+    """Two seeds of a real fit on digits, one entry failing; a rerun skips the finished ones and retries the failure."""
+    suite = write_suite(tmp_path / "tiny.yaml", """
+name: tiny
+seeds: [0, 1]
+target: 50
+recipe: {trainer.max_epochs: 3, data.image_size: 8, data.batch_size: 128}
+datasets: [digits]
+models:
+  linear: {model.optimizer.init_args.lr: 0.01}
+  mlp: {model.hidden: not-a-list}
+""")
+    out, runs = tmp_path / "board", tmp_path / "runs"
+    args = ("bench", "--suite", str(suite), "--out", str(out), "--runs", str(runs), "--seeds", "0")
+    first = run_zoo(*args, cwd=tmp_path)
+    assert first.returncode == 1, first.stderr  # one entry failed: the command says so
+    assert "1 entries run, 1 failed" in first.stdout and "zoo bench" in first.stderr  # the progress bar
+    table = rows(out / "results.csv")
+    assert [(r["model"], r["status"][:6]) for r in table] == [("linear", "done"), ("mlp", "failed")]
+    assert "see " in table[1]["status"] and "hidden" in (runs / "tiny" / "logs" / "mlp-digits-seed0.log").read_text()
+
+    done = table[0]
+    assert list(done) == bench.COLUMNS
+    net = zoo.create_model("linear", num_classes=10, in_chans=1, image_size=8)
+    assert float(done["param_count"]) == pytest.approx(sum(p.numel() for p in net.parameters()) / 1e6)
+    assert float(done["infer_gmacs"]) == pytest.approx(10 * 64 / 1e9)  # one 64 -> 10 matrix product
+    assert 80 < float(done["top1"]) <= 100 and float(done["top1_err"]) == pytest.approx(100 - float(done["top1"]))
+    assert done["epochs"] == "3" and done["img_size"] == "8" and done["precision"] == "32-true"
+    for column in ("train_samples_per_sec", "infer_samples_per_sec", "infer_latency_ms", "peak_mem_mb", "wall_s"):
+        assert float(done[column]) > 0, column
+    assert done["torch"] == torch.__version__ and done["zoo"] == zoo.__version__
+    curve = rows(out / "curves.csv")
+    assert [c["epoch"] for c in curve] == ["1", "2", "3"]
+    seconds = [float(c["train_s"]) for c in curve]
+    assert seconds == sorted(seconds) and seconds[0] > 0  # cumulative training time
+    reached = next(c for c in curve if float(c["val_acc"]) >= 50)
+    assert done["epochs_to_target"] == reached["epoch"] and float(done["time_to_target_s"]) == pytest.approx(
+        float(reached["train_s"]), abs=0.1)
+    assert max(float(c["val_acc"]) for c in curve) == pytest.approx(float(done["best_val"]), abs=1e-3)
+    assert (runs / "tiny" / "linear-digits" / f"seed0-{done['config']}" / "checkpoints" / "best.ckpt").is_file()
+
+    before = (out / "results.csv").read_bytes()
+    again = run_zoo(*args[:-1], "0,1", "--models", "linear", cwd=tmp_path)  # seed 0 is done: only seed 1 runs
+    assert again.returncode == 0, again.stderr
+    assert "1 of 2 entries already in" in again.stdout
+    after = (out / "results.csv").read_bytes()
+    assert after.startswith(before)  # appended, never rewritten
+    assert [(r["model"], r["seed"]) for r in rows(out / "results.csv")][2:] == [("linear", "1")]
+    board = (out / "leaderboard.md").read_text()
+    assert "| 1 | linear |" in board and "2 |\n" in board  # two seeds of linear
+    for picture in ("tiny_digits_accuracy_vs_params.png", "tiny_digits_accuracy_vs_throughput.png",
+                    "tiny_digits_curves.png"):
+        assert (out / picture).stat().st_size > 5000
+
+
+def test_every_suite_parses_and_smoke_runs_on_fake(tmp_path):
+    """Each shipped suite: every entry's options parse as zoo fit takes them; one of its models fits on `fake`
+    (16-mixed is a GPU precision: the smoke run is 32-true)."""
+    from zoo.cli import run_lightning
+
+    assert {p.stem for p in SUITES} == set(SMOKE)
+    for path in SUITES:
+        entries = bench.load_suite(path)
+        assert len({e.model for e in entries}) >= 8, path
+        for entry in (e for e in entries if e.seed == entries[0].seed):  # the seeds share their options
+            with pytest.raises(SystemExit) as done:  # --print_config: parsed and checked, nothing built
+                run_lightning(["fit", "--model", entry.model, "--data", "fake", *entry.options,
+                               "--print_config=skip_null"])
+            assert done.value.code in (0, None), (path.name, entry.model)
+    smoke = [e for path in SUITES for e in bench.load_suite(
+        path, datasets=["fake"], seeds=[0], models=[SMOKE[path.stem]],
+        options=["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+                 "trainer.precision=32-true", "data.train_size=64", "data.test_size=16", "data.val_split=16"])]
+    added = bench.run_suite(smoke, tmp_path / "out", tmp_path / "runs", progress=False)
+    assert [r["status"] for r in added] == ["done"] * len(SUITES), [r["status"] for r in added]
+    bench.render(tmp_path / "out")
+
+
+def _chromium() -> str | None:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and os.environ.get("ZOO_REQUIRE_BROWSER"):
+        pytest.fail("ZOO_REQUIRE_BROWSER is set but no chromium is installed (apt-get install chromium)")
+    return found
+
+
+def test_page_sorts_in_headless_chromium(tmp_path):
+    """The rendered page in a real browser: every row is there, clicking a heading sorts by it, a screenshot."""
+    browser_path = _chromium()
+    if browser_path is None:
+        pytest.skip("no chromium here (.ci/run installs Debian's chromium and sets ZOO_REQUIRE_BROWSER)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    table = [_row("lenet5", 0, 98.9, infer_samples_per_sec="5000", wall_s="20"),
+             _row("mlp", 0, 97.2, infer_samples_per_sec="9000", wall_s="8"),
+             _row("resnet20", 0, 99.2, infer_samples_per_sec="800", wall_s="90"),
+             _row("knn", 0, 98.3, infer_samples_per_sec="", wall_s="3")]
+    bench.append_rows(tmp_path / bench.RESULTS, bench.COLUMNS, table)
+    bench.render(tmp_path)
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run"]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=flags)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto((tmp_path / "index.html").as_uri())
+
+        def column(name: str) -> list[str]:
+            index = page.locator("table.leaderboard th").all_inner_texts().index(name)
+            return page.locator(f"table.leaderboard tbody td:nth-child({index + 1})").all_inner_texts()
+
+        assert column("model") == ["resnet20", "lenet5", "knn", "mlp"]  # ranked by top-1
+        page.click("th:text-is('infer img/s')")
+        assert column("model") == ["resnet20", "lenet5", "mlp", "knn"]  # ascending, the empty cell last
+        page.click("th:text-is('infer img/s')")
+        assert column("model") == ["mlp", "lenet5", "resnet20", "knn"]  # reversed; empty still last
+        assert page.get_attribute("th:text-is('infer img/s')", "aria-sort") == "descending"
+        page.click("th:text-is('model')")
+        assert column("model") == ["knn", "lenet5", "mlp", "resnet20"]
+        page.click("th:text-is('wall s')")
+        assert column("wall s") == ["3", "8", "20", "90"]  # numbers sort as numbers, not as text
+        assert all(img > 0 for img in page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)"))
+        page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
+        browser.close()
+    assert (tmp_path / "leaderboard.png").stat().st_size > 20000
+
+
+def test_speed_rows_and_ratio_against_torchvision(tmp_path):
+    """timm-style rows; resnet18 against torchvision's resnet18, the same layers, so the ratio is near 1."""
+    found = list(bench.speed(["resnet18", "lenet5"], [2], ["fp32", "bf16"], img_size=32, device="cpu", rounds=5,
+                             warmup=1, bench="infer"))
+    assert [(r["model"], r["precision"]) for r in found] == [("resnet18", "fp32"), ("resnet18", "bf16"),
+                                                             ("lenet5", "fp32"), ("lenet5", "bf16")]
+    first = found[0]
+    assert first["reference"] == "torchvision:resnet18" and first["infer_batch_size"] == 2
+    assert first["param_count"] == 11.689512  # torchvision's resnet18
+    assert 0.5 < first["infer_ratio_vs_reference"] < 2.0
+    assert first["infer_samples_per_sec"] == pytest.approx(2000 / first["infer_step_time"], rel=1e-3)
+    assert "train_samples_per_sec" not in first and found[2]["reference"] == ""
+    with pytest.raises(InputError, match="fp32, bf16, fp16"):
+        next(bench.speed(["lenet5"], [1], ["fp8"]))
+    out = tmp_path / "speed.csv"
+    proc = run_zoo("bench", "speed", "--models", "resnet20", "--batch", "1,4", "--img-size", "32", "--rounds", "2",
+                   "--warmup", "1", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    written = rows(out)
+    assert [r["train_batch_size"] for r in written] == ["1", "4"] and float(written[1]["train_samples_per_sec"]) > 0
+    assert list(written[0]) == bench.SPEED_COLUMNS
