@@ -81,9 +81,11 @@ def test_leaderboard_means_latest_seed_rows_and_ranks():
         _row("mlp", 0, 97.0, epochs_to_target="2"), _row("mlp", 1, 97.5),
         {**_row("linear", 0, 99.9), "status": "failed (exit 1): boom"},  # failed rows never rank
         {"suite": "s", "model": "vgg11"},  # a partial last line (a kill mid-write)
+        {**_row("alexnet", 0, 10.0), "config": "old", "finished": "2026-01-01T00:00:00"},  # its recipe changed:
+        {**_row("alexnet", 0, 93.0), "config": "new", "finished": "2026-01-02T00:00:00"},  # the newest is shown
     ]
     board = bench.leaderboard(table)
-    assert [e["model"] for e in board] == ["mlp", "lenet5"]
+    assert [(e["model"], e["top1"]) for e in board] == [("mlp", 97.25), ("lenet5", 95.0), ("alexnet", 93.0)]
     lenet = board[1]
     assert lenet["top1"] == pytest.approx(95.0) and lenet["top1_std"] == pytest.approx(statistics.stdev([94, 96]))
     assert lenet["seeds"] == 2 and lenet["reached"] == 0 and lenet["epochs_to_target"] is None
@@ -92,13 +94,17 @@ def test_leaderboard_means_latest_seed_rows_and_ranks():
     assert bench._cell(lenet, "top1", 2) == f"95.00 ± {statistics.stdev([94, 96]):.2f}"
 
 
-def test_append_rows_never_rewrites(tmp_path):
+def test_append_rows_never_rewrites_and_survive_a_torn_line(tmp_path):
     path = tmp_path / "r.csv"
     bench.append_rows(path, ["a", "b"], [{"a": 1, "b": None}])
     first = path.read_bytes()
     bench.append_rows(path, ["a", "b"], [{"a": 2, "b": 3, "ignored": 4}])
     assert path.read_bytes().startswith(first)
     assert rows(path) == [{"a": "1", "b": ""}, {"a": "2", "b": "3"}]
+    with open(path, "a") as f:
+        f.write("9")  # a row cut off by a kill
+    bench.append_rows(path, ["a", "b"], [{"a": 4, "b": 5}])
+    assert rows(path)[-2:] == [{"a": "9", "b": None}, {"a": "4", "b": "5"}]  # the next row is whole
 
 
 def test_suite_runs_in_children_resumes_and_renders(tmp_path):

@@ -132,3 +132,19 @@ def test_a_checkpoint_that_fails_to_save_leaves_the_previous_one(tmp_path):
         io.save_checkpoint({"n": 2, "bad": lambda: None}, path)  # cannot be pickled
     assert torch.load(path, weights_only=True) == {"n": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_results_are_written_whole_or_not_at_all(tmp_path):
+    """atomic_path, which every result file goes through (CSVs, pictures, exports, caches, checkpoints)."""
+    from zoo.atomic import atomic_path
+
+    target = tmp_path / "results.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as temporary:
+        temporary.write_text("half of the new")
+        raise RuntimeError("killed while writing")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+    with atomic_path(target, sync=True) as temporary:
+        temporary.write_text("new")
+        assert target.read_text() == "old" and temporary.parent == tmp_path  # the same folder: an atomic rename
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["results.csv"]

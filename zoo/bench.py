@@ -48,6 +48,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from zoo.atomic import atomic_path
 from zoo.errors import InputError, ZooError
 
 RESULTS, CURVES = "results.csv", "curves.csv"
@@ -191,7 +192,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 def append_rows(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     """Add rows at the end of a CSV (with the header if the file is new), in one write, flushed to disk.
 
-    A kill during the write can at worst leave a partial last line, which :func:`finished` does not count.
+    A kill during the write can at worst leave a partial last line: :func:`finished` does not count
+    it, and the next append starts on a new line so that it stays a row of its own.
     """
     import io
 
@@ -200,6 +202,11 @@ def append_rows(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> N
     new = not path.is_file() or path.stat().st_size == 0
     if new:
         writer.writeheader()
+    else:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                buffer.write("\n")
     writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", newline="") as f:
@@ -423,7 +430,8 @@ def run_entry(spec: dict[str, Any]) -> dict[str, Any]:
     macs = count_macs(module.net, shape, device)
     top1 = 100 * cli.test_metrics["test_acc"]
     top5 = cli.test_metrics.get("test_acc5")
-    curve = [{"epoch": e["epoch"], "val_acc": e["val_acc"], "train_s": round(e["train_s"], 3)} for e in clock.epochs]
+    curve = [{"epoch": e["epoch"], "val_acc": None if e["val_acc"] is None else round(e["val_acc"], 3),
+              "train_s": round(e["train_s"], 3)} for e in clock.epochs]
     reached = next((e for e in clock.epochs if target is not None and e["val_acc"] is not None
                     and e["val_acc"] >= target), None)
     best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
@@ -481,11 +489,12 @@ def _float(value: Any) -> float | None:
 
 
 def leaderboard(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """Finished rows grouped by suite, dataset, model and config (the latest row of each seed), ranked by top-1.
+    """Finished rows grouped by suite, dataset and model (the latest row of each seed), ranked by top-1.
 
-    Each group gives the mean over its seeds of every measured column, and the sample std of top-1
-    and top-5; ``epochs_to_target`` and ``time_to_target_s`` average the seeds that reached the target
-    (``reached`` counts them).
+    A model whose options changed (a new config) is shown with its newest config only; the older
+    rows stay in the CSV. Each group gives the mean over its seeds of every measured column, and the
+    sample std of top-1 and top-5; ``epochs_to_target`` and ``time_to_target_s`` average the seeds
+    that reached the target (``reached`` counts them).
     """
     latest: dict[tuple[str, ...], dict[str, str]] = {}
     for row in rows:
@@ -494,6 +503,12 @@ def leaderboard(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
     for key, row in latest.items():
         groups.setdefault((key[0], key[2], key[1], key[4]), []).append(row)
+    newest: dict[tuple[str, ...], tuple[str, ...]] = {}  # (suite, dataset, model) -> its newest group
+    for group, seeds in groups.items():
+        when = max(r.get("finished") or "" for r in seeds)
+        if group[:3] not in newest or when >= max(r.get("finished") or "" for r in groups[newest[group[:3]]]):
+            newest[group[:3]] = group
+    groups = {group: groups[group] for group in newest.values()}
     board = []
     for (suite, dataset, model, config), seeds in groups.items():
         entry: dict[str, Any] = {"suite": suite, "dataset": dataset, "model": model, "config": config,
@@ -565,17 +580,20 @@ def plot_section(entries: list[dict[str, Any]], curves: list[dict[str, str]], st
         ax.grid(alpha=0.3)
         fig.tight_layout()
         paths.append(stem.with_name(f"{stem.name}_{name}.png"))
-        fig.savefig(paths[-1], dpi=100)
+        with atomic_path(paths[-1]) as temporary:
+            fig.savefig(temporary, dpi=100, format="png")
         plt.close(fig)
+    latest: dict[tuple[str, ...], float] = {}  # an entry run again (it failed after its curve) counts once
+    for row in curves:
+        value = _float(row.get("val_acc"))
+        if value is not None and (row.get("epoch") or "").isdigit():
+            latest[(*(row.get(k) or "" for k in KEY), row["epoch"])] = value
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for e in entries:
         points: dict[int, list[float]] = {}
-        for row in curves:
-            if (row["suite"], row["dataset"], row["model"], row["config"]) == (e["suite"], e["dataset"], e["model"],
-                                                                              e["config"]):
-                value = _float(row.get("val_acc"))
-                if value is not None:
-                    points.setdefault(int(row["epoch"]), []).append(value)
+        for (suite, model, dataset, _, config, epoch), value in latest.items():
+            if (suite, dataset, model, config) == (e["suite"], e["dataset"], e["model"], e["config"]):
+                points.setdefault(int(epoch), []).append(value)
         if points:
             epochs = sorted(points)
             ax.plot(epochs, [statistics.fmean(points[k]) for k in epochs], marker="." if len(epochs) < 40 else None,
@@ -588,7 +606,8 @@ def plot_section(entries: list[dict[str, Any]], curves: list[dict[str, str]], st
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     paths.append(stem.with_name(f"{stem.name}_curves.png"))
-    fig.savefig(paths[-1], dpi=100)
+    with atomic_path(paths[-1]) as temporary:
+        fig.savefig(temporary, dpi=100, format="png")
     plt.close(fig)
     return paths
 
@@ -628,8 +647,9 @@ def render(out: Path) -> list[Path]:
                  f"<p>{html.escape(_about(entries))}</p>",
                  f'<table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>',
                  '<div class="plots">' + "".join(f'<img src="{p.name}" alt="{p.stem}">' for p in pictures) + "</div>"]
-    (out / "leaderboard.md").write_text("\n".join(md))
-    (out / "index.html").write_text(PAGE.replace("{body}", "\n".join(page)))
+    for name, text in (("leaderboard.md", "\n".join(md)), ("index.html", PAGE.replace("{body}", "\n".join(page)))):
+        with atomic_path(out / name) as temporary:
+            temporary.write_text(text)
     return [out / "leaderboard.md", out / "index.html"]
 
 

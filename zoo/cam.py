@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.atomic import atomic_path
 from zoo.errors import InputError, ZooError
 
 METHODS = ("cam", "gradcam", "gradcam++")
@@ -202,8 +203,6 @@ def save_grid(images: torch.Tensor, maps: torch.Tensor | None, titles: Sequence[
         columns: images per row.
         boxes: optional ``[N, 4]`` boxes (x0, y0, x1, y1) drawn in white, e.g. the true object.
     """
-    import os
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -227,10 +226,9 @@ def save_grid(images: torch.Tensor, maps: torch.Tensor | None, titles: Sequence[
             x0, y0, x1, y1 = boxes[i].tolist()
             ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="white", lw=1))
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 # -- localization ------------------------------------------------------------------------------

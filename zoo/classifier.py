@@ -1,7 +1,6 @@
 """ImageClassifier: the one LightningModule that trains any registered net."""
 
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +13,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics.classification import MulticlassAccuracy
 
+from zoo.atomic import atomic_path
 from zoo.errors import CheckpointError, InputError, TrainingError
 from zoo.registry import create_model
 from zoo.schedules import Schedule
@@ -371,15 +371,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(temporary, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        with atomic_path(path, sync=True) as temporary, open(temporary, "wb") as f:
+            torch.save(checkpoint, f)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter  # noqa: E402
 from lightning.pytorch.loggers.logger import rank_zero_experiment  # noqa: E402
 
+from zoo.atomic import atomic_path
 from zoo.classifier import ImageClassifier, read_checkpoint  # noqa: E402
 from zoo.data import DATASETS  # noqa: E402
 from zoo.errors import InputError, UnknownNameError, ZooError  # noqa: E402
@@ -485,10 +486,9 @@ def cmd_cam(argv: list[str]) -> None:
                     rows.append([method, "n/a", "n/a"])
             print(table(rows, ["method", "pointing_game", "box_iou"]))
             path = os.path.join(args.out, "localization.csv")
-            with open(path + ".tmp", "w", newline="") as f:
+            with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
                 csv.writer(f).writerows([["model", "method", "pointing_game", "box_iou"]] +
                                         [[h.model, *r] for r in rows])
-            os.replace(path + ".tmp", path)
             print(f"scores of {len(split_x)} {args.split} images (targets: the true classes) -> {path}")
         x, labels = split_x[:args.n], split_y[:args.n]
         boxes = all_boxes[:args.n] if all_boxes is not None else None
@@ -568,10 +568,8 @@ def cmd_features(argv: list[str]) -> None:
         print(f"{split}: {len(y)} images -> {out[f'{split}_features'].shape[1]} features")
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as f:
+    with atomic_path(path) as temporary, open(temporary, "wb") as f:
         np.savez(f, **out)
-    os.replace(temporary, path)
     print(f"features of {name} by {model.hparams.model} -> {path}")
 
 

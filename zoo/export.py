@@ -8,7 +8,6 @@ gives the same outputs as the PyTorch model (largest absolute difference within 
 
 import inspect
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.atomic import atomic_path
 from zoo.classifier import ImageClassifier, read_checkpoint
 from zoo.errors import InputError, ZooError
 from zoo.registry import MODELS, builder_arguments
@@ -87,19 +87,17 @@ def export(checkpoint_path: str | Path, fmt: str, out: str | Path) -> ExportRepo
     x = _example(checkpoint_path, meta)
     with torch.no_grad():
         expected = net(x)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        reloaded = _WRITERS[fmt](net, x, tmp, json.dumps(meta))
-        with torch.no_grad():
-            got = torch.as_tensor(reloaded(x))
-        diff = (got - expected).abs().max().item()
-        if not diff <= TOLERANCE:
-            raise ZooError(f"the {fmt} export gives different outputs (largest difference {diff:.2e} > "
-                           f"{TOLERANCE:.0e}); nothing was written to {str(out)!r}")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-        tmp.with_name(tmp.name + ".data").unlink(missing_ok=True)
+    with atomic_path(out) as tmp:
+        try:
+            reloaded = _WRITERS[fmt](net, x, tmp, json.dumps(meta))
+            with torch.no_grad():
+                got = torch.as_tensor(reloaded(x))
+            diff = (got - expected).abs().max().item()
+            if not diff <= TOLERANCE:
+                raise ZooError(f"the {fmt} export gives different outputs (largest difference {diff:.2e} > "
+                               f"{TOLERANCE:.0e}); nothing was written to {str(out)!r}")
+        finally:
+            tmp.with_name(tmp.name + ".data").unlink(missing_ok=True)
     return ExportReport(out, fmt, diff, len(x))
 
 

@@ -1,13 +1,13 @@
 """Top-k predictions for image files, prepared with the checkpoint's own preprocessing."""
 
 import csv
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from zoo.atomic import atomic_path
 from zoo.classifier import ImageClassifier, read_checkpoint
 from zoo.data.files import image_paths, read_images
 from zoo.errors import InputError
@@ -35,9 +35,8 @@ def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], ou
     if not paths:
         raise InputError(f"no files in {', '.join(map(str, sources))}")
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
     done, skipped = 0, []
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file"] + [f"{c}_{i}" for i in range(1, topk + 1) for c in ("class", "prob")])
         batches = range(0, len(paths), batch_size)
@@ -55,8 +54,6 @@ def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], ou
             for path, p, c in zip(kept, probs.tolist(), classes.tolist(), strict=True):
                 writer.writerow([str(path)] + [v for i in range(topk) for v in (names[c[i]], f"{p[i]:.6f}")])
             done += len(kept)
-    if done == 0:
-        tmp.unlink()
-        raise InputError(f"no readable images in {', '.join(map(str, sources))}")
-    os.replace(tmp, out)
+        if done == 0:  # leaves no file
+            raise InputError(f"no readable images in {', '.join(map(str, sources))}")
     return done, skipped

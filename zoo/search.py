@@ -11,7 +11,6 @@ as Optuna's configuration would, and every trial stays a plain ``zoo fit`` with 
 import csv
 import itertools
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.atomic import atomic_path
 from zoo.errors import InputError, ZooError
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
@@ -94,12 +94,10 @@ def trials(grid: dict[str, list[Any]], draws: list[Draw], repeats: int, seed: in
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     keys = list(dict.fromkeys(k for row in rows for k in row))
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", newline="") as f:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(temporary, path)
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
+from zoo.atomic import atomic_path
 from zoo.data import register_datamodule
 from zoo.data.memory import ImageDataModule, channel_stats, split_train_val
 from zoo.errors import InputError
@@ -183,9 +184,8 @@ class FolderDataModule(ImageDataModule):
         mean, std = channel_stats(torch.stack([dataset[i][0] for i in range(len(dataset))]))
         cached[key] = {"mean": mean, "std": std}
         try:
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cached))
-            tmp.replace(cache)
+            with atomic_path(cache) as temporary:
+                temporary.write_text(json.dumps(cached))
         except OSError:  # a read-only folder: compute again next time
             pass
         return mean, std
