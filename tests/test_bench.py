@@ -179,10 +179,29 @@ def test_every_suite_parses_and_smoke_runs_on_fake(tmp_path):
     for path in SUITES:  # in this process (the child process is test_suite_runs_in_children_...'s)
         entry, = bench.load_suite(path, datasets=["fake"], seeds=[0], models=[SMOKE[path.stem]], options=[
             "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-            "trainer.precision=32-true", "data.train_size=64", "data.test_size=16", "data.val_split=16"])
+            "trainer.precision=32-true", "data.train_size=64", "data.test_size=16", "data.val_split=16",
+            "data.batch_size=16"])
         row = bench.run_entry({"entry": [*entry.key, list(entry.options), entry.target], "runs": str(tmp_path)})
         assert 0 <= row["top1"] <= 100 and row["epochs"] == 1 and row["infer_samples_per_sec"] > 0, path.name
         assert len(row["curve"]) == 1
+
+
+def test_committed_digits_leaderboard_is_the_whole_suite_and_renders_the_same(tmp_path):
+    """benchmarks/results/digits holds every entry of the digits suite as it stands, and docs show its table."""
+    from zoo.registry import MODELS
+
+    out = ROOT / "benchmarks" / "results" / "digits"
+    entries = bench.load_suite(ROOT / "benchmarks" / "suites" / "digits.yaml")
+    assert {e.key for e in entries} <= bench.finished(bench.read_rows(out / bench.RESULTS))
+    assert {MODELS.get(e.model).family for e in entries} >= {
+        "knn", "linear", "mlp", "lenet", "alexnet", "vgg", "googlenet", "resnet", "densenet"}
+    for name in (bench.RESULTS, bench.CURVES):
+        shutil.copy(out / name, tmp_path / name)
+    bench.render(tmp_path)
+    committed = (out / "leaderboard.md").read_text()
+    assert (tmp_path / "leaderboard.md").read_text() == committed  # rendering is reproducible
+    table = [line for line in committed.splitlines() if line.startswith("| ") or line.startswith("10 models")]
+    assert len(table) == 12 and all(line in (ROOT / "docs" / "leaderboard.md").read_text() for line in table)
 
 
 def _chromium() -> str | None:

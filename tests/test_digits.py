@@ -87,3 +87,40 @@ def test_augmentation_only_while_training():
 def test_bad_split_or_size_is_a_clear_error(bad):
     with pytest.raises(InputError):
         zoo.data.create("digits", **bad)
+
+
+def _printed_config(argv: list[str]) -> dict:
+    import contextlib
+    import io
+
+    import yaml
+
+    from zoo.cli import run_lightning
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        run_lightning(["fit", *argv, "--print_config"])
+    return yaml.safe_load(out.getvalue())
+
+
+def test_shipped_digits_config_is_the_measured_best_and_reaches_the_target(tmp_path):
+    """zoo/configs/digits.yaml = the digits suite's densenet_bc100 entry, whose 3 committed seeds average >= 99.5 %."""
+    from tests.conftest import ROOT, run_zoo
+    from zoo import bench
+
+    config = ROOT / "zoo" / "configs" / "digits.yaml"
+    suite = bench.load_suite(ROOT / "benchmarks" / "suites" / "digits.yaml")
+    entry = next(e for e in suite if e.model == "densenet_bc100")
+    shipped = _printed_config(["--config", str(config)])
+    measured = _printed_config(["--model", entry.model, "--data", entry.dataset, *entry.options])
+    for key in ("model", "data", "seed_everything"):
+        assert shipped[key] == measured[key], key
+    assert shipped["trainer"]["max_epochs"] == measured["trainer"]["max_epochs"] == 20
+    board = bench.leaderboard(bench.read_rows(ROOT / "benchmarks" / "results" / "digits" / bench.RESULTS))
+    best = next(e for e in board if e["model"] == entry.model)
+    assert best["config"] == entry.config and best["seeds"] == 3 and best["top1"] >= 99.5
+    assert best["top1"] == max(e["top1"] for e in board)  # the best of the leaderboard
+    quick = run_zoo("fit", "--config", str(config), "--trainer.max_epochs", "1", "--data.train_per_class", "5",
+                    "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+    assert quick.returncode == 0, quick.stderr
+    assert "test accuracy" in quick.stdout and list(tmp_path.glob("runs/densenet_bc100-digits/*/checkpoints/best.ckpt"))
