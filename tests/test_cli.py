@@ -130,20 +130,22 @@ def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
     assert proc.stderr.strip() == "zoo: error: unknown model 'lenet'; did you mean 'lenet5'? see: zoo models"
 
 
-def test_models_and_info(tmp_path):
-    proc = run_zoo("models", cwd=tmp_path)
+def test_models_and_info(tmp_path, capsys):
+    from zoo.cli import main
+
+    proc = run_zoo("models", cwd=tmp_path)  # the real command once; the rest in this process (no import each time)
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["model", "family", "params", "MACs", "input", "min", "paper"]
     assert {line.split()[0] for line in lines[2:] if line and not line.startswith("plugins")} == set(
         zoo.list_models(exclude="*/*"))
     assert re.search(r"^lenet5\s+lenet\s+61\.71K\s+416\.52K\s+1x32x32\s+16\s+LeCun", proc.stdout, re.M)
-    proc = run_zoo("models", "l*", "--exclude", "lin*", cwd=tmp_path)
-    assert [line.split()[0] for line in proc.stdout.splitlines()[2:]] == ["lenet5"]
-    proc = run_zoo("info", "lenet5", cwd=tmp_path)
-    assert proc.returncode == 0
-    assert re.search(r"^params\s+61,706$", proc.stdout, re.M)
-    assert re.search(r"^--model.activation\s+'tanh'$", proc.stdout, re.M)
+    main(["models", "l*", "--exclude", "lin*"])
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:]] == ["lenet5"]
+    main(["info", "lenet5"])
+    out = capsys.readouterr().out
+    assert re.search(r"^params\s+61,706$", out, re.M)
+    assert re.search(r"^--model.activation\s+'tanh'$", out, re.M)
 
 
 def test_overview_help(tmp_path):

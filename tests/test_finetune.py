@@ -3,6 +3,7 @@
 import functools
 from pathlib import Path
 
+import huggingface_hub.constants
 import lightning as L
 import numpy as np
 import pytest
@@ -152,6 +153,7 @@ def test_timm_weights_through_timms_loader_fit_zoos_resnet(monkeypatch):
     assert torch.equal(net.layer4[1].conv2.weight, stand_in.layer4[1].conv2.weight)
     monkeypatch.setattr(timm, "create_model", create)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # not in the cache: timm cannot fetch it
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read once, at import: no network wait
     monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")
     with pytest.raises(ZooError, match="cannot fetch timm's pretrained weights 'resnet18.a1_in1k'.*HF_HOME"):
         zoo.create("resnet18", image_size=224, weights="timm:resnet18.a1_in1k")
