@@ -264,6 +264,8 @@ def test_speed_rows_and_ratio_against_torchvision(tmp_path):
     assert "train_samples_per_sec" not in first and found[2]["reference"] == ""
     with pytest.raises(InputError, match="fp32, bf16, fp16"):
         next(bench.speed(["lenet5"], [1], ["fp8"]))
+    with pytest.raises(InputError, match="resnet18: a train step at batch 1, 32x32, fp32 failed: Expected more"):
+        next(bench.speed(["resnet18"], [1], ["fp32"], img_size=32, device="cpu", rounds=1, warmup=0))
     out = tmp_path / "speed.csv"
     proc = run_zoo("bench", "speed", "--models", "resnet20", "--batch", "1,4", "--img-size", "32", "--rounds", "2",
                    "--warmup", "1", "--out", str(out), cwd=tmp_path)

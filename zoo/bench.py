@@ -771,7 +771,12 @@ def speed(models: list[str], batches: list[int], precisions: list[str], channels
                 kinds = ("infer", "train") if bench == "both" else (bench,)
                 for kind in kinds:
                     steps = {label: _step(net, x, y, kind, context) for label, net in nets.items()}
-                    times = _alternate(steps, rounds, warmup, target.type == "cuda")
+                    try:
+                        times = _alternate(steps, rounds, warmup, target.type == "cuda")
+                    except (RuntimeError, ValueError) as exc:  # e.g. out of memory, a 1x1 map in training BatchNorm
+                        raise InputError(
+                            f"{name}: a {kind} step at batch {batch}, {size}x{size}, {precision} failed: "
+                            f"{str(exc).splitlines()[0]} (try another --batch or --img-size)") from None
                     row[f"{kind}_samples_per_sec"] = round(batch / times["zoo"], 2)
                     row[f"{kind}_step_time"] = round(1000 * times["zoo"], 3)
                     if "reference" in times:

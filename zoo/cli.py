@@ -777,9 +777,10 @@ def cmd_bench(argv: list[str]) -> None:
               f"Run the same command again to resume.", file=sys.stderr)
         sys.exit(130)
     failed = [row for row in added if row["status"] != "done"]
-    pages = bench.render(out)
+    done = bench.finished(bench.read_rows(out / bench.RESULTS))
+    pages = ", ".join(map(str, bench.render(out))) if done else "none yet (no entry has finished)"
     print(f"{len(added) - len(failed)} entries run, {len(failed)} failed -> {out / bench.RESULTS}; "
-          f"leaderboard: {', '.join(map(str, pages))}")
+          f"leaderboard: {pages}")
     if failed:
         sys.exit(1)
 
