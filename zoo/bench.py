@@ -50,6 +50,7 @@ import torch
 
 from zoo.atomic import atomic_path
 from zoo.errors import InputError, ZooError
+from zoo.registry import count_macs
 
 RESULTS, CURVES = "results.csv", "curves.csv"
 KEY = ("suite", "model", "dataset", "seed", "config")
@@ -371,16 +372,11 @@ def inference_speed(module: torch.nn.Module, shape: tuple[int, ...], batch: int,
     return 1000 * results[0], batch / results[1]
 
 
-def count_macs(net: torch.nn.Module, shape: tuple[int, ...], device: torch.device) -> int | None:
-    """Multiply-accumulates of one forward of one image (FlopCounterMode's FLOPs / 2)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+def _macs_or_none(net: torch.nn.Module, shape: tuple[int, ...], device: torch.device) -> int | None:
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            net.eval()(torch.zeros(1, *shape, device=device))
+        return count_macs(net, shape, device)
     except Exception:  # noqa: BLE001 - a net the counter cannot trace still gets its other figures
         return None
-    return counter.get_total_flops() // 2
 
 
 def _device_name(device: torch.device) -> str:
@@ -427,7 +423,7 @@ def run_entry(spec: dict[str, Any]) -> dict[str, Any]:
     batch = int(getattr(cli.datamodule, "batch_size", 64) or 64)
     module.to(device)
     latency, throughput = inference_speed(module, shape, batch, device, trainer.precision_plugin.forward_context)
-    macs = count_macs(module.net, shape, device)
+    macs = _macs_or_none(module.net, shape, device)
     top1 = 100 * cli.test_metrics["test_acc"]
     top5 = cli.test_metrics.get("test_acc5")
     curve = [{"epoch": e["epoch"], "val_acc": None if e["val_acc"] is None else round(e["val_acc"], 3),
@@ -503,11 +499,8 @@ def leaderboard(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
     for key, row in latest.items():
         groups.setdefault((key[0], key[2], key[1], key[4]), []).append(row)
-    newest: dict[tuple[str, ...], tuple[str, ...]] = {}  # (suite, dataset, model) -> its newest group
-    for group, seeds in groups.items():
-        when = max(r.get("finished") or "" for r in seeds)
-        if group[:3] not in newest or when >= max(r.get("finished") or "" for r in groups[newest[group[:3]]]):
-            newest[group[:3]] = group
+    finished_at = {group: max(r.get("finished") or "" for r in seeds) for group, seeds in groups.items()}
+    newest = {group[:3]: group for group in sorted(groups, key=finished_at.__getitem__)}  # later configs win
     groups = {group: groups[group] for group in newest.values()}
     board = []
     for (suite, dataset, model, config), seeds in groups.items():
@@ -751,7 +744,7 @@ def speed(models: list[str], batches: list[int], precisions: list[str], channels
         memory = torch.channels_last if channels_last else torch.contiguous_format
         for net in nets.values():
             net.to(target, memory_format=memory)
-        macs = count_macs(ours, (chans, size, size), target)
+        macs = _macs_or_none(ours, (chans, size, size), target)
         for precision in precisions:
             dtype = DTYPES[precision]
 

@@ -250,25 +250,30 @@ def builder_arguments(builder: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
+def count_macs(net: nn.Module, input_shape: tuple[int, ...], device: torch.device | str = "cpu") -> int:
+    """Multiply-accumulates of one forward pass of one input of `input_shape` (FlopCounterMode's FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net.eval()(torch.zeros(1, *input_shape, device=device))
+    return counter.get_total_flops() // 2
+
+
 @functools.cache
 def _measure(name: str) -> tuple[int, int, str | None, int]:
     """Parameters, MACs, and the net's own ``cam_layer`` and ``min_size``, at the default input on the meta device."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     entry = MODELS.get(name)
     try:
         with torch.device("meta"):
             net = entry.builder()
             params = sum(p.numel() for p in net.parameters())
-            x = torch.empty(1, *entry.input_size)
-            with FlopCounterMode(display=False) as counter:
-                net.eval()(x)
+            macs = count_macs(net, entry.input_size, "meta")
     except Exception as exc:
         raise ZooError(
             f"model {name!r} fails with its default arguments on a {'x'.join(map(str, entry.input_size))} input "
             f"({type(exc).__name__}: {exc}); fix its builder or its registered input_size"
         ) from exc
-    return params, counter.get_total_flops() // 2, getattr(net, "cam_layer", None), getattr(net, "min_size", 1)
+    return params, macs, getattr(net, "cam_layer", None), getattr(net, "min_size", 1)
 
 
 def _check_arguments(entry: ModelEntry, kwargs: dict[str, Any]) -> None:
