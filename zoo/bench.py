@@ -815,6 +815,11 @@ def _alternate(steps: dict[str, Callable[[], Any]], rounds: int, warmup: int, cu
 
 
 def _child_main(argv: list[str]) -> None:
+    if argv and not argv[0].startswith("{"):  # Lightning starting another DDP rank: `python -m zoo.bench fit ...`
+        from zoo.cli import run_lightning
+
+        run_lightning(argv)  # the same fit and test as rank 0, which measures and reports
+        return
     spec = json.loads(argv[0])
     row = run_entry(spec)
     path = Path(spec["result"])

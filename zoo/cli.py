@@ -214,6 +214,7 @@ class ZooCLI(LightningCLI):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         results = trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None,
                                verbose=False)
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank takes part, or rank 0 waits for a lost peer
         if not trainer.is_global_zero:
             return
         callback = trainer.checkpoint_callback
@@ -226,7 +227,6 @@ class ZooCLI(LightningCLI):
             top5 = results[0].get("test_acc5")
             extra = f" (top-5 {100 * top5:.2f}%)" if top5 is not None else ""
             print(f"test accuracy: {100 * results[0]['test_acc']:.2f}%{extra}")
-        log_dir = trainer.log_dir
         if log_dir and (Path(log_dir) / "config.yaml").is_file():
             print(f"re-run: zoo fit --config {Path(log_dir) / 'config.yaml'}")
 
