@@ -313,9 +313,15 @@ def run_lightning(argv: list[str]) -> ZooCLI:
         classifier_class(name)
     saved, sys.argv = sys.argv, [sys.argv[0], *expand_shorthands(argv)]
     try:
-        return _zoo_cli()
+        cli = _zoo_cli()
     finally:
         sys.argv = saved
+    # Lightning leaves a DDP run's process group alive; Gloo's worker threads then abort the process
+    # (SIGABRT, "terminate called without an active exception") when Python exits after a peer has gone.
+    # Only after success: tearing down while another rank is inside a collective can deadlock.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return cli
 
 
 def _zoo_cli() -> ZooCLI:
