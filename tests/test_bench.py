@@ -6,6 +6,7 @@ import shutil
 import statistics
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -168,15 +169,22 @@ def test_an_entry_trains_under_ddp_with_lightnings_subprocess_launcher(tmp_path)
     Also the fixes of zoo fit under DDP: after the test every rank takes part in the log folder's
     broadcast (rank 0 alone waited for a peer that had exited), and every rank destroys its process group
     before exiting (CI saw rank 0 abort with SIGABRT in Gloo's threads at interpreter exit)."""
-    suite = write_suite(tmp_path / "ddp.yaml", "name: ddp\nrecipe: {trainer.max_epochs: 1, data.image_size: 8}\n"
-                                               "datasets: [digits]\nmodels: [linear]\n")
+    suite = write_suite(tmp_path / "ddp.yaml", "name: ddp\nrecipe: {trainer.max_epochs: 1}\nmodels: [linear]\n"
+                                               "datasets: {fake: {data.image_size: 8, data.test_size: 201}}\n")
     proc = run_zoo("bench", "--suite", str(suite), "--out", "out", "--runs", "runs", "--no-progress", "--set",
                    "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", cwd=tmp_path)
-    log = next((tmp_path / "runs" / "ddp" / "logs").glob("*.log")).read_text()
+    log = "".join(p.read_text() for p in (tmp_path / "runs" / "ddp" / "logs").glob("*.log"))
     assert proc.returncode == 0, proc.stdout + proc.stderr + log[-3000:]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log and "re-run: zoo fit --config" in log
+    assert "sync_dist=True" not in log  # the training sums are reduced over ranks before they are logged
     row, = rows(tmp_path / "out" / "results.csv")
     assert row["status"] == "done" and float(row["top1"]) > 0
+    # 201 test images on 2 ranks: each counted once, as one process testing the same checkpoint counts them
+    best, = (tmp_path / "runs" / "ddp").glob("linear-fake/seed0-*/checkpoints/best.ckpt")
+    model = zoo.ImageClassifier.load_from_checkpoint(best)
+    alone = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False).test(
+        model, datamodule=zoo.data.create("fake", image_size=8, test_size=201), verbose=False)
+    assert float(row["top1"]) == round(100 * alone[0]["test_acc"], 3)
 
 
 def test_every_suite_parses_and_smoke_runs_on_fake(tmp_path):

@@ -211,6 +211,22 @@ def test_folds_partition_the_training_images():
         zoo.data.create("fake", folds=4, fold=4).setup()
 
 
+def test_under_ddp_each_test_image_is_in_exactly_one_ranks_share():
+    """Lightning's DistributedSampler would pad 201 images to 2 x 101, counting one of them twice."""
+    from types import SimpleNamespace
+
+    dm = zoo.data.create("fake", test_size=201, image_size=8, batch_size=32)
+    dm.setup("test")
+    shares = []
+    for rank in (0, 1):
+        dm.trainer = SimpleNamespace(world_size=2, global_rank=rank)
+        shares.append([int(i) for batch in dm.test_dataloader().batch_sampler for i in batch])
+    assert sorted(shares[0] + shares[1]) == list(range(201)) and [len(s) for s in shares] == [101, 100]
+    dm.trainer = SimpleNamespace(world_size=1, global_rank=0)
+    assert len(dm.test_dataloader().dataset) == 201 and dm.test_dataloader().sampler.__class__.__name__ == (
+        "SequentialSampler")
+
+
 # -- presets -------------------------------------------------------------------------------------
 
 

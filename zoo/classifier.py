@@ -288,10 +288,12 @@ class ImageClassifier(L.LightningModule):
         if self._train_sums is None:
             return
         loss, top1, top5, n = self.trainer.strategy.reduce(self._train_sums, reduce_op="sum")  # all processes
-        self.log("train_loss_epoch", loss / n, prog_bar=True)
-        self.log("train_acc", top1 / n, prog_bar=True)
+        # every rank holds the same totals now; sync_dist averages equal values (one scalar collective an
+        # epoch) and tells Lightning the value is global, so DDP runs don't warn that it is one rank's
+        self.log("train_loss_epoch", loss / n, prog_bar=True, sync_dist=True)
+        self.log("train_acc", top1 / n, prog_bar=True, sync_dist=True)
         if self.hparams.num_classes > 5:
-            self.log("train_acc5", top5 / n)
+            self.log("train_acc5", top5 / n, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         finetune = self._finetune()

@@ -12,8 +12,9 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from sklearn.model_selection import StratifiedKFold, train_test_split
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
 from zoo.data.augment import BatchAugment, batch_flip, batch_padding, check_preset, sample_transform
@@ -261,12 +262,12 @@ class ImageDataModule(L.LightningDataModule):
                             else parts[0][0])
         return denormalize(x, self.mean, self.std).clamp(0, 1), captions
 
-    def _loader(self, dataset: Dataset | None, train: bool = False) -> DataLoader:
+    def _loader(self, dataset: Dataset | None, train: bool = False, sampler: Sampler | None = None) -> DataLoader:
         if dataset is None:
             raise InputError(f"{type(self).__name__} has no data yet: call setup() first (a Trainer does)")
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=train, drop_last=train and self.drop_last,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory, collate_fn=collate,
-                          persistent_workers=self.num_workers > 0)
+                          sampler=sampler, num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          collate_fn=collate, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
@@ -275,7 +276,20 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set)
+        return self._loader(self.test_set, sampler=self._test_shard())
+
+    def _test_shard(self) -> Sampler | None:
+        """Under DDP, this rank's share of the test set, each image in exactly one share.
+
+        Lightning's own DistributedSampler pads the shares to equal length with repeated images, which
+        counts those twice in the test accuracy whenever the test set does not divide by the ranks.
+        Testing runs no DistributedDataParallel forward (no buffer sync), so unequal shares are safe.
+        """
+        trainer, dataset = self.trainer, self.test_set
+        if trainer is None or trainer.world_size < 2 or dataset is None or len(dataset) < trainer.world_size:
+            return None
+        return UnrepeatedDistributedSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank,
+                                            shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.test_set)
