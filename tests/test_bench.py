@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -127,7 +128,8 @@ models:
     assert "1 entries run, 1 failed" in first.stdout and "zoo bench" in first.stderr  # the progress bar
     table = rows(out / "results.csv")
     assert [(r["model"], r["status"][:6]) for r in table] == [("linear", "done"), ("mlp", "failed")]
-    assert "see " in table[1]["status"] and "hidden" in (runs / "tiny" / "logs" / "mlp-digits-seed0.log").read_text()
+    log = Path(re.search(r"see (\S+)\)", table[1]["status"]).group(1))  # the log of that entry and config
+    assert log.name == f"mlp-digits-seed0-{table[1]['config']}.log" and "hidden" in log.read_text()
 
     done = table[0]
     assert list(done) == bench.COLUMNS

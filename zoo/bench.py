@@ -237,8 +237,8 @@ def git_commit() -> str:
 def run_suite(entries: list[Entry], out: Path, runs: Path, progress: bool = True) -> list[dict[str, Any]]:
     """Run the entries not yet in ``out/results.csv``; each finished one is appended at once.
 
-    Each entry is a ``zoo fit`` in a child process (its output in ``RUNS/SUITE/logs/NAME.log``, its
-    run folder ``RUNS/SUITE/MODEL-DATASET/seedN-CONFIG``). A failing entry is recorded as
+    Each entry is a ``zoo fit`` in a child process (its output in ``RUNS/SUITE/logs/MODEL-DATASET-seedN-CONFIG.log``,
+    its run folder ``RUNS/SUITE/MODEL-DATASET/seedN-CONFIG``). A failing entry is recorded as
     ``failed ...`` and the suite goes on; it runs again next time. Returns the rows this call added.
     """
     from tqdm.auto import tqdm
@@ -266,8 +266,8 @@ def run_suite(entries: list[Entry], out: Path, runs: Path, progress: bool = True
 def _run_child(entry: Entry, out: Path, runs: Path, commit: str) -> dict[str, Any]:
     logs = runs / entry.suite / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"{entry.name}.log"
-    result = logs / f"{entry.name}.json"
+    log = logs / f"{entry.name}-{entry.config}.log"  # as its run folder: a new config keeps the old log
+    result = logs / f"{entry.name}-{entry.config}.json"
     result.unlink(missing_ok=True)
     spec = {"entry": list(entry.key) + [list(entry.options), entry.target], "runs": str(runs), "result": str(result)}
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
