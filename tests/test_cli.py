@@ -124,6 +124,18 @@ def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, args, messag
     assert not (tmp_path / "runs").exists()  # stopped before anything was written
 
 
+def test_fit_without_checkpointing_tests_the_last_weights(tmp_path, monkeypatch, capsys):
+    """Lightning refuses enable_checkpointing=False beside a ModelCheckpoint; zoo leaves its own out."""
+    from zoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--model", "linear", "--data.image_size", "8", "--trainer.max_epochs", "1",
+          "--trainer.enable_progress_bar", "false", "--trainer.enable_checkpointing", "false"])
+    out = capsys.readouterr().out
+    assert re.search(r"^test accuracy: [\d.]+%", out, re.M) and "checkpoint:" not in out
+    assert (tmp_path / "runs").is_dir() and not list(tmp_path.rglob("*.ckpt"))
+
+
 def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
     proc = run_zoo("fit", "--model", "lenet", cwd=tmp_path)
     assert proc.returncode == 2

@@ -146,6 +146,18 @@ class ZooCLI(LightningCLI):
             "checkpoint.save_last": True,
         })
 
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        """``--trainer.enable_checkpointing false`` leaves out zoo's checkpoint callback.
+
+        Lightning refuses a ModelCheckpoint together with enable_checkpointing=False; the fit's
+        final test then uses the last weights.
+        """
+        if config.get("enable_checkpointing") is False:
+            from lightning.pytorch.callbacks import ModelCheckpoint
+
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+        return super()._instantiate_trainer(config, callbacks)
+
     def _parse_ckpt_path(self) -> None:
         """With ``--ckpt_path``, rebuild the checkpoint's model: its registry name and arguments win.
 
