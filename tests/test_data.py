@@ -322,17 +322,20 @@ def test_normalization_only_and_no_augmentation_outside_training():
 # -- the commands ---------------------------------------------------------------------------------
 
 
-def test_zoo_data_show_and_list(tmp_path):
+def test_zoo_data_show_and_list(tmp_path, capsys):
+    from zoo.cli import main
+
     proc = run_zoo("data", "show", "digits", "--augment", "crop", "--set", "mixup=0.4", "--n", "8",
-                   "--out", "grid.png", cwd=tmp_path)
+                   "--out", "grid.png", cwd=tmp_path)  # the real command once; the rest in this process
     assert proc.returncode == 0, proc.stderr
     image = Image.open(tmp_path / "grid.png")
     assert image.size[0] > 800 and len(np.unique(np.asarray(image.convert("L")))) > 50  # a real picture
-    proc = run_zoo("data", "list", cwd=tmp_path)
+    main(["data", "list"])
     assert {"digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "folder", "fake"} <= {
-        line.split()[0] for line in proc.stdout.splitlines()[2:]}
-    proc = run_zoo("data", "show", "digits", "--set", "nonsense", cwd=tmp_path)
-    assert proc.returncode == 2 and "zoo: error: --set takes KEY=VALUE pairs" in proc.stderr
+        line.split()[0] for line in capsys.readouterr().out.splitlines()[2:]}
+    with pytest.raises(SystemExit) as exit_:
+        main(["data", "show", "digits", "--set", "nonsense"])
+    assert exit_.value.code == 2 and "zoo: error: --set takes KEY=VALUE pairs" in capsys.readouterr().err
 
 
 def test_zoo_cv_prints_each_fold_and_mean_std(tmp_path):
