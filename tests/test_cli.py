@@ -109,7 +109,7 @@ def test_model_help_lists_the_nets_own_arguments(tmp_path):
     (["fit", "--data.image_size", "8"], "model 'lenet5' needs inputs of at least 16x16 pixels, got image_size=8"),
     (["info", "lenet"], "unknown model 'lenet'; did you mean 'lenet5'?"),
     (["fit", "--data", "mnist", "--data.download", "false", "--data.data_dir", "nowhere"],
-     "MNIST is not in nowhere/MNIST/raw and download=False; put these files there: train-images-idx3-ubyte.gz"),
+     "no copy of MNIST in nowhere/MNIST/raw, nowhere, and download=False; get one: (1) download=True"),
     (["frobnicate"], "unknown command 'frobnicate'"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, args, message):

@@ -122,8 +122,9 @@ def test_missing_files_offline_say_what_to_put_where(tmp_path, monkeypatch):
     with pytest.raises(ZooError, match=r"CIFAR10 is not in .*cifar-10-batches-py and it could not be downloaded "
                                        r"\(OSError: no network\); put data_batch_1, .*batches.meta there"):
         zoo.data.create("cifar10", data_dir=str(tmp_path)).setup()
-    with pytest.raises(ZooError, match=r"MNIST is not in .*MNIST/raw and download=False; put these files there: "
-                                       r"train-images-idx3-ubyte.gz"):
+    with pytest.raises(ZooError, match=r"no copy of MNIST in .*MNIST/raw, .*, and download=False; get one: "
+                                       r"\(1\) download=True .*; or \(2\) put the four published files "
+                                       r"\(train-images-idx3-ubyte.gz, "):
         zoo.data.create("mnist", data_dir=str(tmp_path), download=False).setup()
 
 
@@ -351,3 +352,98 @@ def test_zoo_cv_prints_each_fold_and_mean_std(tmp_path):
     assert min(accs) > 80  # a linear classifier on held-out digits folds
     assert len(list((tmp_path / "runs" / "linear-digits").iterdir())) == 3
 
+
+
+# -- Fashion-MNIST and MNIST found where they lie, read from the .gz files directly ----------------
+
+
+def test_idx_files_side_by_side_are_found_and_read_without_unpacking(tmp_path, monkeypatch):
+    (train_x, train_y), (test_x, test_y) = fake_mnist(tmp_path, name="flat", n_train=100, n_test=30)
+    flat = tmp_path / "flat" / "raw"
+    before = sorted(p.name for p in flat.iterdir())
+    flat.chmod(0o555)  # read-only, as a system package's folder is
+    try:
+        dm = zoo.data.create("fashion_mnist", data_dir=str(flat), download=False, val_split=10)
+        dm.setup()
+    finally:
+        flat.chmod(0o755)
+    assert sorted(p.name for p in flat.iterdir()) == before  # nothing unpacked beside the files
+    assert torch.equal(dm.test_set.images[:, 0], torch.as_tensor(test_x, dtype=torch.uint8))
+    assert torch.equal(dm.test_set.labels, torch.as_tensor(test_y))
+    assert len(dm.train_set) + len(dm.val_set) == 100
+
+
+def test_torchvision_layout_comes_before_the_flat_files_and_the_system_copy(tmp_path, monkeypatch):
+    fake_mnist(tmp_path, "FashionMNIST", n_train=40, n_test=20)  # data_dir/FashionMNIST/raw
+    write_idx(tmp_path, "train", np.zeros((60, 28, 28)), np.arange(60) % 10)  # data_dir itself
+    write_idx(tmp_path, "t10k", np.zeros((10, 28, 28)), np.arange(10) % 10)
+    system = tmp_path / "system"
+    write_idx(system, "train", np.zeros((80, 28, 28)), np.arange(80) % 10)
+    write_idx(system, "t10k", np.zeros((10, 28, 28)), np.arange(10) % 10)
+    monkeypatch.setattr(zoo.data.FashionMNISTDataModule, "system_dir", str(system))
+
+    def test_count(data_dir):
+        dm = zoo.data.create("fashion_mnist", data_dir=str(data_dir), download=False, val_split=0)
+        dm.setup()
+        return len(dm.train_set)
+
+    assert test_count(tmp_path) == 40
+    (tmp_path / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").unlink()  # an incomplete copy is skipped
+    assert test_count(tmp_path) == 60
+    assert test_count(tmp_path / "empty") == 80  # the system copy last
+
+
+def test_no_copy_anywhere_names_the_three_ways_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo.data.FashionMNISTDataModule, "system_dir", str(tmp_path / "not-installed"))
+    with pytest.raises(ZooError) as error:
+        zoo.data.create("fashion_mnist", data_dir=str(tmp_path), download=False)
+    message = str(error.value)
+    assert message.startswith(f"no copy of Fashion-MNIST in {tmp_path}/FashionMNIST/raw, {tmp_path}, "
+                              f"{tmp_path}/not-installed, and download=False; get one: ")
+    assert "(1) apt-get install dataset-fashion-mnist" in message
+    assert "(2) download=True (--data.download true) with a network" in message
+    assert "(3) put the four published files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, " \
+           "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in data_dir" in message
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def _wrong_magic(path):
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(struct.pack(">I", 2049) + raw[4:]))
+
+
+def _short_data(path):
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:-28]))
+
+
+def _not_gzip(path):
+    path.write_bytes(b"<html>404 Not Found</html>")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_truncate, r"train-images-idx3-ubyte.gz cannot be read \(EOFError: .*\); the file is truncated or corrupt"),
+    (_wrong_magic, r"train-images-idx3-ubyte.gz is not an idx file of images: magic number 2049, expected 2051"),
+    (_short_data, r"train-images-idx3-ubyte.gz holds 78372 bytes of data, but its header announces "
+                  r"100 x 28 x 28 = 78400; the file is truncated or corrupt"),
+    (_not_gzip, r"train-images-idx3-ubyte.gz cannot be read \(BadGzipFile: .*\)"),
+])
+def test_a_damaged_idx_file_is_an_error_naming_it(tmp_path, damage, message):
+    fake_mnist(tmp_path, n_train=100, n_test=20)
+    damage(tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz")
+    dm = zoo.data.create("mnist", data_dir=str(tmp_path), download=False)
+    with pytest.raises(ZooError, match=message):
+        dm.setup()
+    assert dm.train_set is None and dm.test_set is None  # nothing half-loaded
+
+
+def test_images_and_labels_from_different_copies_are_refused(tmp_path):
+    fake_mnist(tmp_path, n_train=100, n_test=20)
+    write_idx(tmp_path / "other", "t10k", np.zeros((30, 28, 28)), np.arange(30) % 10)
+    (tmp_path / "other" / "t10k-labels-idx1-ubyte.gz").replace(tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz")
+    with pytest.raises(ZooError, match=r"t10k-images-idx3-ubyte.gz holds 20 images but .*t10k-labels-idx1-ubyte.gz "
+                                       r"holds 30 labels"):
+        zoo.data.create("mnist", data_dir=str(tmp_path), download=False).setup()
