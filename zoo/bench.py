@@ -140,10 +140,11 @@ def load_suite(path: str | Path, models: list[str] | None = None, datasets: list
         raise InputError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(suite, dict):
         raise InputError(f"{path} must be a mapping with name, seeds, recipe, datasets and models")
-    unknown = sorted(set(suite) - {"name", "description", "seeds", "target", "recipe", "datasets", "models"})
+    unknown = sorted(set(suite) - {"name", "description", "seeds", "target", "recipe", "datasets", "models",
+                                   "published"})
     if unknown:
         raise InputError(f"{path}: unknown key(s) {', '.join(unknown)}; a suite has name, description, seeds, "
-                         f"target, recipe, datasets and models")
+                         f"target, recipe, datasets, models and published (reference results)")
     name = str(suite.get("name") or path.stem)
     all_models = _names(suite.get("models"), "models", str(path))
     all_data = _names(suite.get("datasets"), "datasets", str(path))
