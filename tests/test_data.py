@@ -99,7 +99,10 @@ def test_mnist_from_gzipped_idx_files(tmp_path):
 def test_cifar_from_python_pickles(tmp_path, hundred):
     written = write_cifar(tmp_path, hundred, per_batch=60)  # 300 training images: 3 per CIFAR-100 class
     name = "cifar100" if hundred else "cifar10"
-    dm = zoo.data.create(name, data_dir=str(tmp_path), download=False, val_split=100)
+    with pytest.raises(ZooError, match=r"is not the published file \(md5 .*, published .*\); delete it and download "
+                                       r"again, or give verify=False"):
+        zoo.data.create(name, data_dir=str(tmp_path), download=False).setup()  # files made here: not published
+    dm = zoo.data.create(name, data_dir=str(tmp_path), download=False, val_split=100, verify=False)
     dm.setup()
     data, labels = written["test" if hundred else "test_batch"]
     assert torch.equal(dm.test_set.images, torch.as_tensor(data).view(-1, 3, 32, 32))
@@ -447,3 +450,38 @@ def test_images_and_labels_from_different_copies_are_refused(tmp_path):
     with pytest.raises(ZooError, match=r"t10k-images-idx3-ubyte.gz holds 20 images but .*t10k-labels-idx1-ubyte.gz "
                                        r"holds 30 labels"):
         zoo.data.create("mnist", data_dir=str(tmp_path), download=False).setup()
+
+
+class _RunsCode:
+    """What an attacker pickles: unpickling calls os.mkdir (harmless here, visible afterwards)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_a_planted_cifar_pickle_runs_no_code(tmp_path, verify):
+    write_cifar(tmp_path)
+    marker = tmp_path / "code-ran"
+    planted = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    with open(planted, "wb") as f:
+        pickle.dump({"data": _RunsCode(marker), "labels": [0]}, f)
+    dm = zoo.data.create("cifar10", data_dir=str(tmp_path), download=False, verify=verify)
+    expected = r"data_batch_1 is not the published file" if verify else \
+        r"data_batch_1 is not a CIFAR file: it asks for posix.mkdir, which no CIFAR file holds"
+    with pytest.raises(ZooError, match=expected):
+        dm.setup()
+    assert not marker.exists() and dm.train_set is None
+
+
+def test_a_cifar_batch_of_the_wrong_shape_is_named(tmp_path):
+    write_cifar(tmp_path)
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_2", "wb") as f:
+        pickle.dump({"data": np.zeros((5, 100), dtype=np.uint8), "labels": [0] * 5}, f)
+    with pytest.raises(ZooError, match=r"data_batch_2 is not a CIFAR10 batch \(a dict with 'data', N x 3072 uint8"):
+        zoo.data.create("cifar10", data_dir=str(tmp_path), download=False, verify=False).setup()
