@@ -190,11 +190,11 @@ def test_an_entry_trains_under_ddp_with_lightnings_subprocess_launcher(tmp_path)
 
 def test_every_suite_smoke_runs_on_fake(tmp_path):
     """Every entry of each shipped suite, with its own options, fits and is measured on `fake` with a tiny
-    budget (2 batches of 4; 16-mixed is a GPU precision: 32-true here; no checkpoint): 32 distinct commands."""
+    budget (2 batches of 4; 16-mixed is a GPU precision: 32-true here; no checkpoint): 42 distinct commands."""
     tiny = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2",
             "trainer.limit_test_batches=2", "trainer.precision=32-true", "trainer.enable_checkpointing=false",
             "data.train_size=60", "data.val_split=10", "data.test_size=8", "data.batch_size=4"]
-    assert {p.stem for p in SUITES} == {"digits", "mnist", "cifar10", "cifar100"}
+    assert {p.stem for p in SUITES} == {"digits", "mnist", "cifar10", "cifar100", "fashion_mnist"}
     ran = set()
     for path in SUITES:  # in this process (the child process is test_suite_runs_in_children_...'s)
         entries = bench.load_suite(path, datasets=["fake"], seeds=[0], options=tiny)  # the seeds share options
