@@ -16,6 +16,7 @@ import torch
 import zoo
 from tests.conftest import run_zoo
 from zoo.classifier import AtomicCheckpointIO
+from zoo.errors import ZooError
 
 KILLER = '''
 import os
@@ -98,6 +99,7 @@ WRITER = '''
 import sys
 import torch
 from zoo.classifier import AtomicCheckpointIO
+from zoo.errors import ZooError
 
 io, n = AtomicCheckpointIO(), 0
 while True:
@@ -148,3 +150,41 @@ def test_results_are_written_whole_or_not_at_all(tmp_path):
         temporary.write_text("new")
         assert target.read_text() == "old" and temporary.parent == tmp_path  # the same folder: an atomic rename
     assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+
+
+class _RunsCode:
+    """What an attacker pickles into a checkpoint: loading it calls os.mkdir (harmless, visible afterwards)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+def test_a_checkpoint_holding_objects_is_refused_and_says_why(tmp_path):
+    from zoo.classifier import read_checkpoint
+
+    planted = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "zoo": {}, "x": _RunsCode(tmp_path / "code-ran")}, planted)
+    with pytest.raises(ZooError, match=r"holds Python objects other than tensors \(it asks for posix.mkdir\); zoo "
+                                       r"loads weights only, because unpickling objects can run any code. If you "
+                                       r"trust the file, load it yourself with torch.load\(path, weights_only=False\)"):
+        read_checkpoint(planted)
+    assert not (tmp_path / "code-ran").exists()
+
+
+def test_resuming_last_reads_the_checkpoint_safely_whatever_weights_only_says(tmp_path):
+    """`--ckpt_path last` finds the run's last.ckpt itself; it goes through zoo's reader like any path."""
+    folder = tmp_path / "runs" / "lenet5-digits" / "version_0" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save({"state_dict": {}, "zoo": {}, "x": _RunsCode(tmp_path / "code-ran")}, folder / "last.ckpt")
+    for extra in ([], ["--weights_only", "false"]):
+        result = run_zoo("fit", "--trainer.max_epochs", "1", "--ckpt_path", "last", *extra, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr[-2000:]  # zoo: error, as any bad input
+        assert not (tmp_path / "code-ran").exists()
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("zoo: error: checkpoint") and "holds Python objects other than tensors" in last, last
+        assert "Traceback" not in result.stderr

@@ -1,6 +1,8 @@
 """ImageClassifier: the one LightningModule that trains any registered net."""
 
 import math
+import pickle
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -376,6 +378,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         with atomic_path(path, sync=True) as temporary, open(temporary, "wb") as f:
             torch.save(checkpoint, f)
 
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        """Every checkpoint the Trainer opens (``--ckpt_path last`` and ``best`` too) goes through
+        :func:`read_checkpoint`: weights only, whatever ``weights_only`` asks."""
+        return read_checkpoint(path)
+
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a zoo checkpoint's contents (``weights_only=True``, memory-mapped) or raise CheckpointError."""
@@ -388,6 +395,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: it is truncated or corrupt ({exc}); "
+                                  "give a .ckpt file written by zoo fit") from None
+        found = re.search(r"GLOBAL ([\w.]+)|global ([\w.]+)", str(exc))
+        what = f" (it asks for {next(g for g in found.groups() if g)})" if found else ""
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds Python objects other than tensors{what}; zoo loads weights only, "
+            "because unpickling objects can run any code. If you trust the file, load it yourself with "
+            "torch.load(path, weights_only=False) and save its state_dict, which zoo loads"
+        ) from None
     except Exception:
         raise CheckpointError(
             f"checkpoint {str(path)!r} cannot be read: it is truncated, corrupt or not a PyTorch "
