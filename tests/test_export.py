@@ -117,3 +117,34 @@ def test_predict_errors(checkpoint, tmp_path):
     assert not (tmp_path / "p.csv").exists()
     with pytest.raises(InputError, match="--topk must be between 1 and the 10 classes, got 11"):
         predict_files(checkpoint[0], [tmp_path], tmp_path / "p.csv", topk=11)
+
+
+def test_predict_csv_cells_are_never_formulas_and_topk_fits_the_classes(checkpoint, tmp_path):
+    """A class folder named =HYPERLINK(...) is written as text; a 2-class model predicts with the default topk."""
+    from zoo.predict import predict_files
+    from zoo.spreadsheet import safe_cell
+
+    assert [safe_cell(v) for v in ["=1+1", "+x", "-x", "@SUM(A1)", "\tx", "\rx", "-0.5", "+3", "ok", 2]] == [
+        "'=1+1", "'+x", "'-x", "'@SUM(A1)", "'\tx", "'\rx", "-0.5", "+3", "ok", 2]
+    path, data = checkpoint
+    saved = torch.load(path, weights_only=True)
+    names = ['=HYPERLINK("http:x")', "@cmd", "-x", *[str(d) for d in range(3, 10)]]
+    saved["hyper_parameters"]["class_names"] = names
+    torch.save(saved, tmp_path / "named.ckpt")
+    image = tmp_path / "images" / "a.png"
+    image.parent.mkdir()
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(image)
+    predict_files(tmp_path / "named.ckpt", [image.parent], tmp_path / "p.csv", topk=10)
+    cells = next(csv.reader(open(tmp_path / "p.csv")))  # the header
+    row = list(csv.reader(open(tmp_path / "p.csv")))[1]
+    assert len(cells) == 21 and {'\'=HYPERLINK("http:x")', "'@cmd", "'-x"} <= set(row[1::2])
+    assert not any(cell.startswith(("=", "+", "@")) for cell in row)
+
+    saved["hyper_parameters"]["num_classes"] = 2  # a 2-class model
+    model = zoo.create("lenet5", num_classes=2, in_chans=1)
+    saved["state_dict"] = {f"net.{k}": v for k, v in model.net.state_dict().items()}
+    saved["hyper_parameters"]["class_names"] = ["cat", "dog"]
+    torch.save(saved, tmp_path / "two.ckpt")
+    done, _ = predict_files(tmp_path / "two.ckpt", [image.parent], tmp_path / "two.csv")
+    assert done == 1 and next(csv.reader(open(tmp_path / "two.csv"))) == ["file", "class_1", "prob_1", "class_2",
+                                                                          "prob_2"]

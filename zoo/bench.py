@@ -51,6 +51,7 @@ import torch
 from zoo.atomic import atomic_path
 from zoo.errors import InputError, ZooError
 from zoo.registry import count_macs
+from zoo.spreadsheet import safe_dict
 
 RESULTS, CURVES = "results.csv", "curves.csv"
 KEY = ("suite", "model", "dataset", "seed", "config")
@@ -209,7 +210,7 @@ def append_rows(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> N
             f.seek(-1, os.SEEK_END)
             if f.read(1) != b"\n":
                 buffer.write("\n")
-    writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    writer.writerows(safe_dict({k: "" if v is None else v for k, v in row.items()}) for row in rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", newline="") as f:
         f.write(buffer.getvalue())

@@ -34,6 +34,7 @@ from zoo.classifier import ImageClassifier, read_checkpoint  # noqa: E402
 from zoo.data import DATASETS  # noqa: E402
 from zoo.errors import InputError, UnknownNameError, ZooError  # noqa: E402
 from zoo.registry import MODELS, ModelEntry, list_models, model_info  # noqa: E402
+from zoo.spreadsheet import safe_row  # noqa: E402
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 LINKED = ("num_classes", "in_chans", "image_size", "class_names")
@@ -506,7 +507,7 @@ def cmd_cam(argv: list[str]) -> None:
             path = os.path.join(args.out, "localization.csv")
             with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
                 csv.writer(f).writerows([["model", "method", "pointing_game", "box_iou"]] +
-                                        [[h.model, *r] for r in rows])
+                                        [safe_row([h.model, *r]) for r in rows])
             print(f"scores of {len(split_x)} {args.split} images (targets: the true classes) -> {path}")
         x, labels = split_x[:args.n], split_y[:args.n]
         boxes = all_boxes[:args.n] if all_boxes is not None else None
@@ -621,7 +622,7 @@ def cmd_predict_files(argv: list[str]) -> None:
                     "`zoo predict` is LightningCLI's predict loop over a DataModule.)")
     parser.add_argument("--ckpt", required=True, help="a checkpoint written by zoo fit")
     parser.add_argument("--images", required=True, nargs="+", help="image files or folders (searched recursively)")
-    parser.add_argument("--topk", type=int, default=3, help="classes per image (default: 3)")
+    parser.add_argument("--topk", type=int, help="classes per image (default: 3, or all of a model with fewer)")
     parser.add_argument("--out", default="predictions.csv", help="the CSV to write (default: predictions.csv)")
     parser.add_argument("--batch_size", type=int, default=64)
     args = parser.parse_args(argv)

@@ -11,13 +11,14 @@ from zoo.atomic import atomic_path
 from zoo.classifier import ImageClassifier, read_checkpoint
 from zoo.data.files import image_paths, read_images
 from zoo.errors import InputError
+from zoo.spreadsheet import safe_row
 
 
-def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], out: str | Path, topk: int = 3,
+def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], out: str | Path, topk: int | None = None,
                   batch_size: int = 64) -> tuple[int, list[Path]]:
     """Write ``file, class_1, prob_1, ..., class_k, prob_k`` per image to the CSV `out`.
 
-    Files that are not readable images are skipped with a warning and returned. The CSV is written
+    `topk` defaults to 3, or every class of a model with fewer. Files that are not readable images are skipped with a warning and returned. The CSV is written
     under a temporary name and renamed when complete.
 
     Returns:
@@ -28,6 +29,7 @@ def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], ou
     data = read_checkpoint(checkpoint_path)["zoo"].get("data") or {}
     if data.get("mean") is None:
         raise InputError(f"checkpoint {str(checkpoint_path)!r} does not say how its images were normalized")
+    topk = min(3, h.num_classes) if topk is None else topk  # a 2-class model: both
     if not 1 <= topk <= h.num_classes:
         raise InputError(f"--topk must be between 1 and the {h.num_classes} classes, got {topk}")
     names = h.class_names or [str(i) for i in range(h.num_classes)]
@@ -52,7 +54,7 @@ def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], ou
             with torch.no_grad():
                 probs, classes = model(x).softmax(1).topk(topk, dim=1)
             for path, p, c in zip(kept, probs.tolist(), classes.tolist(), strict=True):
-                writer.writerow([str(path)] + [v for i in range(topk) for v in (names[c[i]], f"{p[i]:.6f}")])
+                writer.writerow(safe_row([str(path)] + [v for i in range(topk) for v in (names[c[i]], f"{p[i]:.6f}")]))
             done += len(kept)
         if done == 0:  # leaves no file
             raise InputError(f"no readable images in {', '.join(map(str, sources))}")

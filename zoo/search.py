@@ -20,6 +20,7 @@ import numpy as np
 
 from zoo.atomic import atomic_path
 from zoo.errors import InputError, ZooError
+from zoo.spreadsheet import safe_dict
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 
@@ -97,7 +98,7 @@ def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(safe_dict(row) for row in rows)
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
