@@ -18,7 +18,8 @@ def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], ou
                   batch_size: int = 64) -> tuple[int, list[Path]]:
     """Write ``file, class_1, prob_1, ..., class_k, prob_k`` per image to the CSV `out`.
 
-    `topk` defaults to 3, or every class of a model with fewer. Files that are not readable images are skipped with a warning and returned. The CSV is written
+    `topk` defaults to 3, or every class of a model with fewer. Files that are not readable images are
+    skipped with a warning and returned. The CSV is written
     under a temporary name and renamed when complete.
 
     Returns:
