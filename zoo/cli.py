@@ -60,6 +60,7 @@ def classifier_class(name: str) -> type[ImageClassifier]:
         "__module__": __name__,
         "__qualname__": ident,
         "__doc__": _merged_doc(entry),
+        "registry_name": entry.name,
     })
     globals()[ident] = cls
     return cls
@@ -188,6 +189,23 @@ class ZooCLI(LightningCLI):
             logger.init_args.name = f"{model}-{data}"
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             self._resume_last(config)
+        self._normalize_as_the_weights(config)
+
+    def _normalize_as_the_weights(self, config: Any) -> None:
+        """``--model.weights zoo:TAG``: the data normalizes as those weights expect, unless told otherwise."""
+        weights = (config.model.get("init_args") or {}).get("weights")
+        data_args = config.data.get("init_args")
+        if not (isinstance(weights, str) and weights.startswith("zoo:")) or data_args is None or \
+                "normalize" not in data_args or data_args.normalize is not None:
+            return
+        from zoo.weights import get_weights
+
+        model = getattr(globals().get(config.model.class_path.rsplit(".", 1)[-1]), "registry_name", None)
+        normalization = get_weights(model, weights.removeprefix("zoo:")).normalization if model else None
+        if normalization is not None:
+            data_args.normalize = normalization
+            print(f"zoo: normalizing as {weights} expects (mean {normalization[0]}, std {normalization[1]})",
+                  file=sys.stderr)
 
     def _resume_last(self, config: Any) -> None:
         """``fit --ckpt_path last``: continue the newest run of this name that has a ``last.ckpt``, in its folder.
@@ -384,14 +402,30 @@ def cmd_models(argv: list[str]) -> None:
     parser.add_argument("--exclude", nargs="*", default=[], help="fnmatch patterns to leave out")
     parser.add_argument("--family", help="only this family (e.g. resnet)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (as in docs/models.md)")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="only models with zoo's own pretrained weights (zoo:TAG), with their test accuracy")
     args = parser.parse_args(argv)
     names = list_models(args.pattern or "*", args.exclude + ([] if args.pattern else ["*/*"]), args.family)
-    if not names:
-        raise UnknownNameError(f"no model matches {' '.join(args.pattern)!r}; see: zoo models")
+    if args.pretrained:
+        from zoo.weights import list_weights
+
+        with_weights = {w.model for w in list_weights()}
+        names = [n for n in names if n in with_weights]
+        if not names:
+            raise UnknownNameError("no model has zoo's pretrained weights; install them: pip install -e "
+                                   "plugins/zoo-weights (in a checkout of zoo)")
     header = ["model", "family", "params", "MACs", "input", "min", "paper"]
+    if args.pretrained:
+        header = ["model", "weights", "dataset", "acc@1", "params", "input", "paper"]
     rows = []
     for name in names:
         info = model_info(name)
+        if args.pretrained:
+            for weights, meta in info.weights.items():
+                if weights.startswith("zoo:"):
+                    rows.append([name, weights, meta["dataset"] or "-", _weight_cell(meta["acc@1"]),
+                                 _human(meta["params"] or info.params), meta["input"] or "-", info.paper])
+            continue
         rows.append([name, info.family, _human(info.params), _human(info.macs),
                      "x".join(map(str, info.input_size)), str(info.min_size), info.paper])
     print(markdown_table(rows, header) if args.markdown else table(rows, header))
@@ -425,7 +459,7 @@ def cmd_info(argv: list[str]) -> None:
     print(doc.split("\n\n")[0] + "\n")
     print(table(rows, ["", ""]).split("\n", 2)[2])
     if info.weights:
-        keys = ["acc@1", "acc@5", "params", "min_size", "recipe"]
+        keys = ["dataset", "acc@1", "leaderboard acc@1", "acc@5", "params", "input", "min_size", "recipe", "sha256"]
         keys = [k for k in keys if any(k in meta for meta in info.weights.values())]
         print("\npretrained weights:\n" + table(
             [[name, *(_weight_cell(meta.get(k)) for k in keys)] for name, meta in info.weights.items()],

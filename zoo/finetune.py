@@ -2,6 +2,7 @@
 
 Weights (:func:`load_weights`, ``zoo.create(..., weights=...)``, ``--model.weights``) come from
 
+- zoo's own: ``zoo:fashion_mnist`` (:mod:`zoo.weights`; sha256-checked files from the zoo-weights package);
 - a zoo checkpoint: ``runs/.../best.ckpt``;
 - torchvision: ``torchvision:IMAGENET1K_V1`` (or ``torchvision:DEFAULT``) for the nets torchvision has
   (zoo's resnet/vgg/alexnet/googlenet/densenet and the ``tv/`` plugin), downloaded into
@@ -114,6 +115,10 @@ def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
 def read_state_dict(source: str, model: str = "") -> dict[str, torch.Tensor]:
     """The state dict a weights source names (see :func:`load_weights`), read safely (no pickled code)."""
     kind, _, name = source.partition(":")
+    if kind == "zoo" and name:
+        from zoo.weights import get_weights, read_weights
+
+        return read_weights(get_weights(model, name))
     if kind == "torchvision" and name:
         return _torchvision_state_dict(model, name)
     if kind == "timm":
@@ -124,7 +129,8 @@ def read_state_dict(source: str, model: str = "") -> dict[str, torch.Tensor]:
 
         return read_checkpoint(path)["state_dict"]
     if path.suffix not in STATE_DICT_FILES:
-        raise InputError(f"unknown weights {source!r}; give a zoo checkpoint (.ckpt), a state dict file "
+        raise InputError(f"unknown weights {source!r}; give zoo:TAG (e.g. zoo:fashion_mnist, see zoo models "
+                         "--pretrained), a zoo checkpoint (.ckpt), a state dict file "
                          f"({', '.join(STATE_DICT_FILES)}), torchvision:WEIGHTS (e.g. torchvision:IMAGENET1K_V1) "
                          "or timm:MODEL.TAG (e.g. timm:resnet18.a1_in1k)")
     if not path.is_file():

@@ -225,8 +225,14 @@ def list_models(
 
 def model_info(name: str) -> ModelInfo:
     """Metadata of a registered model with its parameter count and MACs at the default input."""
+    from zoo.weights import list_weights  # zoo.weights registers through this module
+
     entry = MODELS.get(name)
     params, macs, cam_layer, min_size = _measure(name)
+    zoo_weights = {w.name: {"dataset": w.meta.get("dataset"), "acc@1": w.meta.get("top1"),
+                            "leaderboard acc@1": w.meta.get("leaderboard_top1"), "params": w.meta.get("params"),
+                            "input": "x".join(map(str, w.meta.get("input_size", []))) or None,
+                            "sha256": w.sha256[:12]} for w in list_weights(name)}
     return ModelInfo(
         name=entry.name,
         family=entry.family,
@@ -237,7 +243,7 @@ def model_info(name: str) -> ModelInfo:
         params=params,
         macs=macs,
         arguments=builder_arguments(entry.builder),
-        weights=entry.weights,
+        weights={**entry.weights, **zoo_weights},
     )
 
 

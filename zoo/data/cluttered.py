@@ -101,7 +101,7 @@ class ClutteredDigitsDataModule(ImageDataModule):
             return
         splits = zip(("train", "val", "test"), digits_split(split_seed=self.split_seed), strict=True)
         made = {name: self.make_split(idx, offset) for offset, (name, idx) in enumerate(splits)}
-        self.mean, self.std = channel_stats(made["train"][0])
+        self.mean, self.std = self.normalization(lambda: channel_stats(made["train"][0]))
         transform = self.sample_transform()
         for name, (images, labels, boxes) in made.items():
             setattr(self, f"{name}_set", TensorImages(images, labels, transform if name == "train" else None))

@@ -160,7 +160,7 @@ class FolderDataModule(ImageDataModule):
             files, labels = [files[i] for i in train], labels[train]
         else:
             parts["val"] = self._labelled("val")
-        self.mean, self.std = self._stats(files)
+        self.mean, self.std = self.normalization(lambda: self._stats(files))
         self.train_set = self._dataset(files, labels, self._train_transform())
         self.val_set = self._dataset(*parts["val"], self._eval_transform())
         self.test_set = self._dataset(*parts["test"], self._eval_transform())

@@ -130,6 +130,9 @@ class ImageDataModule(L.LightningDataModule):
         train_per_class: keep only this many training images of each class (a few-shot task; chosen by
             `split_seed`, after the validation split); None: all.
         transform: a custom per-image transform on uint8 tensors, run in the DataLoader after the preset's.
+        normalize: the (mean, std) per channel, on the 0..1 scale, to normalize with instead of the training
+            images' own: what pretrained weights expect (``zoo.weights.get_weights(...).normalization``;
+            ``zoo fit --model.weights zoo:TAG`` sets it).
     """
 
     num_classes: int
@@ -154,6 +157,7 @@ class ImageDataModule(L.LightningDataModule):
         fold: int = 0,
         train_per_class: int | None = None,
         transform: Callable | None = None,
+        normalize: tuple[list[float], list[float]] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -167,7 +171,7 @@ class ImageDataModule(L.LightningDataModule):
             "batch_size": batch_size, "val_split": val_split, "split_seed": split_seed, "num_workers": num_workers,
             "pin_memory": pin_memory, "drop_last": drop_last, "augment": augment, "erasing": erasing,
             "color_jitter": color_jitter, "mixup": mixup, "cutmix": cutmix, "folds": folds, "fold": fold,
-            "train_per_class": train_per_class,
+            "train_per_class": train_per_class, "normalize": normalize,
         }
         for key, value in self.common_arguments.items():
             setattr(self, key, value)
@@ -194,6 +198,17 @@ class ImageDataModule(L.LightningDataModule):
 
     # -- splits and loaders -----------------------------------------------------------------------
 
+    def normalization(self, training_stats: Callable[[], tuple[list[float], list[float]]],
+                      ) -> tuple[list[float], list[float]]:
+        """The (mean, std) to normalize with: `normalize` when given, else the training images' own."""
+        if self.normalize is None:
+            return training_stats()
+        mean, std = (list(map(float, v)) for v in self.normalize)
+        if not len(mean) == len(std) == self.in_chans:
+            raise InputError(f"normalize gives {len(mean)} means and {len(std)} stds for {self.in_chans}-channel "
+                             f"images; give one of each per channel")
+        return mean, std
+
     def sample_transform(self) -> Callable | None:
         """The per-image part of the training augmentation: the preset's, then the custom `transform`."""
         steps = [t for t in (sample_transform(self.augment, self.image_size, self.color_jitter), self.transform) if t]
@@ -207,7 +222,7 @@ class ImageDataModule(L.LightningDataModule):
         if self.train_per_class is not None:
             train = few_per_class(train, labels.numpy()[train], self.train_per_class, self.split_seed)
         train, val = torch.as_tensor(train), torch.as_tensor(val)
-        self.mean, self.std = channel_stats(images[train])
+        self.mean, self.std = self.normalization(lambda: channel_stats(images[train]))
         self.train_set = TensorImages(images[train], labels[train], self.sample_transform())
         self.val_set = TensorImages(images[val], labels[val])
         self.test_set = TensorImages(test_images, test_labels)

@@ -1,0 +1,124 @@
+"""zoo's own weights (zoo:TAG): sha256 checked before reading, from a package file or a URL (a local server here)."""
+
+import functools
+import http.server
+import threading
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import zoo
+from zoo.errors import ZooError
+from zoo.weights import WEIGHTS, Weights, cache_path, get_weights, register_weights, sha256_of
+
+
+@pytest.fixture()
+def registered():
+    """Register weights for the test; take them out of the registry afterwards."""
+    added = []
+
+    def add(weights):
+        added.append(f"{weights.model}:{weights.tag}")
+        return register_weights(weights)
+
+    yield add
+    for key in added:
+        WEIGHTS._entries.pop(key, None)
+
+
+@pytest.fixture()
+def lenet_file(tmp_path):
+    torch.manual_seed(0)
+    net = zoo.create_model("lenet5", num_classes=10, in_chans=1)
+    path = tmp_path / "lenet5-test.safetensors"
+    save_file(net.state_dict(), path)
+    return net, path
+
+
+@pytest.fixture()
+def server(tmp_path):
+    """An http.server on 127.0.0.1 serving tmp_path/served; stops after the test."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_package_weights_load_after_their_hash_is_checked(registered, lenet_file):
+    net, path = lenet_file
+    registered(Weights("lenet5", "test", sha256_of(path), file=str(path), arguments={"in_chans": 1},
+                       meta={"dataset": "digits", "top1": 99.0, "mean": [0.3], "std": [0.3]}))
+    model = zoo.create("lenet5", num_classes=10, in_chans=1, weights="zoo:test")
+    assert all(torch.equal(a, b) for a, b in zip(model.net.state_dict().values(), net.state_dict().values(),
+                                                  strict=True))
+    assert get_weights("lenet5", "test").normalization == ([0.3], [0.3])
+    info = zoo.model_info("lenet5").weights["zoo:test"]
+    assert info["dataset"] == "digits" and info["acc@1"] == 99.0
+    with pytest.raises(ZooError, match=r"unknown weights 'zoo:nothing' for 'lenet5'; lenet5 has: zoo:test"):
+        zoo.create("lenet5", weights="zoo:nothing")
+
+
+def test_a_damaged_package_file_is_refused(registered, lenet_file):
+    _, path = lenet_file
+    registered(Weights("lenet5", "test", "0" * 64, file=str(path)))
+    with pytest.raises(ZooError, match=rf"its package's file for zoo:test \(lenet5\) has sha256 {sha256_of(path)}, "
+                                       rf"but the weights are registered with sha256 0{{64}}; it was refused"):
+        zoo.create("lenet5", num_classes=10, in_chans=1, weights="zoo:test")
+
+
+def test_url_weights_download_once_and_a_tampered_file_is_never_cached(registered, lenet_file, server, tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    net, path = lenet_file
+    folder, url = server
+    good = sha256_of(path)
+    (folder / "good.safetensors").write_bytes(path.read_bytes())
+    tampered = bytearray(path.read_bytes())
+    tampered[-1] ^= 1
+    (folder / "tampered.safetensors").write_bytes(bytes(tampered))
+    ok = registered(Weights("lenet5", "url", good, url=f"{url}/good.safetensors"))
+    model = zoo.create("lenet5", num_classes=10, in_chans=1, weights="zoo:url")
+    assert torch.equal(model.net.features[0].weight, net.features[0].weight)
+    assert cache_path(ok).is_file() and sha256_of(cache_path(ok)) == good
+    (folder / "good.safetensors").unlink()  # cached: no second download
+    zoo.create("lenet5", num_classes=10, in_chans=1, weights="zoo:url")
+
+    bad = registered(Weights("lenet5", "tampered", good, url=f"{url}/tampered.safetensors"))
+    with pytest.raises(ZooError, match=rf"the file downloaded from {url}/tampered.safetensors has sha256 "
+                                       rf"{sha256_of(folder / 'tampered.safetensors')}, but zoo:tampered for lenet5 "
+                                       rf"is registered with sha256 {good}; it was deleted and nothing was cached"):
+        zoo.create("lenet5", num_classes=10, in_chans=1, weights="zoo:tampered")
+    assert sorted(p.name for p in cache_path(bad).parent.iterdir()) == [cache_path(ok).name]  # no partial left
+
+    registered(Weights("lenet5", "gone", good, url=f"{url}/missing.safetensors"))
+    with pytest.raises(ZooError, match=r"cannot download zoo:gone for lenet5: .*missing.safetensors answered HTTP "
+                                       r"404 .*; check the URL .*, or put the file from .* at "):
+        zoo.create("lenet5", num_classes=10, in_chans=1, weights="zoo:gone")
+
+
+def test_a_refused_connection_says_what_to_do(registered, tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    registered(Weights("lenet5", "offline", "0" * 64, url=f"http://127.0.0.1:{port}/w.safetensors"))
+    with pytest.raises(ZooError, match=r"cannot download zoo:offline for lenet5 from http://127.0.0.1:\d+/"
+                                       r"w.safetensors \(.*refused.*\); connect to the network and try again"):
+        zoo.create("lenet5", num_classes=10, in_chans=1, weights="zoo:offline")
+
+
+def test_the_data_normalizes_as_given(tmp_path):
+    data = zoo.data.create("digits", normalize=([0.5], [0.25]))
+    data.setup()
+    assert (data.mean, data.std) == ([0.5], [0.25]) and data.hparams["normalize"] == ([0.5], [0.25])
+    with pytest.raises(ZooError, match="normalize gives 3 means and 3 stds for 1-channel images"):
+        zoo.data.create("digits", normalize=([0.5] * 3, [0.25] * 3)).setup()
