@@ -297,3 +297,22 @@ def test_speed_rows_and_ratio_against_torchvision(tmp_path):
     written = rows(out)
     assert [r["train_batch_size"] for r in written] == ["1", "4"] and float(written[1]["train_samples_per_sec"]) > 0
     assert list(written[0]) == bench.SPEED_COLUMNS
+
+
+def test_published_references_stand_beside_the_measured_accuracy(tmp_path):
+    references = bench.suite_references(ROOT / "benchmarks" / "suites" / "fashion_mnist.yaml")
+    assert references["resnet18"] == {"top1": 94.9, "what": "ResNet18, flips, translation, rotation"}
+    for name in (bench.RESULTS, bench.CURVES):
+        shutil.copy(ROOT / "benchmarks" / "results" / "digits" / name, tmp_path / name)
+    bench.write_references(tmp_path, {"lenet5": references["lenet5"]})
+    bench.render(tmp_path)
+    page = (tmp_path / "leaderboard.md").read_text()
+    header = next(line for line in page.splitlines() if line.startswith("| # |"))
+    assert header.startswith("| # | model | top-1 % | published % | top-5 %")
+    lenet = next(line for line in page.splitlines() if "| lenet5 |" in line).split(" | ")
+    assert lenet[3] == "91.6" and "Published: lenet5: 2 Conv+pooling (TensorFlow's tutorial)." in page
+    assert 'title="2 Conv+pooling (TensorFlow&#x27;s tutorial)">91.6</td>' in (tmp_path / "index.html").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodels: [lenet5]\ndatasets: [digits]\npublished: {lenet5: 91.6}\n")
+    with pytest.raises(InputError, match=r"published must map model names to \{top1: accuracy in %, what: text\}"):
+        bench.suite_references(bad)

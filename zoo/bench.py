@@ -54,6 +54,7 @@ from zoo.registry import count_macs
 from zoo.spreadsheet import safe_dict
 
 RESULTS, CURVES = "results.csv", "curves.csv"
+REFERENCES = "references.json"  # a suite's published results, for the page
 KEY = ("suite", "model", "dataset", "seed", "config")
 COLUMNS = [
     *KEY, "status", "top1", "top1_err", "top5", "top5_err", "best_val", "param_count", "img_size", "infer_gmacs",
@@ -179,6 +180,26 @@ def load_suite(path: str | Path, models: list[str] | None = None, datasets: list
         for model, model_options in chosen_models.items()
         for seed in seed_list
     ]
+
+
+def suite_references(path: str | Path) -> dict[str, dict[str, Any]]:
+    """A suite's ``published`` results: model -> ``{"top1": %, "what": "the published net and recipe"}``."""
+    import yaml
+
+    published = yaml.safe_load(Path(path).read_text()).get("published") or {}
+    if not isinstance(published, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("top1"), (int, float)) for v in published.values()):
+        raise InputError(f"{path}: published must map model names to {{top1: accuracy in %, what: text}}")
+    return {str(model): {"top1": float(ref["top1"]), "what": str(ref.get("what", ""))}
+            for model, ref in published.items()}
+
+
+def write_references(out: Path, references: dict[str, dict[str, Any]]) -> None:
+    """Keep a suite's published results beside its results (``references.json``), for the page."""
+    if references:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / REFERENCES) as temporary:
+            temporary.write_text(json.dumps(references, indent=1, sort_keys=True) + "\n")
 
 
 # -- the CSV files (append-only) ---------------------------------------------------------------
@@ -616,25 +637,37 @@ def render(out: Path) -> list[Path]:
         raise InputError(f"no finished entries in {out / RESULTS}; run a suite first: zoo bench --suite SUITE.yaml "
                          f"--out {out}")
     curves = read_rows(out / CURVES)
+    references = json.loads((out / REFERENCES).read_text()) if (out / REFERENCES).is_file() else {}
+    for entry in board:
+        reference = references.get(entry["model"])
+        entry["published"] = None if reference is None else reference["top1"]
+        entry["published_what"] = "" if reference is None else reference["what"]
+    shown = SHOWN[:1] + [("published", "published %", 1)] + SHOWN[1:] if references else SHOWN
     md = ["# Leaderboard", "",
           f"Made by `zoo bench` from `{RESULTS}` ({len(board)} rows); top-1 and top-5 are test accuracy, "
           "mean ± std over seeds, of the best-validation checkpoint. Throughput and latency are from the machine "
-          "named below; compare them within one table only.", ""]
+          "named below; compare them within one table only."
+          + (" *published* is the reference result a suite names for the same architecture (its footnotes say "
+             "which net and recipe): a long schedule, not zoo's budget." if references else ""), ""]
     page = []
-    headings = ["#", "model", *(h for _, h, _ in SHOWN), "seeds"]
+    headings = ["#", "model", *(h for _, h, _ in shown), "seeds"]
     for (suite, dataset), entries in _sections(board).items():
         pictures = plot_section(entries, curves, out / f"{suite}_{dataset}")
-        rows = [[str(i), e["model"], *(_cell(e, c, d) for c, _, d in SHOWN), str(e["seeds"])]
+        rows = [[str(i), e["model"], *(_cell(e, c, d) for c, _, d in shown), str(e["seeds"])]
                 for i, e in enumerate(entries, 1)]
+        notes = [f"{e['model']}: {e['published_what']}" for e in entries if e.get("published_what")]
         md += [f"## {dataset} (suite {suite})", "", _about(entries), "",
                "| " + " | ".join(headings) + " |", "|" + "|".join("---" for _ in headings) + "|",
                *("| " + " | ".join(r) + " |" for r in rows), "",
+               *([f"Published: {'; '.join(notes)}.", ""] if notes else []),
                *(f"![{p.stem}]({p.name})" for p in pictures), ""]
         body = "\n".join(
             "<tr>" + f'<td data-value="{i}">{i}</td><td data-value="{html.escape(e["model"])}">'
             f'{html.escape(e["model"])}</td>'
-            + "".join(f'<td data-value="{"" if e[c] is None else e[c]}">{html.escape(_cell(e, c, d))}</td>'
-                      for c, _, d in SHOWN) + f'<td data-value="{e["seeds"]}">{e["seeds"]}</td></tr>'
+            + "".join(f'<td data-value="{"" if e[c] is None else e[c]}"'
+                      + (f' title="{html.escape(e["published_what"])}"' if c == "published" else "")
+                      + f'>{html.escape(_cell(e, c, d))}</td>' for c, _, d in shown)
+            + f'<td data-value="{e["seeds"]}">{e["seeds"]}</td></tr>'
             for i, e in enumerate(entries, 1))
         head = "".join(f'<th data-type="{"text" if h == "model" else "number"}" aria-sort="none">{html.escape(h)}'
                        f'</th>' for h in headings)

@@ -823,6 +823,7 @@ def cmd_bench(argv: list[str]) -> None:
         raise InputError(f"--seeds takes integers separated by commas, got {args.seeds!r}") from None
     entries = bench.load_suite(args.suite, listed(args.models), listed(args.data), seeds, args.set)
     out = Path(args.out or Path("runs/bench") / entries[0].suite)
+    bench.write_references(out, bench.suite_references(args.suite))
     try:
         added = bench.run_suite(entries, out, Path(args.runs), progress=not args.no_progress)
     except KeyboardInterrupt:
