@@ -188,3 +188,12 @@ def test_resuming_last_reads_the_checkpoint_safely_whatever_weights_only_says(tm
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("zoo: error: checkpoint") and "holds Python objects other than tensors" in last, last
         assert "Traceback" not in result.stderr
+
+
+def test_last_ckpt_holds_the_last_epoch_even_when_validation_stopped_improving(tmp_path):
+    """lr 0: validation accuracy never improves after the first epoch; last.ckpt still follows every epoch."""
+    result = run_zoo("fit", "--trainer.max_epochs", "3", "--model.optimizer.lr", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    folder = tmp_path / "runs" / "lenet5-digits" / "version_0" / "checkpoints"
+    best, last = (torch.load(folder / name, weights_only=True) for name in ("best.ckpt", "last.ckpt"))
+    assert best["epoch"] == 0 and last["epoch"] == 2 and last["global_step"] == 3 * best["global_step"]

@@ -134,9 +134,9 @@ class ZooCLI(LightningCLI):
         for key in LINKED:
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
         if "checkpoint" not in parser.groups:
-            from lightning.pytorch.callbacks import ModelCheckpoint
+            from zoo.callbacks import Checkpoint
 
-            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.add_lightning_class_args(Checkpoint, "checkpoint")  # last.ckpt after every epoch
         if "finetune" not in parser.groups:
             from zoo.finetune import Finetune
 
