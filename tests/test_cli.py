@@ -103,7 +103,7 @@ def test_model_help_lists_the_nets_own_arguments(tmp_path):
     (["fit", "--model", "resnt18"], "unknown model 'resnt18'; did you mean 'resnet18'? see: zoo models"),
     (["fit", "--model", "qqq"], "unknown model 'qqq'; see: zoo models"),
     (["fit", "--model", "lenet"], "unknown model 'lenet'; did you mean 'lenet5'? see: zoo models"),
-    (["fit", "--data", "digts"], "unknown dataset 'digts'; did you mean 'digits'?"),
+    (["fit", "--data", "digts"], "unknown dataset 'digts'; did you mean 'digits'? see: zoo data list"),
     (["test", "--ckpt_path", "missing.ckpt"], "checkpoint 'missing.ckpt' does not exist"),
     (["test", "--ckpt_path", "corrupt.ckpt"], "checkpoint 'corrupt.ckpt' cannot be read"),
     (["fit", "--data.image_size", "8"], "model 'lenet5' needs inputs of at least 16x16 pixels, got image_size=8"),
@@ -111,6 +111,8 @@ def test_model_help_lists_the_nets_own_arguments(tmp_path):
     (["fit", "--data", "mnist", "--data.download", "false", "--data.data_dir", "nowhere"],
      "no copy of MNIST in nowhere/MNIST/raw, nowhere, and download=False; get one: (1) download=True"),
     (["frobnicate"], "unknown command 'frobnicate'"),
+    (["data", "show", "mnist", "--set", "data_dir=nowhere", "--set", "download=false"],  # repeated --set adds up
+     "no copy of MNIST in nowhere/MNIST/raw, nowhere, and download=False"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, args, message):
     from zoo.cli import main

@@ -689,7 +689,7 @@ def cmd_data(argv: list[str]) -> None:
                                        "--augment standard --out grid.png")
     show.add_argument("name", help="a registered dataset (zoo data list)")
     show.add_argument("--augment", help="an augmentation preset (default: the dataset's)")
-    show.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    show.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                       help="other dataset arguments, e.g. data_dir=./data mixup=0.2")
     show.add_argument("--n", type=int, default=32, help="how many images (default: 32)")
     show.add_argument("--seed", type=int, default=0, help="seed of the draw (default: 0)")
@@ -809,7 +809,7 @@ def cmd_bench(argv: list[str]) -> None:
     parser.add_argument("--models", help="only these of the suite's models, comma-separated")
     parser.add_argument("--data", help="run on these datasets instead of the suite's, comma-separated (e.g. fake)")
     parser.add_argument("--seeds", help="these seeds instead of the suite's, comma-separated")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="zoo fit options for every entry, over the recipe (e.g. trainer.max_epochs=1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in a log file)")
     args = parser.parse_args(argv)

@@ -106,7 +106,8 @@ def _onnx(net: nn.Module, x: torch.Tensor, path: Path, meta: str) -> Any:
         import onnx
         import onnxruntime
     except ImportError:
-        raise ZooError("ONNX export needs onnx, onnxscript and onnxruntime: pip install 'lightning-zoo[export]'") \
+        raise ZooError("ONNX export needs onnx, onnxscript and onnxruntime: pip install -e '.[export]' in a checkout "
+                       "of zoo, or pip install onnx onnxscript onnxruntime") \
             from None
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():

@@ -7,7 +7,7 @@ import lightning as L
 
 from zoo.registry import Registry
 
-DATASETS: Registry[type[L.LightningDataModule]] = Registry("dataset", "zoo.data.list_datasets()")
+DATASETS: Registry[type[L.LightningDataModule]] = Registry("dataset", "zoo data list")
 
 D = TypeVar("D", bound=type[L.LightningDataModule])
 
