@@ -192,3 +192,31 @@ def test_a_plugin_style_name_with_a_slash_trains_from_the_cli(tmp_path, monkeypa
     from zoo.classifier import read_checkpoint
 
     assert read_checkpoint(run / "checkpoints" / "best.ckpt")["hyper_parameters"]["model"] == "tst/net"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fit", "--model", "mlp", "--model.hiden", "64"],
+     "zoo: error: --model.hiden is not an option of mlp; did you mean --model.hidden? see: zoo fit --help"),
+    (["fit", "--data.batchsize", "3"], "zoo: error: --data.batchsize is not an option of DigitsDataModule; did you "
+                                       "mean --data.batch_size? see: zoo fit --help"),
+    (["fit", "--trainer.max_epohcs", "3"],
+     "zoo: error: unknown option --trainer.max_epohcs; did you mean --trainer.max_epochs? see: zoo fit --help"),
+    (["fit", "--trainer.logger", "WandbLogger"],
+     "zoo: error: WandbLogger needs the package wandb>=0.12.10: pip install 'wandb>=0.12.10'"),
+])
+def test_option_typos_and_missing_packages_are_one_line(tmp_path, monkeypatch, capsys, args, message):
+    """Not 79 lines of usage or a 96-line traceback: the option, the closest valid one, where to look."""
+    from zoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err[-1] == message and "usage:" not in "\n".join(err), err
+
+
+def test_tensorboard_logger_works_after_the_readme_install(tmp_path):
+    result = run_zoo("fit", "--trainer.logger", "TensorBoardLogger", "--trainer.max_epochs", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "runs" / "lenet5-digits" / "version_0"
+    assert list(run.glob("events.out.tfevents.*")) and (run / "checkpoints" / "best.ckpt").is_file()

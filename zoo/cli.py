@@ -8,8 +8,11 @@ DataModule; its ``num_classes``, ``in_chans``, ``image_size`` and ``class_names`
 the model.
 """
 
+import argparse
 import collections
 import csv
+import difflib
+import importlib
 import inspect
 import logging
 import os
@@ -23,6 +26,7 @@ from typing import Any
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 import docstring_parser  # noqa: E402
+import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
@@ -345,6 +349,13 @@ def run_lightning(argv: list[str]) -> ZooCLI:
     saved, sys.argv = sys.argv, [sys.argv[0], *expand_shorthands(argv)]
     try:
         cli = _zoo_cli()
+    except (argparse.ArgumentError, ValueError) as exc:  # the parser's (exit_on_error=False), not the fit's
+        message = str(exc)
+        if _zoo_error(exc) is not None:  # zoo's own error, raised while the parser built a class: as it is
+            raise
+        if isinstance(exc, argparse.ArgumentError) or "Requirement '" in message or "Does not validate" in message:
+            raise InputError(explain_option_error(message, argv[0] if argv else "fit")) from None
+        raise
     finally:
         sys.argv = saved
     # Lightning leaves a DDP run's process group alive; Gloo's worker threads then abort the process
@@ -353,6 +364,43 @@ def run_lightning(argv: list[str]) -> ZooCLI:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return cli
+
+
+def explain_option_error(message: str, subcommand: str) -> str:
+    """One line for the parser's error: the option, the closest valid one, and where to look.
+
+    jsonargparse reports an unknown option of a class as a nested union error of a dozen lines, and
+    a logger whose package is missing as a traceback; a zoo user gets the gist.
+    """
+    help_hint = f"see: zoo {subcommand} --help"
+    required = re.search(r"Requirement '([^']+)' not met", message)
+    if required:
+        owner = re.search(r"class_path '([\w.]+)'", message)
+        what = owner.group(1).rsplit(".", 1)[-1] if owner else "the class you chose"
+        return f"{what} needs the package {required.group(1)}: pip install '{required.group(1)}'"
+    option = re.search(r"Option '(\w+)' is not accepted", message)
+    keys = re.findall(r'Parser key "(\w+)"', message)
+    owner = re.search(r"class_path '([\w.]+)'", message)
+    if option and keys:
+        flag = "--" + ".".join([*keys, option.group(1)])
+        valid: list[str] = []
+        if owner and len(keys) == 1:
+            module, _, name = owner.group(1).rpartition(".")
+            cls = getattr(importlib.import_module(module), name, None)
+            valid = [p for p in inspect.signature(cls).parameters if p not in ("args", "kwargs")] if cls else []
+        close = difflib.get_close_matches(option.group(1), valid, n=1)
+        owner_name = owner.group(1).rsplit(".", 1)[-1] if owner and len(keys) == 1 else keys[-1]
+        hint = f"did you mean --{keys[0]}.{close[0]}? " if close else ""
+        return f"{flag} is not an option of {owner_name}; {hint}{help_hint}"
+    unknown = re.search(r"unrecognized arguments: (--[\w.]+)", message)
+    if unknown:
+        flag = unknown.group(1)
+        group, _, name = flag[2:].rpartition(".")
+        valid = [p for p in inspect.signature(L.Trainer).parameters] if group == "trainer" else []
+        close = difflib.get_close_matches(name, valid, n=1)
+        hint = f"did you mean --{group}.{close[0]}? " if close else ""
+        return f"unknown option {flag}; {hint}{help_hint}"
+    return f"{message.strip().splitlines()[0]}; {help_hint}"
 
 
 def _zoo_cli() -> ZooCLI:
@@ -369,7 +417,7 @@ def _zoo_cli() -> ZooCLI:
                        "init_args": {"save_dir": "runs", "name": "zoo"}},
         },
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": __doc__},
+        parser_kwargs={"description": __doc__, "exit_on_error": False},
     )
 
 
