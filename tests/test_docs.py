@@ -1,5 +1,6 @@
 """The docs build strictly, and every Python example in them runs."""
 
+import os
 import re
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import pytest
 
 from tests.conftest import ROOT
 
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 
 
@@ -19,6 +21,9 @@ def python_blocks(page: Path) -> list[str]:
 @pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)], ids=lambda p: p.name)
 def test_examples_run(page, tmp_path, monkeypatch):
     """The page's Python blocks, in order, in one namespace (as a reader would paste them)."""
+    if any("fashion_mnist" in block for block in python_blocks(page)) and not FASHION_MNIST.is_dir():
+        why = "the page's examples read Fashion-MNIST: apt-get install dataset-fashion-mnist"
+        pytest.fail(why) if os.environ.get("ZOO_REQUIRE_DATA") == "1" else pytest.skip(why)
     monkeypatch.chdir(tmp_path)
     from zoo.registry import MODELS
 

@@ -24,7 +24,7 @@ def create(model: str, **kwargs: Any) -> ImageClassifier:
     return ImageClassifier(model, **kwargs)
 
 
-from zoo import data  # noqa: E402  (after create: data modules may import zoo)
+from zoo import data, weights  # noqa: E402  (after create: data modules may import zoo)
 
 __all__ = [
     "ImageClassifier",
@@ -36,4 +36,5 @@ __all__ = [
     "list_models",
     "model_info",
     "register_model",
+    "weights",
 ]
