@@ -485,3 +485,41 @@ def test_a_cifar_batch_of_the_wrong_shape_is_named(tmp_path):
         pickle.dump({"data": np.zeros((5, 100), dtype=np.uint8), "labels": [0] * 5}, f)
     with pytest.raises(ZooError, match=r"data_batch_2 is not a CIFAR10 batch \(a dict with 'data', N x 3072 uint8"):
         zoo.data.create("cifar10", data_dir=str(tmp_path), download=False, verify=False).setup()
+
+
+def test_a_16_bit_png_is_scaled_by_its_bit_depth_not_clipped(tmp_path):
+    """PIL's convert clipped 16-bit samples at 255 (73.6 % of a real scan's pixels became white)."""
+    from zoo.data.files import read_images
+
+    raw = zoo.data.create("digits", image_size=32)
+    raw.setup()
+    scan = (raw.test_set.images[0, 0].clamp(0, 1).numpy() * 255).round().astype(np.uint16)
+    Image.fromarray(scan.astype(np.uint8)).save(tmp_path / "eight.png")
+    Image.fromarray(scan * 257).save(tmp_path / "sixteen.png")
+    assert Image.open(tmp_path / "sixteen.png").mode in ("I;16", "I")  # really 16-bit on disk
+    _, eight, _ = read_images([tmp_path / "eight.png"], 32, 1, 0.0, 1.0)
+    _, sixteen, _ = read_images([tmp_path / "sixteen.png"], 32, 1, 0.0, 1.0)
+    assert (sixteen - eight).abs().max() <= 1 / 255 and eight.mean() < 0.6
+    folder = tmp_path / "folder"
+    for label in ("a", "b"):
+        (folder / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(scan * 257).save(folder / label / f"{i}.png")
+    data = zoo.data.create("folder", data_dir=str(folder), image_size=32, in_chans=1, val_split=0, test_split=0.34,
+                           augment="none")
+    data.setup()
+    image = data.test_set[0][0]
+    assert torch.equal(image[0], torch.as_tensor(scan, dtype=torch.uint8))
+
+
+def test_an_epoch_without_a_training_batch_is_refused_before_training(tmp_path):
+    """--data.batch_size 5000 --data.drop_last true on digits ran 0 steps and reported a test accuracy."""
+    data = zoo.data.create("digits", batch_size=5000, drop_last=True)
+    model = zoo.create("lenet5", num_classes=10, in_chans=1)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        default_root_dir=tmp_path)
+    with pytest.raises(ZooError, match=r"an epoch would have no training batch: 1257 training images and "
+                                       r"batch_size=5000 with drop_last=True; lower --data.batch_size \(to 1257 at "
+                                       r"most\) or set --data.drop_last false"):
+        trainer.fit(model, data)
+    assert trainer.global_step == 0

@@ -3,6 +3,7 @@
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +28,19 @@ def image_paths(sources: Iterable[str | Path]) -> list[Path]:
     return paths
 
 
+def decoded(image: Any, mode: str) -> Any:
+    """A PIL image in `mode` (``L`` or ``RGB``), with 16-bit samples scaled to 8 bits by their bit depth.
+
+    PIL's own ``convert`` clips a 16-bit PNG's samples (0..65535) at 255, turning most pixels white.
+    """
+    from PIL import Image
+
+    if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit grey (PNG opens as I;16 or I)
+        array = np.asarray(image, dtype=np.float64) / 257.0  # 65535 -> 255
+        image = Image.fromarray(array.round().clip(0, 255).astype(np.uint8), "L")
+    return image.convert(mode)
+
+
 def read_images(sources: Iterable[str | Path], image_size: int, in_chans: int, mean: float | list[float],
                 std: float | list[float]) -> tuple[torch.Tensor, torch.Tensor, list[Path]]:
     """Load, convert (grayscale or RGB by `in_chans`), resize and normalize image files.
@@ -42,8 +56,8 @@ def read_images(sources: Iterable[str | Path], image_size: int, in_chans: int, m
     for path in image_paths(sources):
         try:
             with Image.open(path) as image:
-                image = image.convert("L" if in_chans == 1 else "RGB").resize((image_size, image_size),
-                                                                              Image.Resampling.BILINEAR)
+                image = decoded(image, "L" if in_chans == 1 else "RGB").resize((image_size, image_size),
+                                                                               Image.Resampling.BILINEAR)
                 array = np.asarray(image, dtype=np.float32) / 255.0
         except (UnidentifiedImageError, OSError) as exc:
             warnings.warn(f"skipping {str(path)!r}: not a readable image ({exc})", stacklevel=2)

@@ -15,6 +15,7 @@ from torchvision.transforms import v2
 
 from zoo.atomic import atomic_path
 from zoo.data import register_datamodule
+from zoo.data.files import decoded
 from zoo.data.memory import ImageDataModule, channel_stats, split_train_val
 from zoo.errors import InputError
 
@@ -66,7 +67,7 @@ class ImageFiles(Dataset):
             path = self.files[(i + j) % len(self.files)]
             try:
                 with Image.open(path) as image:
-                    return self.transform(image.convert(self.mode)), self.labels[(i + j) % len(self.files)]
+                    return self.transform(decoded(image, self.mode)), self.labels[(i + j) % len(self.files)]
             except OSError as exc:
                 warnings.warn(f"skipping unreadable image {path}: {exc}", stacklevel=2)
         raise InputError("no image in the folder could be read")

@@ -285,6 +285,11 @@ class ImageDataModule(L.LightningDataModule):
                           collate_fn=collate, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
+        count = len(self.train_set) if self.train_set is not None else None
+        if count is not None and (count == 0 or (self.drop_last and count < self.batch_size)):
+            why = f"and batch_size={self.batch_size} with drop_last=True" if count else "left after the splits"
+            raise InputError(f"an epoch would have no training batch: {count} training images {why}; lower "
+                             f"--data.batch_size (to {count} at most) or set --data.drop_last false")
         return self._loader(self.train_set, train=True)
 
     def val_dataloader(self) -> DataLoader:
