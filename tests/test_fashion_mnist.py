@@ -83,3 +83,31 @@ def test_knn_predicts_as_scikit_learn_on_the_real_images(elsewhere):
         reference = KNeighborsClassifier(k, algorithm="brute").fit(x_train.flatten(1).numpy(), y_train.numpy())
         assert (ours == reference.predict(x_test.flatten(1).numpy())).all()
         assert 0.75 < (ours == y_test.numpy()).mean() < 0.85  # measured: 78.8 % (k=1), 79.6 % (k=5)
+
+
+@pytest.mark.parametrize("model", ["lenet5", "mlp", "resnet20"])
+def test_shipped_weights_give_their_stated_accuracy_on_the_real_test_set(elsewhere, model):
+    """zoo:fashion_mnist (plugins/zoo-weights) loads offline and scores what its metadata says, on 10,000 images."""
+    weights = zoo.weights.get_weights(model, "fashion_mnist")
+    assert weights.meta["dataset"] == "fashion_mnist" and len(weights.sha256) == 64
+    net = zoo.create(model, weights="zoo:fashion_mnist", **weights.arguments)
+    data = zoo.data.create("fashion_mnist", normalize=weights.normalization)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    (result,) = trainer.test(net, data, verbose=False)
+    assert round(100 * result["test_acc"], 2) == weights.meta["top1"]
+
+
+def test_the_command_line_lists_and_uses_the_shipped_weights(tmp_path):
+    from tests.conftest import run_zoo
+
+    listed = run_zoo("models", "--pretrained", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    rows = [line.split()[:4] for line in listed.stdout.splitlines()[2:] if line.strip()]
+    assert [row[:3] for row in rows] == [[m, "zoo:fashion_mnist", "fashion_mnist"] for m in ("lenet5", "mlp",
+                                                                                              "resnet20")]
+    weights = zoo.weights.get_weights("lenet5", "fashion_mnist")
+    tested = run_zoo("test", "--model", "lenet5", "--model.weights", "zoo:fashion_mnist", "--data", "fashion_mnist",
+                     cwd=tmp_path)
+    assert tested.returncode == 0, tested.stderr[-2000:]
+    assert f"zoo: normalizing as zoo:fashion_mnist expects (mean {weights.normalization[0]}" in tested.stderr
+    assert f"{weights.meta['top1'] / 100:.4f}" in tested.stdout  # the test accuracy the metadata states

@@ -478,7 +478,7 @@ def cmd_models(argv: list[str]) -> None:
                      "x".join(map(str, info.input_size)), str(info.min_size), info.paper])
     print(markdown_table(rows, header) if args.markdown else table(rows, header))
     namespaces = collections.Counter(n.split("/", 1)[0] for n in list_models("*/*"))
-    if not args.pattern and namespaces and not args.markdown:
+    if not args.pattern and namespaces and not args.markdown and not args.pretrained:
         listed = ", ".join(f"{ns}/* ({count})" for ns, count in sorted(namespaces.items()))
         print(f"\nplugins add {sum(namespaces.values())} more: {listed}; list them with e.g. "
               f"zoo models '{min(namespaces)}/*'")
