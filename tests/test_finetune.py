@@ -377,3 +377,16 @@ def test_digits_transfer_demonstration_pretrained_beats_chance_and_fine_tuning_b
                 for method in demo.METHODS}
     assert accuracy["linear probe"] > 0.7  # two trained tensors on frozen 0-4 features: far above chance (0.2)
     assert accuracy["fine-tune"] > accuracy["scratch"] + 0.02
+
+
+def test_adapt_input_conv_keeps_the_response_exactly_when_its_docstring_says():
+    """Alike channels give the same response for 1 and multiples of 3 channels (from RGB), not for 2 or 4."""
+    from zoo.finetune import adapt_input_conv
+
+    torch.manual_seed(0)
+    weight = torch.randn(8, 3, 3, 3)
+    grey = torch.rand(1, 1, 10, 10)
+    reference = torch.nn.functional.conv2d(grey.expand(1, 3, 10, 10), weight)
+    for channels, same in ((1, True), (3, True), (6, True), (9, True), (2, False), (4, False)):
+        response = torch.nn.functional.conv2d(grey.expand(1, channels, 10, 10), adapt_input_conv(weight, channels))
+        assert torch.allclose(response, reference, atol=1e-5) == same, channels

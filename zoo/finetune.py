@@ -100,9 +100,11 @@ def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     """A first convolution's kernels ``[out, c, kh, kw]`` for `in_chans` input channels.
 
     One channel: the sum over the source's channels (a grey image through RGB kernels gives the same
-    response). More: the source's channels repeated in order and scaled by ``c / in_chans``, so the
-    response to an image with every channel alike stays the same. For an RGB source this is what timm's
-    ``adapt_input_conv`` does; it works from any number of source channels (a 1-channel digits net too).
+    response). More: the source's channels repeated in order and scaled by ``c / in_chans``. When
+    `in_chans` is a multiple of ``c`` every source channel is repeated equally often, so the response to
+    an image with every channel alike stays the same; otherwise some are repeated once more and it does
+    not (from RGB kernels: it holds for 1, 3, 6, ... channels, not for 2 or 4). For an RGB source this
+    is timm's ``adapt_input_conv`` rule; it works from any number of source channels (a 1-channel net too).
     """
     c = weight.shape[1]
     if in_chans == c:
