@@ -148,3 +148,32 @@ def test_predict_csv_cells_are_never_formulas_and_topk_fits_the_classes(checkpoi
     done, _ = predict_files(tmp_path / "two.ckpt", [image.parent], tmp_path / "two.csv")
     assert done == 1 and next(csv.reader(open(tmp_path / "two.csv"))) == ["file", "class_1", "prob_1", "class_2",
                                                                           "prob_2"]
+
+
+def test_outputs_are_never_overwritten_silently_and_bad_paths_are_one_error(checkpoint, tmp_path):
+    from zoo.atomic import output_folder
+    from zoo.predict import predict_files
+
+    path, _ = checkpoint
+    mine = tmp_path / "model.pt"
+    mine.write_text("a user's file")
+    with pytest.raises(InputError, match=r"--out '.*model.pt' exists; give --overwrite to replace it"):
+        export(path, "torchscript", mine)
+    assert mine.read_text() == "a user's file"
+    assert export(path, "torchscript", mine, overwrite=True).max_abs_diff <= 1e-4
+    with pytest.raises(InputError, match=r"x.onnx' does not end in .pt or .pth or .ts, as this format's files do"):
+        export(path, "torchscript", tmp_path / "x.onnx")
+    with pytest.raises(InputError, match=r"is a folder; give a file name in it, e.g. '.*out.onnx'"):
+        export(path, "onnx", tmp_path)
+    (tmp_path / "file.txt").write_text("x")
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(images / "a.png")
+    for out, message in ((tmp_path / "nowhere" / "p.csv", r"the folder '.*nowhere' does not exist; create it"),
+                         (tmp_path / "file.txt" / "p.csv", r"'.*file.txt' is a file, not a folder"),
+                         (tmp_path, r"is a folder; give a file name in it, e.g. '.*out.csv'")):
+        with pytest.raises(InputError, match=message):
+            predict_files(path, [images], out)
+    with pytest.raises(InputError, match=r"--out '.*file.txt' is a file; give a folder \(it is made if missing\)"):
+        output_folder(tmp_path / "file.txt")
+    assert output_folder(tmp_path / "cams" / "deep").is_dir()

@@ -32,3 +32,44 @@ def atomic_path(path: str | os.PathLike[str], sync: bool = False) -> Iterator[Pa
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def output_file(path: str | os.PathLike[str], overwrite: bool = False, suffixes: tuple[str, ...] = (),
+                what: str = "--out") -> Path:
+    """`path` checked as a file to write: its folder exists, it is not a folder, and it is new unless `overwrite`.
+
+    `suffixes`, when given, are the ones the file's format has (``.pt`` for TorchScript, ...). Every
+    mistake is an :class:`~zoo.errors.InputError` that says what to do, before any work starts.
+    """
+    from zoo.errors import InputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} {str(path)!r} is a folder; give a file name in it, e.g. "
+                         f"{str(path / ('out' + (suffixes[0] if suffixes else '')))!r}")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise InputError(f"{what} {str(path)!r}: {str(parent)!r} is a file, not a folder; choose another {what}")
+    if not parent.exists():
+        raise InputError(f"{what} {str(path)!r}: the folder {str(parent)!r} does not exist; create it or choose "
+                         f"another {what}")
+    if suffixes and path.suffix not in suffixes:
+        raise InputError(f"{what} {str(path)!r} does not end in {' or '.join(suffixes)}, as this format's files do; "
+                         f"name it e.g. {str(path.with_suffix(suffixes[0]))!r}")
+    if path.exists() and not overwrite:
+        raise InputError(f"{what} {str(path)!r} exists; give --overwrite to replace it, or another {what}")
+    return path
+
+
+def output_folder(path: str | os.PathLike[str], what: str = "--out") -> Path:
+    """`path` as a folder to write into (made if missing); a file of that name is an InputError."""
+    from zoo.errors import InputError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} {str(path)!r} is a file; give a folder (it is made if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(f"{what} {str(path)!r}: a part of it is a file, not a folder; choose another {what}") from None
+    return path

@@ -33,7 +33,7 @@ from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter  # noqa: E402
 from lightning.pytorch.loggers.logger import rank_zero_experiment  # noqa: E402
 
-from zoo.atomic import atomic_path
+from zoo.atomic import atomic_path, output_file, output_folder
 from zoo.classifier import ImageClassifier, read_checkpoint  # noqa: E402
 from zoo.data import DATASETS  # noqa: E402
 from zoo.errors import InputError, UnknownNameError, ZooError  # noqa: E402
@@ -556,7 +556,7 @@ def cmd_cam(argv: list[str]) -> None:
     model = ImageClassifier.load_from_checkpoint(args.ckpt, map_location="cpu").eval()
     h = model.hparams
     names = h.class_names or [str(i) for i in range(h.num_classes)]
-    os.makedirs(args.out, exist_ok=True)
+    output_folder(args.out)
     if args.images:
         mean, std = checkpoint_data.get("mean"), checkpoint_data.get("std")
         if mean is None or std is None:
@@ -640,7 +640,9 @@ def cmd_features(argv: list[str]) -> None:
     parser.add_argument("--splits", nargs="+", choices=["train", "val", "test"], default=["train", "val", "test"])
     parser.add_argument("--batch-size", type=int, default=256, help="images embedded at once (default: 256)")
     parser.add_argument("--out", default="features.npz", help="the .npz file to write (default: features.npz)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
+    path = output_file(args.out, args.overwrite, (".npz",))
     arguments = {}
     for item in args.data_arg:
         key, sep, value = item.partition("=")
@@ -667,8 +669,6 @@ def cmd_features(argv: list[str]) -> None:
         out[f"{split}_features"] = torch.cat(vectors).numpy() if vectors else np.zeros((0, 0), np.float32)
         out[f"{split}_labels"] = y.numpy()
         print(f"{split}: {len(y)} images -> {out[f'{split}_features'].shape[1]} features")
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary, open(temporary, "wb") as f:
         np.savez(f, **out)
     print(f"features of {name} by {model.hparams.model} -> {path}")
@@ -687,9 +687,11 @@ def cmd_export(argv: list[str]) -> None:
                     "(torch.export, .pt2) and safetensors (weights; rebuild with zoo.create_model).")
     parser.add_argument("--ckpt", required=True, help="a checkpoint written by zoo fit")
     parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--out", required=True, help="the file to write, e.g. model.onnx")
+    parser.add_argument("--out", required=True, help="the file to write, e.g. model.onnx (its suffix must fit "
+                        "the format: .onnx, .pt, .pt2, .safetensors)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
-    print(export(args.ckpt, args.format, args.out))
+    print(export(args.ckpt, args.format, args.out, args.overwrite))
 
 
 def cmd_predict_files(argv: list[str]) -> None:
@@ -706,9 +708,10 @@ def cmd_predict_files(argv: list[str]) -> None:
     parser.add_argument("--images", required=True, nargs="+", help="image files or folders (searched recursively)")
     parser.add_argument("--topk", type=int, help="classes per image (default: 3, or all of a model with fewer)")
     parser.add_argument("--out", default="predictions.csv", help="the CSV to write (default: predictions.csv)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--batch_size", type=int, default=64)
     args = parser.parse_args(argv)
-    done, skipped = predict_files(args.ckpt, args.images, args.out, args.topk, args.batch_size)
+    done, skipped = predict_files(args.ckpt, args.images, args.out, args.topk, args.batch_size, args.overwrite)
     print(f"{done} images -> {args.out}" + (f"; {len(skipped)} files skipped (not images)" if skipped else ""))
 
 
@@ -742,11 +745,13 @@ def cmd_data(argv: list[str]) -> None:
     show.add_argument("--n", type=int, default=32, help="how many images (default: 32)")
     show.add_argument("--seed", type=int, default=0, help="seed of the draw (default: 0)")
     show.add_argument("--out", default="grid.png", help="the PNG to write (default: grid.png)")
+    show.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
     if args.action == "list":
         rows = [[n, (inspect.getdoc(DATASETS.get(n)) or "").split("\n")[0]] for n in DATASETS.names()]
         print(table(rows, ["dataset", "what"]))
         return
+    output_file(args.out, args.overwrite, (".png",))
     kwargs = {}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -760,7 +765,6 @@ def cmd_data(argv: list[str]) -> None:
     except TypeError as exc:
         raise InputError(f"dataset {args.name!r}: {exc}") from None
     images, captions = datamodule.augmented_batch(args.n, args.seed)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     save_grid(images, None, captions, args.out)
     print(f"{len(images)} training images of {args.name} (augment {datamodule.augment}) -> {args.out}")
 

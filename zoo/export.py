@@ -16,12 +16,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.atomic import atomic_path
+from zoo.atomic import atomic_path, output_file
 from zoo.classifier import ImageClassifier, read_checkpoint
 from zoo.errors import InputError, ZooError
 from zoo.registry import MODELS, builder_arguments
 
 FORMATS = ("onnx", "torchscript", "exported-program", "safetensors")
+SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".pth", ".ts"), "exported-program": (".pt2",),
+            "safetensors": (".safetensors",)}
 TOLERANCE = 1e-4
 
 
@@ -75,13 +77,15 @@ def _example(checkpoint_path: str | Path, meta: dict[str, Any], n: int = 8) -> t
     return torch.randn(n, c, s, s, generator=torch.Generator().manual_seed(0))
 
 
-def export(checkpoint_path: str | Path, fmt: str, out: str | Path) -> ExportReport:
-    """Export the net of a zoo checkpoint as `fmt` to `out`, after checking the reloaded file against PyTorch."""
+def export(checkpoint_path: str | Path, fmt: str, out: str | Path, overwrite: bool = False) -> ExportReport:
+    """Export the net of a zoo checkpoint as `fmt` to `out`, after checking the reloaded file against PyTorch.
+
+    `out` must end as the format's files do (``.onnx``, ``.pt``, ``.pt2``, ``.safetensors``); an existing
+    file is replaced only with `overwrite`.
+    """
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    out = Path(out)
-    if out.parent and not out.parent.exists():
-        raise InputError(f"the folder {str(out.parent)!r} does not exist; create it or choose another --out")
+    out = output_file(out, overwrite, SUFFIXES[fmt])
     meta = metadata(checkpoint_path)
     net = ImageClassifier.load_from_checkpoint(checkpoint_path, map_location="cpu").net.eval()
     x = _example(checkpoint_path, meta)

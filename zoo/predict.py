@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from zoo.atomic import atomic_path
+from zoo.atomic import atomic_path, output_file
 from zoo.classifier import ImageClassifier, read_checkpoint
 from zoo.data.files import image_paths, read_images
 from zoo.errors import InputError
@@ -15,16 +15,17 @@ from zoo.spreadsheet import safe_row
 
 
 def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], out: str | Path, topk: int | None = None,
-                  batch_size: int = 64) -> tuple[int, list[Path]]:
+                  batch_size: int = 64, overwrite: bool = False) -> tuple[int, list[Path]]:
     """Write ``file, class_1, prob_1, ..., class_k, prob_k`` per image to the CSV `out`.
 
     `topk` defaults to 3, or every class of a model with fewer. Files that are not readable images are
-    skipped with a warning and returned. The CSV is written
+    skipped with a warning and returned. An existing `out` is replaced only with `overwrite`. The CSV is written
     under a temporary name and renamed when complete.
 
     Returns:
         the number of images predicted and the paths skipped.
     """
+    out = output_file(out, overwrite, (".csv",))
     model = ImageClassifier.load_from_checkpoint(checkpoint_path, map_location="cpu").eval()
     h = model.hparams
     data = read_checkpoint(checkpoint_path)["zoo"].get("data") or {}
