@@ -136,3 +136,16 @@ def test_grad_norm_logging(tmp_path):
 
     rows = [r for r in csv.DictReader(open(trainer.logger.log_dir + "/metrics.csv")) if r.get("grad_norm")]
     assert len(rows) == 3 and all(float(r["grad_norm"]) > 0 for r in rows)
+
+
+def test_a_finite_but_exploding_loss_stops_too(tmp_path):
+    """The docs' example: LeNet-5 at lr 1e12 kept a finite loss (1.6e31) and finished with exit 0."""
+    from zoo.errors import TrainingError
+
+    L.seed_everything(0)
+    model = zoo.create("lenet5", num_classes=10, in_chans=1, optimizer=functools.partial(torch.optim.SGD, lr=1e12))
+    trainer = _trainer(tmp_path, max_epochs=3, enable_checkpointing=False)
+    with pytest.raises(TrainingError, match=r"the training loss (diverged: \S+ at step \d+ \(epoch \d\), above 10 "
+                                            r"times its first value \(2.3\d*\) for 10 steps|became (nan|inf))"):
+        trainer.fit(model, zoo.data.create("digits"))
+    assert trainer.global_step < 40

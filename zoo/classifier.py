@@ -16,7 +16,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.atomic import atomic_path
-from zoo.errors import CheckpointError, InputError, TrainingError
+from zoo.callbacks import DivergenceStop
+from zoo.errors import CheckpointError, InputError
 from zoo.registry import create_model
 from zoo.schedules import Schedule
 
@@ -241,14 +242,11 @@ class ImageClassifier(L.LightningModule):
             if self._logs_this_step():
                 self.log("train_penalty", penalty, on_step=True, on_epoch=False)
             loss = loss + penalty
-        value = loss.item()  # one scalar sync a step: a NaN must stop training at once, not an epoch later
-        if not math.isfinite(value):
-            lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None
-            raise TrainingError(
-                f"the training loss became {value} at step {self.global_step} (epoch {self.current_epoch}); lower "
-                f"the learning rate (--model.optimizer.lr, now {lr}) or clip gradients (--trainer.gradient_clip_val 1)"
-            )
         return loss
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """What every fit of a trained net needs, whatever Trainer runs it: a stop when the loss diverges."""
+        return [] if self.memorizes else [DivergenceStop()]
 
     def _check_initial_loss(self, value: float) -> None:
         """The seeds' first sanity check: before training, the loss should be that of random scores."""
