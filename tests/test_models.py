@@ -156,3 +156,18 @@ def test_lenet5_layout_matches_the_paper():
 def test_bad_options_name_the_valid_ones(bad):
     with pytest.raises(InputError):
         zoo.create_model("lenet5", **bad)
+
+
+@pytest.mark.parametrize("name", [n for n in zoo.list_models(exclude="*/*") if zoo.model_info(n).cam_layer])
+def test_a_hook_on_the_registered_cam_layer_sees_exactly_forward_features(name):
+    """What pytorch-grad-cam or `--layer` from `zoo info` hooks is the map zoo's own CAM reads."""
+    torch.manual_seed(0)
+    size = max(16, zoo.model_info(name).min_size)
+    net = zoo.create_model(name, num_classes=10, image_size=size).eval()
+    seen = []
+    layer = net.get_submodule(zoo.model_info(name).cam_layer)
+    handle = layer.register_forward_hook(lambda module, inputs, output: seen.append(output.detach().clone()))
+    with torch.no_grad():
+        features = net.forward_features(torch.randn(1, net.in_chans, size, size))
+    handle.remove()
+    assert torch.equal(seen[-1], features)

@@ -111,12 +111,13 @@ class DenseNet(ZooNet):
                 self.features.add_module(f"transition{i + 1}", Transition(channels, out))
                 channels = out
         self.features.add_module("norm5", nn.BatchNorm2d(channels))
+        self.features.add_module("relu5", nn.ReLU())  # no parameters: torchvision's keys stay; CAM hooks `features`
         self.classifier = nn.Linear(channels, num_classes)
         self.num_features = channels
         init_weights(self, init)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.features(x))
+        return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)

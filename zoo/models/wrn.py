@@ -52,6 +52,7 @@ class WideResNet(ZooNet):
                 in_planes = planes
             setattr(self, f"block{i + 1}", nn.Sequential(*blocks))
         self.bn = nn.BatchNorm2d(in_planes)
+        self.relu = nn.ReLU()  # a module, so that CAM can hook the final map (forward_features' output)
         self.fc = nn.Linear(in_planes, num_classes)
         self.num_features = in_planes
         add_drop_path([b for group in (self.block1, self.block2, self.block3) for b in group], drop_path_rate)
@@ -59,7 +60,7 @@ class WideResNet(ZooNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.block3(self.block2(self.block1(self.conv1(x))))
-        return F.relu(self.bn(x))
+        return self.relu(self.bn(x))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)
@@ -67,7 +68,7 @@ class WideResNet(ZooNet):
 
 
 @register_model(family="wide_resnet", paper="Zagoruyko & Komodakis 2016, Wide Residual Networks",
-                input_size=(3, 32, 32), min_size=4, cam_layer="bn")
+                input_size=(3, 32, 32), min_size=4, cam_layer="relu")
 def wrn28_10(num_classes: int = 10, in_chans: int = 3, image_size: int = 32, drop_rate: float = 0.0,
              init: str = "he", drop_path_rate: float = 0.0) -> WideResNet:
     """WRN-28-10, 36.5M parameters.
