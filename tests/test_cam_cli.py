@@ -66,7 +66,7 @@ def test_test_subcommand_uses_the_checkpoints_own_data(trained):
     cwd, run = trained
     proc = run_zoo("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), cwd=cwd)  # no --model, no --data
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert re.search(r"test_acc\s+0\.\d+", proc.stdout)
+    assert re.search(r"^test accuracy: \d+\.\d\d%", proc.stdout, re.M)
     proc = run_zoo("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--data", "digits", cwd=cwd)
     assert proc.returncode == 2
     assert "the checkpoint was trained with image_size=64 but the data gives image_size=32" in proc.stderr

@@ -44,9 +44,13 @@ def test_test_subcommand_rebuilds_the_model_from_the_checkpoint(fitted):
     best = cwd / "runs" / "lenet5-digits" / "version_0" / "checkpoints" / "best.ckpt"
     again = run_zoo("test", "--ckpt_path", str(best), cwd=cwd)  # no --model: it comes from the checkpoint
     assert again.returncode == 0, again.stderr[-3000:]
-    accuracy = float(re.search(r"test_acc\s+([\d.]+)", again.stdout).group(1))
+    tested = float(re.search(r"^test accuracy: ([\d.]+)%", again.stdout, re.M).group(1))  # as fit prints it
     printed = float(re.search(r"test accuracy: ([\d.]+)%", proc.stdout).group(1))
-    assert accuracy * 100 == pytest.approx(printed, abs=0.01)
+    assert tested == pytest.approx(printed, abs=0.01)
+    assert "test_acc " not in again.stdout and "dirpath has changed" not in again.stderr  # no fractions, no warning
+    run = cwd / "runs" / "lenet5-digits"
+    assert sorted(p.name for p in run.iterdir()) == ["version_0"]  # no version_1 among the training runs
+    assert (run / "version_0" / "test" / "version_0" / "metrics.csv").is_file()  # beside the checkpoint's run
 
 
 def test_saved_config_reruns_the_same_job(fitted):

@@ -110,4 +110,4 @@ def test_the_command_line_lists_and_uses_the_shipped_weights(tmp_path):
                      cwd=tmp_path)
     assert tested.returncode == 0, tested.stderr[-2000:]
     assert f"zoo: normalizing as zoo:fashion_mnist expects (mean {weights.normalization[0]}" in tested.stderr
-    assert f"{weights.meta['top1'] / 100:.4f}" in tested.stdout  # the test accuracy the metadata states
+    assert f"test accuracy: {weights.meta['top1']:.2f}%" in tested.stdout  # what the metadata states

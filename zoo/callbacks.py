@@ -52,6 +52,15 @@ class Checkpoint(ModelCheckpoint):
     resuming a finished fit retrained its last epochs. Here ``last.ckpt`` always holds the newest state.
     """
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self.stage = stage
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restored for fitting only: an evaluation (``zoo test``) saves nothing and keeps its own folder."""
+        if getattr(self, "stage", "fit") == "fit":
+            super().load_state_dict(state_dict)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):

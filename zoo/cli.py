@@ -193,6 +193,8 @@ class ZooCLI(LightningCLI):
             logger.init_args.name = f"{model}-{data}"
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             self._resume_last(config)
+        if self.subcommand in ("test", "validate"):
+            self._evaluate_beside_the_run(config)
         self._normalize_as_the_weights(config)
 
     def _normalize_as_the_weights(self, config: Any) -> None:
@@ -210,6 +212,20 @@ class ZooCLI(LightningCLI):
             data_args.normalize = normalization
             print(f"zoo: normalizing as {weights} expects (mean {normalization[0]}, std {normalization[1]})",
                   file=sys.stderr)
+
+    def _evaluate_beside_the_run(self, config: Any) -> None:
+        """``zoo test``/``validate`` of ``runs/NAME/version_K/checkpoints/X.ckpt`` log into ``.../version_K/test``.
+
+        Not a new ``version_N`` among the training runs (zoo's Checkpoint callback skips restoring its
+        state in an evaluation, so Lightning does not warn that its dirpath changed).
+        """
+        logger = config.trainer.get("logger")
+        args = getattr(logger, "init_args", None)
+        ckpt = config.get("ckpt_path")
+        if not ckpt or Path(ckpt).parent.name != "checkpoints":
+            return
+        if args is not None and str(logger.class_path).endswith(RunLogger.__name__) and args.get("save_dir") == "runs":
+            args.save_dir, args.name, args.version = str(Path(ckpt).parent.parent), self.subcommand, None
 
     def _resume_last(self, config: Any) -> None:
         """``fit --ckpt_path last``: continue the newest run of this name that has a ``last.ckpt``, in its folder.
@@ -264,6 +280,35 @@ class ZooCLI(LightningCLI):
             print(f"test accuracy: {100 * results[0]['test_acc']:.2f}%{extra}")
         if log_dir and (Path(log_dir) / "config.yaml").is_file():
             print(f"re-run: zoo fit --config {Path(log_dir) / 'config.yaml'}")
+
+    def before_test(self) -> None:
+        self._without_lightnings_table()
+
+    def before_validate(self) -> None:
+        self._without_lightnings_table()
+
+    def _without_lightnings_table(self) -> None:
+        """Lightning's results table prints fractions (0.99444); zoo prints percentages after it (--verbose: both)."""
+        if not any(a.split("=", 1)[0] == "--verbose" for a in sys.argv[1:]):
+            self.config_init[self.subcommand]["verbose"] = False
+
+    def after_test(self) -> None:
+        self._print_accuracy("test")
+
+    def after_validate(self) -> None:
+        self._print_accuracy("val")
+
+    def _print_accuracy(self, stage: str) -> None:
+        """``zoo test`` and ``zoo validate`` print as ``zoo fit`` does: percentages, not Lightning's fractions."""
+        metrics = self.trainer.callback_metrics
+        if not self.trainer.is_global_zero or f"{stage}_acc" not in metrics:
+            return
+        top5 = metrics.get(f"{stage}_acc5")
+        extra = f" (top-5 {100 * float(top5):.2f}%)" if top5 is not None else ""
+        loss = metrics.get(f"{stage}_loss")
+        extra += f", loss {float(loss):.4f}" if loss is not None else ""
+        print(f"{'test' if stage == 'test' else 'validation'} accuracy: {100 * float(metrics[f'{stage}_acc']):.2f}%"
+              f"{extra}")
 
 
 def _dataset_name(class_path: str) -> str:
