@@ -200,10 +200,19 @@ class ImageDataModule(L.LightningDataModule):
 
     def normalization(self, training_stats: Callable[[], tuple[list[float], list[float]]],
                       ) -> tuple[list[float], list[float]]:
-        """The (mean, std) to normalize with: `normalize` when given, else the training images' own."""
+        """The (mean, std) to normalize with: `normalize` when given, else the training images' own.
+
+        Given for other channels than the images have, as pretrained weights adapted to them are (see
+        :func:`zoo.finetune.adapt_input_conv`): one channel's values serve every channel, and grey images
+        take the mean of the channels' values.
+        """
         if self.normalize is None:
             return training_stats()
         mean, std = (list(map(float, v)) for v in self.normalize)
+        if len(mean) == len(std) == 1 and self.in_chans > 1:
+            mean, std = mean * self.in_chans, std * self.in_chans
+        elif len(mean) == len(std) and self.in_chans == 1:
+            mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
         if not len(mean) == len(std) == self.in_chans:
             raise InputError(f"normalize gives {len(mean)} means and {len(std)} stds for {self.in_chans}-channel "
                              f"images; give one of each per channel")
