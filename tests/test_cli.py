@@ -44,6 +44,10 @@ def test_test_subcommand_rebuilds_the_model_from_the_checkpoint(fitted):
     best = cwd / "runs" / "lenet5-digits" / "version_0" / "checkpoints" / "best.ckpt"
     again = run_zoo("test", "--ckpt_path", str(best), cwd=cwd)  # no --model: it comes from the checkpoint
     assert again.returncode == 0, again.stderr[-3000:]
+    other = run_zoo("fit", "--model", "resnet20", "--ckpt_path", str(best), cwd=cwd)
+    assert other.returncode == 2 and other.stderr.strip().splitlines()[-1] == (
+        f"zoo: error: the checkpoint {best} holds a lenet5, but --model resnet20 was given; leave --model out (the "
+        "checkpoint's model is rebuilt) or give a checkpoint of a resnet20")
     tested = float(re.search(r"^test accuracy: ([\d.]+)%", again.stdout, re.M).group(1))  # as fit prints it
     printed = float(re.search(r"test accuracy: ([\d.]+)%", proc.stdout).group(1))
     assert tested == pytest.approx(printed, abs=0.01)
@@ -115,6 +119,8 @@ def test_model_help_lists_the_nets_own_arguments(tmp_path):
     (["fit", "--data", "mnist", "--data.download", "false", "--data.data_dir", "nowhere"],
      "no copy of MNIST in nowhere/MNIST/raw, nowhere, and download=False; get one: (1) download=True"),
     (["frobnicate"], "unknown command 'frobnicate'"),
+    (["fit", "--model.num_classes", "5"], "--model.num_classes 5 contradicts the data, which gives num_classes=10"),
+    (["fit", "--model.in_chans=3"], "--model.in_chans 3 contradicts the data, which gives in_chans=1"),
     (["data", "show", "mnist", "--set", "data_dir=nowhere", "--set", "download=false"],  # repeated --set adds up
      "no copy of MNIST in nowhere/MNIST/raw, nowhere, and download=False"),
 ])

@@ -131,6 +131,7 @@ class ZooCLI(LightningCLI):
     """LightningCLI with zoo's links, checkpointing, logging and a final test of the best checkpoint."""
 
     user_chose_data = False  # --data or --config was given (else a checkpoint's own data is used)
+    given: dict[str, str] = {}  # options given on the command line, --model.num_classes -> "5" (to check them)
     test_accuracy: float | None = None  # after fit: the best checkpoint's test accuracy
     test_metrics: dict[str, float] | None = None  # after fit: all its test metrics (test_acc, test_acc5, ...)
 
@@ -177,6 +178,10 @@ class ZooCLI(LightningCLI):
         checkpoint = read_checkpoint(ckpt_path)
         hparams = dict(checkpoint.get("hyper_parameters", {}))
         name = hparams.pop("model")
+        chosen = self.given.get("--model")
+        if chosen is not None and chosen != name:
+            raise InputError(f"the checkpoint {ckpt_path} holds a {name}, but --model {chosen} was given; leave "
+                             f"--model out (the checkpoint's model is rebuilt) or give a checkpoint of a {chosen}")
         self.checkpoint_data = {key: hparams.pop(key, None) for key in LINKED}  # linked from the data
         update = {"model": {"class_path": f"{__name__}.{classifier_class(name).__qualname__}", "init_args": hparams}}
         data = checkpoint["zoo"].get("data") or {}
@@ -250,6 +255,12 @@ class ZooCLI(LightningCLI):
 
     def after_instantiate_classes(self) -> None:
         super().after_instantiate_classes()
+        for key in ("num_classes", "in_chans", "image_size"):  # linked from the data: a value given must agree
+            given, data_value = self.given.get(f"--model.{key}"), getattr(self.datamodule, key, None)
+            if given is not None and data_value is not None and given != str(data_value):
+                raise InputError(f"--model.{key} {given} contradicts the data, which gives {key}={data_value}; "
+                                 f"the model takes {key} from the data: leave --model.{key} out, or choose data "
+                                 f"with {key}={given}")
         for key, trained in getattr(self, "checkpoint_data", {}).items():
             given = getattr(self.datamodule, key, None)
             if trained is not None and given is not None and given != trained:
@@ -386,6 +397,7 @@ def run_lightning(argv: list[str]) -> ZooCLI:
     for handler_logger in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
         logging.getLogger(handler_logger).addFilter(_DROP_ADVERTISEMENT)  # a no-op if already there
     ZooCLI.user_chose_data = bool({"--data", "--config"} & {a.split("=", 1)[0] for a in argv})
+    ZooCLI.given = given_options(argv)
 
     # short class names in YAML configs (model: lenet5) resolve too; plugin names (timm/x) are not
     # identifiers: their classes are made when --model or a config's class_path asks (zoo.cli.timm_x)
@@ -409,6 +421,19 @@ def run_lightning(argv: list[str]) -> ZooCLI:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return cli
+
+
+def given_options(argv: list[str]) -> dict[str, str]:
+    """The ``--key value`` and ``--key=value`` pairs of a command line, the last of each key winning."""
+    given = {}
+    for i, arg in enumerate(argv):
+        if arg.startswith("--"):
+            key, sep, value = arg.partition("=")
+            if sep:
+                given[key] = value
+            elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                given[key] = argv[i + 1]
+    return given
 
 
 def explain_option_error(message: str, subcommand: str) -> str:
