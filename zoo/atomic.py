@@ -73,3 +73,29 @@ def output_folder(path: str | os.PathLike[str], what: str = "--out") -> Path:
     except (FileExistsError, NotADirectoryError):
         raise InputError(f"{what} {str(path)!r}: a part of it is a file, not a folder; choose another {what}") from None
     return path
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporaries that :func:`atomic_path` left in `folder` when its process was killed.
+
+    Only zoo's own pattern (``.NAME.PID.tmp``) and only when process PID is gone: a live writer's file,
+    and anything else, stay. Returns what was removed.
+    """
+    removed = []
+    for path in Path(folder).glob(".*.*.tmp"):
+        pid = path.name.rsplit(".", 2)[-2]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -6,6 +6,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from zoo.atomic import remove_stale_temporaries
 from zoo.errors import TrainingError
 
 
@@ -55,6 +56,8 @@ class Checkpoint(ModelCheckpoint):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         self.stage = stage
+        if stage == "fit" and self.dirpath and trainer.is_global_zero:
+            remove_stale_temporaries(self.dirpath)  # a killed fit's half-written checkpoints
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restored for fitting only: an evaluation (``zoo test``) saves nothing and keeps its own folder."""
