@@ -316,3 +316,57 @@ def test_published_references_stand_beside_the_measured_accuracy(tmp_path):
     bad.write_text("name: x\nmodels: [lenet5]\ndatasets: [digits]\npublished: {lenet5: 91.6}\n")
     with pytest.raises(InputError, match=r"published must map model names to \{top1: accuracy in %, what: text\}"):
         bench.suite_references(bad)
+
+
+def test_a_killed_bench_takes_its_fit_along_and_a_rerun_starts_clean(tmp_path):
+    """Killing zoo bench (SIGKILL) left its child fit running; the rerun trained into the same folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    slow = write_suite(tmp_path / "slow.yaml", """
+name: slow
+recipe: {trainer.max_epochs: 50, data.image_size: 8, data.batch_size: 1}
+datasets: [digits]
+models: [linear]
+""")
+    runs = tmp_path / "runs"
+    parent = subprocess.Popen([sys.executable, "-m", "zoo", "bench", "--suite", str(slow), "--out", str(tmp_path / "b"),
+                               "--runs", str(runs), "--no-progress"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    log = None
+    for _ in range(120):  # until the child fit is training
+        logs = list((runs / "slow" / "logs").glob("*.log")) if (runs / "slow" / "logs").is_dir() else []
+        log = logs[0] if logs else None
+        if log is not None and "Epoch" in log.read_text(errors="replace"):
+            break
+        time.sleep(0.5)
+    assert log is not None, "the child never started"
+
+    def children() -> list[str]:
+        found = subprocess.run(["pgrep", "-f", f"zoo.bench .*{runs}"], capture_output=True, text=True)
+        return found.stdout.split()
+
+    assert children()
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(40):
+        if not children():
+            break
+        time.sleep(0.25)
+    assert not children(), "the fit outlived zoo bench"
+
+    entry = bench.load_suite(slow)[0]
+    folder = runs / "slow" / "linear-digits" / f"seed0-{entry.config}"
+    assert folder.is_dir()  # the killed try's folder
+    quick = bench.Entry(entry.suite, entry.model, entry.dataset, entry.seed,
+                        ("--trainer.max_epochs", "1", "--data.image_size", "8"), None)
+    quick_folder = runs / "slow" / "linear-digits" / f"seed0-{quick.config}"
+    folder.rename(quick_folder)  # as if the quick entry's own earlier try had been killed
+    row = bench.run_suite([quick], tmp_path / "b", runs, progress=False)[0]
+    assert row["status"] == "done"
+    aside = [p for p in quick_folder.parent.iterdir() if p.name.startswith(quick_folder.name + ".unfinished-")]
+    assert len(aside) == 1 and (quick_folder / "metrics.csv").is_file()
+    validations = [r for r in rows(quick_folder / "metrics.csv") if r.get("val_acc")]
+    assert len(validations) == 1  # one fit of one epoch, not two fits' rows in one file

@@ -30,6 +30,7 @@ A suite is YAML::
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import math
@@ -286,17 +287,41 @@ def run_suite(entries: list[Entry], out: Path, runs: Path, progress: bool = True
     return added
 
 
+def _die_with_parent(parent: int) -> None:
+    """In the child, before it runs: ask Linux to kill it when zoo bench dies (even by SIGKILL).
+
+    Otherwise a killed ``zoo bench`` left its fit running, and a rerun started the same entry beside it.
+    Elsewhere (no prctl) Ctrl-C still stops the child through :func:`_run_child`.
+    """
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the request: nothing would kill us later
+        os._exit(1)
+
+
 def _run_child(entry: Entry, out: Path, runs: Path, commit: str) -> dict[str, Any]:
     logs = runs / entry.suite / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{entry.name}-{entry.config}.log"  # as its run folder: a new config keeps the old log
     result = logs / f"{entry.name}-{entry.config}.json"
     result.unlink(missing_ok=True)
+    folder = runs / entry.suite / f"{entry.model}-{entry.dataset}" / f"seed{entry.seed}-{entry.config}"
+    if folder.exists():  # an unfinished earlier try (not in results.csv): kept aside, the fit starts clean
+        aside = folder.with_name(f"{folder.name}.unfinished-{datetime.now():%Y%m%d-%H%M%S}")
+        folder.rename(aside)
+        print(f"zoo bench: an unfinished try of {entry.name} moved to {aside}", file=sys.stderr, flush=True)
     spec = {"entry": list(entry.key) + [list(entry.options), entry.target], "runs": str(runs), "result": str(result)}
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as f:
         child = subprocess.Popen([sys.executable, "-m", "zoo.bench", json.dumps(spec)], stdout=f,
-                                 stderr=subprocess.STDOUT, env=env)
+                                 stderr=subprocess.STDOUT, env=env,
+                                 preexec_fn=functools.partial(_die_with_parent, os.getpid()))
         try:
             code = child.wait()
         except BaseException:  # Ctrl-C: stop the fit too, record nothing for it
