@@ -88,6 +88,30 @@ def test_a_fit_killed_mid_epoch_resumes_from_last_to_the_weights_of_an_uninterru
         epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("val_acc")}
     assert epochs == {"0", "1", "2"}
 
+    def logged(path):  # (epoch, step) of every row, in order: the resumed run's equal the uninterrupted run's
+        with open(path) as f:
+            return [(row["epoch"], row["step"]) for row in csv.DictReader(f)]
+
+    assert logged(run_dir / "metrics.csv") == logged(tmp_path / "runs" / "whole" / "version_0" / "metrics.csv")
+
+
+def test_resume_drops_the_rows_logged_after_the_checkpoint_and_a_finished_run_stays_as_it_is(tmp_path):
+    from zoo.cli import keep_rows_before
+
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("epoch,step,val_acc\n0,9,\n0,19,0.5\n1,29,\n1,39,0.6\n2,40,\n2,49,\n")
+    assert keep_rows_before(metrics, 40) == 2  # a checkpoint at step 40: the test row and epoch 2's are redone
+    assert metrics.read_text() == "epoch,step,val_acc\n0,9,\n0,19,0.5\n1,29,\n1,39,0.6\n"
+    assert keep_rows_before(metrics, 40) == 0
+
+    first = run_zoo("fit", "--trainer.max_epochs", "2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run = tmp_path / "runs" / "lenet5-digits" / "version_0"
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    again = run_zoo("fit", "--trainer.max_epochs", "2", "--ckpt_path", "last", cwd=tmp_path)
+    assert again.returncode == 0 and "the run is finished, nothing to resume" in again.stderr, again.stderr[-2000:]
+    assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing rewritten
+
 
 def test_resuming_with_no_last_checkpoint_starts_a_new_fit(tmp_path):
     done = run_zoo(*FIT, "--trainer.max_epochs", "1", "--ckpt_path", "last", cwd=tmp_path)

@@ -120,6 +120,26 @@ class RunLogger(CSVLogger):
         return self._experiment
 
 
+def keep_rows_before(path: Path, step: int) -> int:
+    """Drop the rows of a run's metrics.csv logged at `step` or later (after the checkpoint a resume starts from).
+
+    A fit killed after its last checkpoint had logged rows that the resumed fit logs again. Returns
+    how many rows were dropped; the file is rewritten whole (atomically) only when there are some.
+    """
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as f:
+        table = list(csv.reader(f))
+    if not table or "step" not in table[0]:
+        return 0
+    column = table[0].index("step")
+    kept = [table[0]] + [row for row in table[1:] if not (row[column].isdigit() and int(row[column]) >= step)]
+    if len(kept) < len(table):
+        with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerows(kept)
+    return len(table) - len(kept)
+
+
 class _AppendingWriter(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:
         if self._fs.isfile(self.metrics_file_path):  # keep the rows; new ones follow under the same header
@@ -249,9 +269,17 @@ class ZooCLI(LightningCLI):
             config.ckpt_path = None
             return
         last = max(found, key=lambda p: p.stat().st_mtime)
+        state = read_checkpoint(last)
+        epochs = config.trainer.get("max_epochs")
+        if epochs is not None and epochs >= 0 and state["epoch"] + 1 >= epochs:
+            print(f"zoo: {last} already holds the end of epoch {state['epoch'] + 1} of {epochs}: the run is "
+                  f"finished, nothing to resume (give a larger --trainer.max_epochs to train on)", file=sys.stderr)
+            sys.exit(0)
         args.version = last.parent.parent.name
         config.ckpt_path = str(last)
-        print(f"zoo: resuming {last}", file=sys.stderr)
+        dropped = keep_rows_before(last.parent.parent / "metrics.csv", state["global_step"])
+        print(f"zoo: resuming {last}" + (f" ({dropped} metric rows logged after it dropped)" if dropped else ""),
+              file=sys.stderr)
 
     def after_instantiate_classes(self) -> None:
         super().after_instantiate_classes()
