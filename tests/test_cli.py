@@ -230,3 +230,13 @@ def test_tensorboard_logger_works_after_the_readme_install(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     run = tmp_path / "runs" / "lenet5-digits" / "version_0"
     assert list(run.glob("events.out.tfevents.*")) and (run / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_no_logger_keeps_the_run_folder_layout(tmp_path):
+    """--trainer.logger false wrote checkpoints/ and config.yaml into the current folder."""
+    result = run_zoo("fit", "--trainer.logger", "false", "--trainer.max_epochs", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "runs" / "lenet5-digits" / "version_0"
+    assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "config.yaml").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    assert result.stdout.strip().splitlines()[-1] == "re-run: zoo fit --config runs/lenet5-digits/version_0/config.yaml"

@@ -120,6 +120,19 @@ class RunLogger(CSVLogger):
         return self._experiment
 
 
+def next_run_folder(config: Any) -> Path:
+    """``runs/<model>-<data>/version_N`` with the next free N: where a fit without a logger keeps its files.
+
+    Lightning would put ``checkpoints/`` and ``config.yaml`` in the current folder (``--trainer.logger
+    false`` has no log_dir); zoo keeps the same layout as with its logger.
+    """
+    model = config.model.class_path.rsplit(".", 1)[-1]
+    root = Path("runs") / f"{model}-{_dataset_name(config.data.class_path)}"
+    taken = [int(p.name.removeprefix("version_")) for p in root.glob("version_*")
+             if p.name.removeprefix("version_").isdigit()]
+    return root / f"version_{max(taken, default=-1) + 1}"
+
+
 def keep_rows_before(path: Path, step: int) -> int:
     """Drop the rows of a run's metrics.csv logged at `step` or later (after the checkpoint a resume starts from).
 
@@ -183,6 +196,9 @@ class ZooCLI(LightningCLI):
             from lightning.pytorch.callbacks import ModelCheckpoint
 
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+        if self.subcommand == "fit" and config.get("logger") in (False, None) and not config.get("default_root_dir"):
+            # the run folder, logger or not (not written into the saved config: a re-run gets a new folder)
+            config = {**config, "default_root_dir": str(next_run_folder(self.config[self.subcommand]))}
         return super()._instantiate_trainer(config, callbacks)
 
     def _parse_ckpt_path(self) -> None:
