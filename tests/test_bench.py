@@ -251,8 +251,11 @@ def test_page_sorts_in_headless_chromium(tmp_path):
              "--disable-sync", "--no-first-run"]
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=browser_path, args=flags)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto((tmp_path / "index.html").as_uri())
+        scroll, client = page.eval_on_selector("div.scroll", "e => [e.scrollWidth, e.clientWidth]")
+        assert scroll <= client  # every column visible at 1,280 px, no sideways scrolling
+        assert "1 seed each" in page.inner_text("body") and "1 seeds" not in page.inner_text("body")
 
         def column(name: str) -> list[str]:
             index = page.locator("table.leaderboard th").all_inner_texts().index(name)

@@ -590,9 +590,29 @@ def _about(entries: list[dict[str, Any]]) -> str:
         return "; ".join(sorted({e[column] for e in entries if e[column]})) or "-"
 
     seeds = sorted({e["seeds"] for e in entries})
-    return (f"{len(entries)} models, {'/'.join(map(str, seeds))} seeds each; target {joined('target')} % validation "
-            f"accuracy; precision {joined('precision')}; device {joined('device')}; torch {joined('torch')}, "
-            f"lightning {joined('lightning')}, zoo {joined('zoo')}; commit {joined('git')}")
+    commits = sorted({c for e in entries for c in e["git"].split(", ") if c})
+    return (f"{len(entries)} models, {'/'.join(map(str, seeds))} seed{'' if seeds == [1] else 's'} each; target "
+            f"{joined('target')} % validation accuracy; precision {joined('precision')}; device {joined('device')}; "
+            f"torch {joined('torch')}, lightning {joined('lightning')}, zoo {joined('zoo')}; "
+            f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits) or '-'}")
+
+
+def _label_offsets(ax: Any, points: list[tuple[float, float]], height: float = 11.0) -> list[tuple[int, int]]:
+    """Text offsets (in points) that keep the labels of nearby markers apart: each label takes the first
+    of above, below, two lines above, two below, ... where no label placed before lies within a line's
+    height and a name's width."""
+    ax.figure.canvas.draw()  # the axes' scales, so that distances are measured as drawn
+    placed: list[tuple[float, float]] = []
+    offsets = []
+    for x, y in points:
+        px, py = ax.transData.transform((x, y))
+        for step in range(12):
+            dy = 4.0 + height * ((step + 1) // 2) * (1 if step % 2 == 0 else -1) - (height if step % 2 else 0)
+            if not any(abs(px - qx) < 70 and abs(py + dy - qy) < height for qx, qy in placed):
+                break
+        placed.append((px, py + dy))
+        offsets.append((4, int(dy)))
+    return offsets
 
 
 def plot_section(entries: list[dict[str, Any]], curves: list[dict[str, str]], stem: Path) -> list[Path]:
@@ -607,17 +627,20 @@ def plot_section(entries: list[dict[str, Any]], curves: list[dict[str, str]], st
                                 ("infer_samples_per_sec", "inference images/s (batched, log scale)",
                                  "accuracy_vs_throughput")):
         shown = [e for e in entries if (e[column] or 0) > 0 and e["top1"] is not None]
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        fig, ax = plt.subplots(figsize=(8, 5.5))
         ax.errorbar([e[column] for e in shown], [e["top1"] for e in shown], yerr=[e["top1_std"] for e in shown],
                     fmt="o", capsize=3)
-        for e in shown:
-            ax.annotate(e["model"], (e[column], e["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        for e, offset in zip(shown, _label_offsets(ax, [(e[column], e["top1"]) for e in shown]), strict=True):
+            ax.annotate(e["model"], (e[column], e["top1"]), textcoords="offset points", xytext=offset, fontsize=9,
+                        arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6} if offset[1] != 4 else None)
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("top-1 test accuracy (%), mean ± std")
+        what = {"param_count": "no parameters", "infer_samples_per_sec": "no measured throughput"}[column]
         left_out = [e["model"] for e in entries if e not in shown]
         ax.set_title(f"{entries[0]['dataset']}: top-1 vs {label.split(' (')[0]}"
-                     + (f"\n(not shown, no {column}: {', '.join(left_out)})" if left_out else ""), fontsize=10)
+                     + (f"\n({', '.join(left_out)}: {what}, not shown)" if left_out else ""), fontsize=11)
+        ax.margins(x=0.12, y=0.08)
         ax.grid(alpha=0.3)
         fig.tight_layout()
         paths.append(stem.with_name(f"{stem.name}_{name}.png"))
@@ -629,7 +652,7 @@ def plot_section(entries: list[dict[str, Any]], curves: list[dict[str, str]], st
         value = _float(row.get("val_acc"))
         if value is not None and (row.get("epoch") or "").isdigit():
             latest[(*(row.get(k) or "" for k in KEY), row["epoch"])] = value
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
     for e in entries:
         points: dict[int, list[float]] = {}
         for (suite, model, dataset, _, config, epoch), value in latest.items():
@@ -698,7 +721,8 @@ def render(out: Path) -> list[Path]:
                        f'</th>' for h in headings)
         page += [f"<h2>{html.escape(dataset)} <small>(suite {html.escape(suite)})</small></h2>",
                  f"<p>{html.escape(_about(entries))}</p>",
-                 f'<table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>',
+                 f'<div class="scroll"><table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n{body}\n'
+                 '</tbody></table></div>',
                  '<div class="plots">' + "".join(f'<img src="{p.name}" alt="{p.stem}">' for p in pictures) + "</div>"]
     for name, text in (("leaderboard.md", "\n".join(md)), ("index.html", PAGE.replace("{body}", "\n".join(page)))):
         with atomic_path(out / name) as temporary:
@@ -710,14 +734,19 @@ PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>zoo leaderboard</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; font-size: 14px; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+table { border-collapse: collapse; font-size: 13px; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table { width: 100%; }
+th, td { padding: 4px 6px; border-bottom: 1px solid #ddd; text-align: right; }
+td { white-space: nowrap; }
+th { white-space: normal; vertical-align: bottom; font-weight: 600; }
 th:nth-child(2), td:nth-child(2) { text-align: left; }
 th { cursor: pointer; background: #f3f3f3; user-select: none; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; }
 th[aria-sort="descending"]::after { content: " \\25BC"; }
 tbody tr:hover { background: #f7fbff; }
-.plots img { max-width: 32%; min-width: 320px; margin: 1em 1% 0 0; }
+.plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 1em; margin-top: 1em; }
+.plots img { width: 100%; height: auto; }
 p { max-width: 70em; }
 </style></head><body>
 <h1>zoo leaderboard</h1>
