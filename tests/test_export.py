@@ -177,3 +177,20 @@ def test_outputs_are_never_overwritten_silently_and_bad_paths_are_one_error(chec
     with pytest.raises(InputError, match=r"--out '.*file.txt' is a file; give a folder \(it is made if missing\)"):
         output_folder(tmp_path / "file.txt")
     assert output_folder(tmp_path / "cams" / "deep").is_dir()
+
+
+def test_knn_is_refused_except_as_safetensors_and_parity_checks_another_batch_size(tmp_path):
+    """kNN's TorchScript said 'parity ok' yet worked at batch 8 only; onnx and torch.export failed with raw errors."""
+    L.seed_everything(0)
+    data = zoo.data.create("digits", image_size=8)
+    model = zoo.create("knn", num_classes=10, in_chans=1, image_size=8)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, data)
+    trainer.save_checkpoint(tmp_path / "knn.ckpt")
+    for fmt in ("onnx", "torchscript", "exported-program"):
+        with pytest.raises(InputError, match=f"a kNN cannot be exported as {fmt}: .*Export its memory with --format "
+                                             "safetensors"):
+            export(tmp_path / "knn.ckpt", fmt, tmp_path / f"knn{SUFFIX[fmt] and '.' + SUFFIX[fmt]}")
+    report = export(tmp_path / "knn.ckpt", "safetensors", tmp_path / "knn.safetensors")
+    assert report.max_abs_diff == 0.0

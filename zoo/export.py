@@ -88,15 +88,25 @@ def export(checkpoint_path: str | Path, fmt: str, out: str | Path, overwrite: bo
     out = output_file(out, overwrite, SUFFIXES[fmt])
     meta = metadata(checkpoint_path)
     net = ImageClassifier.load_from_checkpoint(checkpoint_path, map_location="cpu").net.eval()
+    if getattr(net, "memorizes", False) and fmt != "safetensors":
+        raise InputError(f"a kNN cannot be exported as {fmt}: its prediction loops over the memorized images in "
+                         "Python chunks and sorts distances, which tracing fixes to one batch size (a file that "
+                         "works at batch 8 only). Export its memory with --format safetensors, or export the "
+                         "feature net it compares (--model.features) instead")
     x = _example(checkpoint_path, meta)
     with torch.no_grad():
         expected = net(x)
     with atomic_path(out) as tmp:
         try:
             reloaded = _WRITERS[fmt](net, x, tmp, json.dumps(meta))
-            with torch.no_grad():
-                got = torch.as_tensor(reloaded(x))
-            diff = (got - expected).abs().max().item()
+            diff = 0.0
+            for batch in (x, x[:3]):  # also a batch size other than the traced one: a fixed batch never passes
+                with torch.no_grad():
+                    got = torch.as_tensor(reloaded(batch))
+                if got.shape != expected[:len(batch)].shape:
+                    raise ZooError(f"the {fmt} export works at batch size {len(x)} only (batch {len(batch)} gave "
+                                   f"shape {tuple(got.shape)}); nothing was written to {str(out)!r}")
+                diff = max(diff, (got - expected[:len(batch)]).abs().max().item())
             if not diff <= TOLERANCE:
                 raise ZooError(f"the {fmt} export gives different outputs (largest difference {diff:.2e} > "
                                f"{TOLERANCE:.0e}); nothing was written to {str(out)!r}")
