@@ -248,3 +248,21 @@ def test_a_killed_writers_temporaries_are_removed_when_a_fit_starts_there(tmp_pa
     resumed = run_zoo("fit", "--trainer.max_epochs", "2", "--ckpt_path", "last", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not stale.exists() and foreign.exists()
+
+
+def test_resume_continues_the_runs_own_config_and_leaves_it_as_it_was(tmp_path):
+    """--ckpt_path last --data.batch_size 8 resumed a batch-64 run silently and rewrote its config.yaml."""
+    first = run_zoo("fit", "--trainer.max_epochs", "2", "--data.batch_size", "64", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    config = tmp_path / "runs" / "lenet5-digits" / "version_0" / "config.yaml"
+    saved = config.read_text()
+    assert "ckpt_path: null" in saved  # a re-run starts from the start
+    other = run_zoo("fit", "--trainer.max_epochs", "3", "--data.batch_size", "8", "--trainer.precision", "bf16-mixed",
+                    "--ckpt_path", "last", cwd=tmp_path)
+    assert other.returncode == 2 and "data.init_args.batch_size: 64 -> 8; trainer.precision: None -> 'bf16-mixed'" \
+        in other.stderr, other.stderr[-2000:]
+    short = run_zoo("fit", "--trainer.max_epochs", "1", "--data.batch_size", "64", "--ckpt_path", "last", cwd=tmp_path)
+    assert short.returncode == 2 and "holds the end of epoch 2, but --trainer.max_epochs is 1" in short.stderr
+    longer = run_zoo("fit", "--trainer.max_epochs", "3", "--data.batch_size", "64", "--ckpt_path", "last", cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    assert config.read_text() == saved and not (tmp_path / "runs" / "lenet5-digits" / "version_1").exists()

@@ -14,6 +14,7 @@ import csv
 import difflib
 import importlib
 import inspect
+import json
 import logging
 import os
 import re
@@ -28,7 +29,7 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 import docstring_parser  # noqa: E402
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
-from lightning.pytorch.cli import LightningCLI  # noqa: E402
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter  # noqa: E402
 from lightning.pytorch.loggers.logger import rank_zero_experiment  # noqa: E402
@@ -131,6 +132,45 @@ def next_run_folder(config: Any) -> Path:
     taken = [int(p.name.removeprefix("version_")) for p in root.glob("version_*")
              if p.name.removeprefix("version_").isdigit()]
     return root / f"version_{max(taken, default=-1) + 1}"
+
+
+RESUMABLE = ("ckpt_path", "config", "trainer.max_epochs", "trainer.logger.init_args.version",  # may differ
+             "trainer.enable_progress_bar", "trainer.enable_model_summary",  # display only
+             *(f"model.init_args.{key}" for key in LINKED))  # linked from the data, compared there
+
+
+def config_differences(saved: Path, config: Any) -> list[str]:
+    """``key: saved -> given`` for each option of `config` that differs from the run's saved config.yaml."""
+    import yaml
+
+    if not saved.is_file():
+        return []
+
+    def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(tree, dict):
+            return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}{key}.").items()}
+        return {prefix[:-1]: json.loads(json.dumps(tree, default=str))}
+
+    before, now = flat(yaml.safe_load(saved.read_text()) or {}), flat(config.as_dict())
+    return [f"{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(before) | set(now))
+            if not key.startswith(RESUMABLE) and before.get(key) != now.get(key)]
+
+
+class RunConfig(SaveConfigCallback):
+    """LightningCLI's config.yaml, written so that it re-runs the job from the start.
+
+    It is written without ``ckpt_path`` (a saved ``ckpt_path: last.ckpt`` made the advertised re-run
+    train 0 epochs), and a resumed fit, whose options are the run's own (zoo checks), leaves it as it is.
+    """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        resuming = self.config.get("ckpt_path") is not None
+        self.config = self.config.clone()
+        self.config.ckpt_path = None
+        if resuming and (Path(trainer.log_dir or ".") / self.config_filename).is_file():
+            self.already_saved = True  # resuming in the run's folder: its config stays the one that started it
+            return
+        super().setup(trainer, pl_module, stage)
 
 
 def keep_rows_before(path: Path, step: int) -> int:
@@ -287,6 +327,15 @@ class ZooCLI(LightningCLI):
         last = max(found, key=lambda p: p.stat().st_mtime)
         state = read_checkpoint(last)
         epochs = config.trainer.get("max_epochs")
+        if epochs is not None and 0 <= epochs < state["epoch"] + 1:
+            raise InputError(f"{last} holds the end of epoch {state['epoch'] + 1}, but --trainer.max_epochs is "
+                             f"{epochs}; give at least {state['epoch'] + 1} to resume it")
+        differences = config_differences(last.parent.parent / "config.yaml", config)
+        if differences:
+            raise InputError(f"resuming {last} with options that differ from its run's config.yaml ("
+                             + "; ".join(differences) + "); a resume continues the same job: give the run's own "
+                             f"options (zoo fit --config {last.parent.parent / 'config.yaml'} --ckpt_path last), "
+                             "or start a new fit")
         if epochs is not None and epochs >= 0 and state["epoch"] + 1 >= epochs:
             print(f"zoo: {last} already holds the end of epoch {state['epoch'] + 1} of {epochs}: the run is "
                   f"finished, nothing to resume (give a larger --trainer.max_epochs to train on)", file=sys.stderr)
@@ -530,6 +579,7 @@ def _zoo_cli() -> ZooCLI:
             "logger": {"class_path": f"{__name__}.RunLogger",
                        "init_args": {"save_dir": "runs", "name": "zoo"}},
         },
+        save_config_callback=RunConfig,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"description": __doc__, "exit_on_error": False},
     )
