@@ -335,8 +335,10 @@ def test_zoo_data_show_and_list(tmp_path, capsys):
     image = Image.open(tmp_path / "grid.png")
     assert image.size[0] > 800 and len(np.unique(np.asarray(image.convert("L")))) > 50  # a real picture
     main(["data", "list"])
+    listed = capsys.readouterr().out.splitlines()[2:]
     assert {"digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "folder", "fake"} <= {
-        line.split()[0] for line in capsys.readouterr().out.splitlines()[2:]}
+        line.split()[0] for line in listed}
+    assert all(line.rstrip().endswith((".", ")")) for line in listed), listed  # whole sentences, none cut
     with pytest.raises(SystemExit) as exit_:
         main(["data", "show", "digits", "--set", "nonsense"])
     assert exit_.value.code == 2 and "zoo: error: --set takes KEY=VALUE pairs" in capsys.readouterr().err
@@ -353,7 +355,9 @@ def test_zoo_cv_prints_each_fold_and_mean_std(tmp_path):
     accs = [float(line.split()[1]) for line in folds]
     assert f"{np.mean(accs):.2f} +- {np.std(accs, ddof=1):.2f}" in summary
     assert min(accs) > 80  # a linear classifier on held-out digits folds
-    assert len(list((tmp_path / "runs" / "linear-digits").iterdir())) == 3
+    assert not (tmp_path / "runs" / "linear-digits").exists()  # not mixed with normal runs
+    (session,) = (tmp_path / "runs" / "cv").iterdir()
+    assert sorted(p.name for p in (session / "linear-digits").iterdir()) == ["fold0", "fold1", "fold2"]
 
 
 

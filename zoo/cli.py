@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -912,7 +913,8 @@ def cmd_data(argv: list[str]) -> None:
     show.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
     if args.action == "list":
-        rows = [[n, (inspect.getdoc(DATASETS.get(n)) or "").split("\n")[0]] for n in DATASETS.names()]
+        rows = [[n, " ".join((inspect.getdoc(DATASETS.get(n)) or "").split("\n\n")[0].split())]  # the summary, whole
+                for n in DATASETS.names()]
         print(table(rows, ["dataset", "what"]))
         return
     output_file(args.out, args.overwrite, (".png",))
@@ -947,10 +949,13 @@ def cmd_cv(argv: list[str]) -> None:
     if args.folds < 2:
         raise InputError(f"--folds must be 2 or more, got {args.folds}")
     base = (["--config", args.config] if args.config else []) + rest
+    folder = Path("runs") / "cv" / datetime.now().strftime("%Y%m%d-%H%M%S")  # the folds apart from the normal runs
     rows, val, test = [], [], []
     for fold in range(args.folds):
         print(f"zoo cv: fold {fold + 1} of {args.folds}", flush=True)
-        cli = run_lightning(["fit", *base, "--data.folds", str(args.folds), "--data.fold", str(fold)])
+        cli = run_lightning(["fit", *base, "--data.folds", str(args.folds), "--data.fold", str(fold),
+                             "--trainer.logger.init_args.save_dir", str(folder),
+                             "--trainer.logger.init_args.version", f"fold{fold}"])
         callback = cli.trainer.checkpoint_callback
         val.append(100 * float(callback.best_model_score))
         test.append(100 * cli.test_accuracy if cli.test_accuracy is not None else float("nan"))
