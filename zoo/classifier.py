@@ -114,6 +114,8 @@ class ImageClassifier(L.LightningModule):
             from zoo.finetune import load_weights
 
             load_weights(self.net, weights, model, reset_head)
+        # one image: Lightning's model summary then shows each layer's in/out sizes and the FLOPs ("0 Total Flops")
+        self.example_input_array = torch.zeros(1, in_chans, image_size, image_size)
         min_size = getattr(self.net, "min_size", 1)
         if image_size < min_size:
             raise InputError(
@@ -245,8 +247,12 @@ class ImageClassifier(L.LightningModule):
         return loss
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """What every fit of a trained net needs, whatever Trainer runs it: a stop when the loss diverges."""
-        return [] if self.memorizes else [DivergenceStop()]
+        """What every fit of a trained net needs, whatever Trainer runs it: a stop when the loss diverges.
+
+        Lightning asks again for each ``fit``/``test`` of the same Trainer; the one already there stays.
+        """
+        present = self._trainer is not None and any(isinstance(c, DivergenceStop) for c in self._trainer.callbacks)
+        return [] if self.memorizes or present else [DivergenceStop()]
 
     def _check_initial_loss(self, value: float) -> None:
         """The seeds' first sanity check: before training, the loss should be that of random scores."""
