@@ -211,6 +211,10 @@ def test_a_plugin_style_name_with_a_slash_trains_from_the_cli(tmp_path, monkeypa
                                        "mean --data.batch_size? see: zoo fit --help"),
     (["fit", "--trainer.max_epohcs", "3"],
      "zoo: error: unknown option --trainer.max_epohcs; did you mean --trainer.max_epochs? see: zoo fit --help"),
+    (["fit", "--trainer.max_epochs", "abc"],
+     "zoo: error: --trainer.max_epochs: expected one of [int, NoneType], got abc; see: zoo fit --help"),
+    (["fit", "--model", "mlp", "--model.hidden", "x"],
+     "zoo: error: --model.hidden: Expected a list. Got value: x; see: zoo fit --help"),
     (["fit", "--trainer.logger", "WandbLogger"],
      "zoo: error: WandbLogger needs the package wandb>=0.12.10: pip install 'wandb>=0.12.10'"),
 ])

@@ -543,7 +543,7 @@ def explain_option_error(message: str, subcommand: str) -> str:
         what = owner.group(1).rsplit(".", 1)[-1] if owner else "the class you chose"
         return f"{what} needs the package {required.group(1)}: pip install '{required.group(1)}'"
     option = re.search(r"Option '(\w+)' is not accepted", message)
-    keys = re.findall(r'Parser key "(\w+)"', message)
+    keys = re.findall(r'Parser key "([\w.]+)"', message)
     owner = re.search(r"class_path '([\w.]+)'", message)
     if option and keys:
         flag = "--" + ".".join([*keys, option.group(1)])
@@ -556,6 +556,17 @@ def explain_option_error(message: str, subcommand: str) -> str:
         owner_name = owner.group(1).rsplit(".", 1)[-1] if owner and len(keys) == 1 else keys[-1]
         hint = f"did you mean --{keys[0]}.{close[0]}? " if close else ""
         return f"{flag} is not an option of {owner_name}; {hint}{help_hint}"
+    if keys:  # a value of the wrong type: the line after the innermost key says what was expected
+        lines = [line.strip() for line in message.splitlines()]
+        last = max(i for i, line in enumerate(lines) if line.startswith(f'Parser key "{keys[-1]}"'))
+        detail = next((line for line in lines[last + 1:] if line), "not accepted")
+        if detail.startswith("Does not validate"):  # a union: say which types it takes and what was given
+            subtypes = next((line for line in lines[last:] if line.startswith("Subtypes:")), "")
+            given = next((line for line in lines[last:] if line.startswith("Given value:")), "")
+            detail = (f"expected one of {subtypes.removeprefix('Subtypes:').strip()}, "
+                      f"got {given.split(':', 1)[-1].strip()}")
+        detail = re.sub(r"<class '([\w.]+)'>", r"\1", detail).rstrip(".")
+        return f"--{'.'.join(keys)}: {detail}; {help_hint}"
     unknown = re.search(r"unrecognized arguments: (--[\w.]+)", message)
     if unknown:
         flag = unknown.group(1)
