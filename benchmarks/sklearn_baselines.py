@@ -5,9 +5,8 @@
 Each estimator fits the training images zoo trains on (the 55,000 left after the 5,000-image validation
 split, pixels scaled to 0..1, flattened) and is scored on the 10,000 test images. The estimators follow
 Fashion-MNIST's own scikit-learn benchmark: logistic regression, k nearest neighbours (k=5, L1, weighted
-by distance), and an RBF SVC (C=10). The SVC fits on 50 principal components (PCA keeps about 86 % of
-the variance): on all 784 pixels libsvm needs hours on 2 cores. Writes sklearn.csv (top-1 %, fit and
-predict seconds) into --out.
+by distance), and an RBF SVC (C=10). The SVC fits on 50 principal components: on all 784 pixels libsvm
+needs hours on 2 cores. Writes sklearn.csv (top-1 %, fit and predict seconds) into --out.
 """
 
 import argparse
