@@ -136,7 +136,7 @@ def next_run_folder(config: Any) -> Path:
 
 
 RESUMABLE = ("ckpt_path", "config", "trainer.max_epochs", "trainer.logger.init_args.version",  # may differ
-             "trainer.enable_progress_bar", "trainer.enable_model_summary",  # display only
+             "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.callbacks",  # observers
              *(f"model.init_args.{key}" for key in LINKED))  # linked from the data, compared there
 
 
