@@ -291,7 +291,7 @@ def _die_with_parent(parent: int) -> None:
     """In the child, before it runs: ask Linux to kill it when zoo bench dies (even by SIGKILL).
 
     Otherwise a killed ``zoo bench`` left its fit running, and a rerun started the same entry beside it.
-    Elsewhere (no prctl) Ctrl-C still stops the child through :func:`_run_child`.
+    Linux only; elsewhere Ctrl-C still stops the child through :func:`_run_child`.
     """
     import ctypes
     import signal
@@ -321,7 +321,8 @@ def _run_child(entry: Entry, out: Path, runs: Path, commit: str) -> dict[str, An
     with open(log, "w") as f:
         child = subprocess.Popen([sys.executable, "-m", "zoo.bench", json.dumps(spec)], stdout=f,
                                  stderr=subprocess.STDOUT, env=env,
-                                 preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+                                 preexec_fn=functools.partial(_die_with_parent, os.getpid())
+                                 if sys.platform.startswith("linux") else None)  # prctl: Linux only
         try:
             code = child.wait()
         except BaseException:  # Ctrl-C: stop the fit too, record nothing for it
