@@ -27,7 +27,7 @@ AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers, as in Szegedy et al.
 
 
 def multiclass_hinge_loss(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The seeds' multiclass SVM loss ``L_i = sum_{j != y_i} max(0, s_j - s_{y_i} + 1)``, batch mean.
+    """The multiclass SVM loss ``L_i = sum_{j != y_i} max(0, s_j - s_{y_i} + 1)``, batch mean.
 
     Unlike :func:`torch.nn.functional.multi_margin_loss` it is not divided by the number of classes.
     """
@@ -54,7 +54,7 @@ class ImageClassifier(L.LightningModule):
         log_grad_norm: log the total L2 norm of the gradients (``grad_norm``) at every step.
         weight_decay_norm_and_bias: apply the optimizer's weight decay to biases and normalization
             weights too (by default, as in timm, only weight matrices and convolution kernels decay).
-        l1_penalty: strength of the seeds' L1 regularization ``sum |W|`` added to the loss
+        l1_penalty: strength of the L1 regularization ``sum |W|`` added to the loss
             (weights only, as weight decay); with `l2_penalty` too it is the elastic net.
         l2_penalty: strength of the L2 regularization ``sum W^2`` added to the loss.
         channels_last: train and evaluate in the channels-last memory layout (faster convolutions
@@ -255,7 +255,7 @@ class ImageClassifier(L.LightningModule):
         return [] if self.memorizes or present else [DivergenceStop()]
 
     def _check_initial_loss(self, value: float) -> None:
-        """The seeds' first sanity check: before training, the loss should be that of random scores."""
+        """The classic first sanity check: before training, the loss should be that of random scores."""
         c = self.hparams.num_classes
         if self.hparams.loss == "cross_entropy":
             chance, formula = math.log(c), f"ln({c})"

@@ -9,7 +9,7 @@ number of epochs or batches (``interval``) since the end of an optional linear w
 ``step``           ``a0 * gamma ** (t // step_size)``
 ``multistep``      ``a0 * gamma ** (number of milestones <= t)``
 ``exponential``    ``a0 * exp(-k t)``
-``inverse_time``   ``a0 / (1 + k t)`` (the seeds' 1/t decay)
+``inverse_time``   ``a0 / (1 + k t)`` (the classic 1/t decay)
 ``inverse_sqrt``   ``a0 / sqrt(1 + k t)``
 ``cosine``         ``a0 * (final + (1 - final) * (1 + cos(pi t / T)) / 2)``
 ``linear``         ``a0 * (1 - (1 - final) * t / T)``

@@ -1,4 +1,4 @@
-"""Hyperparameter search, the seeds' way: a grid, random draws, or both; coarse first, then finer.
+"""Hyperparameter search as the classic CNN course teaches it: a grid, random draws, or both; coarse first, then finer.
 
 ``zoo search --config base.yaml --grid model.optimizer.lr=0.1,0.03,0.01
 --random model.weight_decay=loguniform:1e-5:1e-2 --trials 4`` fits every grid point ``trials``

@@ -1,4 +1,4 @@
-"""The seeds' first classifier: k nearest neighbours, memorizing the training images (or their features)."""
+"""The classic curriculum's first classifier: k nearest neighbours, memorizing the training images (or their features)."""
 
 from typing import Any, Literal
 
