@@ -15,8 +15,8 @@ The final layer is kept when it fits the new ``num_classes`` (and ``reset_head``
 its fresh one; the first convolution is adapted when the channels differ (:func:`adapt_input_conv`); any
 other missing, unexpected or misshapen key is a :class:`zoo.ZooError` that lists them.
 
-The strategies (:class:`Finetune`, ``--finetune STRATEGY`` on the CLI) follow the classic transfer-learning table: little
-data and a similar domain: ``linear_probe``; more data: ``freeze_then_unfreeze`` or ``gradual``; a
+The strategies (:class:`Finetune`, ``--finetune STRATEGY`` on the CLI) follow the classic transfer-learning
+table: little data and a similar domain: ``linear_probe``; more data: ``freeze_then_unfreeze`` or ``gradual``; a
 different domain: ``full`` with discriminative learning rates.
 """
 

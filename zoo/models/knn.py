@@ -1,4 +1,4 @@
-"""The classic curriculum's first classifier: k nearest neighbours, memorizing the training images (or their features)."""
+"""The classic curriculum's first classifier: k nearest neighbours, memorizing the training images (or features)."""
 
 from typing import Any, Literal
 
