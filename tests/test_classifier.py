@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.classifier import multiclass_hinge_loss, read_checkpoint
+from zoo.checkpoint import read_checkpoint
+from zoo.classifier import multiclass_hinge_loss
 from zoo.errors import CheckpointError, InputError
 
 

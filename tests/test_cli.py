@@ -61,7 +61,7 @@ def test_saved_config_reruns_the_same_job(fitted):
     cwd, _ = fitted
     config = cwd / "runs" / "lenet5-digits" / "version_0" / "config.yaml"
     saved = yaml.safe_load(config.read_text())
-    assert saved["model"]["class_path"] == "zoo.cli.lenet5"
+    assert saved["model"]["class_path"] == "zoo.train.lenet5"
     assert saved["data"]["class_path"] == "zoo.data.digits.DigitsDataModule"
     assert saved["trainer"]["max_epochs"] == 12 and saved["seed_everything"] == 0
     proc = run_zoo("fit", "--config", str(config), "--trainer.max_epochs", "1", cwd=cwd)
@@ -85,7 +85,7 @@ def test_print_config_shows_net_arguments_and_links(tmp_path):
     assert proc.returncode == 0, proc.stderr
     config = yaml.safe_load(proc.stdout)
     model = config["model"]
-    assert model["class_path"] == "zoo.cli.mlp"
+    assert model["class_path"] == "zoo.train.mlp"
     assert model["init_args"]["hidden"] == [32] and model["init_args"]["dropout"] == 0.2
     assert "num_classes" not in model["init_args"]  # linked from the data, never typed twice
     assert config["data"]["init_args"]["image_size"] == 16
@@ -198,8 +198,8 @@ def test_a_plugin_style_name_with_a_slash_trains_from_the_cli(tmp_path, monkeypa
         MODELS._entries.pop("tst/net")
     assert re.search(r"^test accuracy: [\d.]+%", capsys.readouterr().out, re.M)
     run = tmp_path / "runs" / "tst_net-digits" / "version_0"
-    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["class_path"] == "zoo.cli.tst_net"
-    from zoo.classifier import read_checkpoint
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["class_path"] == "zoo.train.tst_net"
+    from zoo.checkpoint import read_checkpoint
 
     assert read_checkpoint(run / "checkpoints" / "best.ckpt")["hyper_parameters"]["model"] == "tst/net"
 

@@ -95,7 +95,7 @@ def _printed_config(argv: list[str]) -> dict:
 
     import yaml
 
-    from zoo.cli import run_lightning
+    from zoo.train import run_lightning
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):

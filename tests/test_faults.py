@@ -15,7 +15,7 @@ import torch
 
 import zoo
 from tests.conftest import run_zoo
-from zoo.classifier import AtomicCheckpointIO
+from zoo.checkpoint import AtomicCheckpointIO
 from zoo.errors import ZooError
 
 KILLER = '''
@@ -96,7 +96,7 @@ def test_a_fit_killed_mid_epoch_resumes_from_last_to_the_weights_of_an_uninterru
 
 
 def test_resume_drops_the_rows_logged_after_the_checkpoint_and_a_finished_run_stays_as_it_is(tmp_path):
-    from zoo.cli import keep_rows_before
+    from zoo.train import keep_rows_before
 
     metrics = tmp_path / "metrics.csv"
     metrics.write_text("epoch,step,val_acc\n0,9,\n0,19,0.5\n1,29,\n1,39,0.6\n2,40,\n2,49,\n")
@@ -122,7 +122,7 @@ def test_resuming_with_no_last_checkpoint_starts_a_new_fit(tmp_path):
 WRITER = '''
 import sys
 import torch
-from zoo.classifier import AtomicCheckpointIO
+from zoo.checkpoint import AtomicCheckpointIO
 from zoo.errors import ZooError
 
 io, n = AtomicCheckpointIO(), 0
@@ -189,7 +189,7 @@ class _RunsCode:
 
 
 def test_a_checkpoint_holding_objects_is_refused_and_says_why(tmp_path):
-    from zoo.classifier import read_checkpoint
+    from zoo.checkpoint import read_checkpoint
 
     planted = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "zoo": {}, "x": _RunsCode(tmp_path / "code-ran")}, planted)

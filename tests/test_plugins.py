@@ -128,7 +128,7 @@ def test_zoo_fit_trains_a_timm_model_and_reloads_it(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy:" in proc.stdout
     run = tmp_path / "runs" / "timm_resnet18-digits" / "version_0"
-    assert "class_path: zoo.cli.timm_resnet18" in (run / "config.yaml").read_text()
+    assert "class_path: zoo.train.timm_resnet18" in (run / "config.yaml").read_text()
     proc = run_zoo("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--trainer.limit_test_batches", "1",
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

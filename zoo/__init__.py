@@ -11,8 +11,7 @@ from zoo import models  # noqa: F401  (registers the built-in families)
 from zoo.classifier import ImageClassifier
 from zoo.errors import ZooError
 from zoo.registry import ModelInfo, create_model, list_models, model_info, register_model
-
-__version__ = "0.1.0"
+from zoo.version import __version__
 
 
 def create(model: str, **kwargs: Any) -> ImageClassifier:
@@ -26,13 +25,25 @@ def create(model: str, **kwargs: Any) -> ImageClassifier:
 
 from zoo import data, weights  # noqa: E402  (after create: data modules may import zoo)
 
+
+def __getattr__(name: str) -> Any:
+    """``zoo.fit``: imported on first use (it brings in LightningCLI and jsonargparse)."""
+    if name == "fit":
+        from zoo.train import fit
+
+        return fit
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
 __all__ = [
+    "__version__",
     "ImageClassifier",
     "ModelInfo",
     "ZooError",
     "create",
     "create_model",
     "data",
+    "fit",
     "list_models",
     "model_info",
     "register_model",

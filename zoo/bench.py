@@ -131,8 +131,7 @@ def load_suite(path: str | Path, models: list[str] | None = None, datasets: list
     """
     import yaml
 
-    from zoo.data import DATASETS
-    from zoo.registry import MODELS
+    from zoo.registry import DATASETS, MODELS
 
     path = Path(path)
     if not path.is_file():
@@ -448,33 +447,33 @@ def run_entry(spec: dict[str, Any]) -> dict[str, Any]:
     import lightning
     import torchvision
 
-    import zoo
-    from zoo.cli import run_lightning
+    from zoo.train import fit
+    from zoo.version import __version__
 
     suite, model, dataset, seed, config, options, target = spec["entry"]
     start = time.perf_counter()
-    cli = run_lightning([
-        "fit", "--model", model, "--data", dataset, "--trainer.enable_progress_bar=false", *options,
+    result = fit(model, dataset, [
+        "--trainer.enable_progress_bar=false", *options,
         "--seed_everything", str(seed), f"--trainer.callbacks+={EpochClock.__module__}.EpochClock",
         "--trainer.logger.init_args.save_dir", spec["runs"],
         "--trainer.logger.init_args.name", f"{suite}/{model}-{dataset}",
         "--trainer.logger.init_args.version", f"seed{seed}-{config}",
     ])
     wall = time.perf_counter() - start
-    trainer, module = cli.trainer, cli.model
-    if trainer.interrupted or cli.test_metrics is None:
+    trainer, module = result.trainer, result.model
+    if result.interrupted or not result.test_metrics:
         raise ZooError(f"{model} on {dataset} did not finish its fit and test")
     device = trainer.strategy.root_device
     peak = _peak_memory_mb(device)
     clock = next(c for c in trainer.callbacks if isinstance(c, EpochClock))
-    images = next(iter(cli.datamodule.test_dataloader()))[0]
+    images = next(iter(result.datamodule.test_dataloader()))[0]
     shape = tuple(images.shape[1:])
-    batch = int(getattr(cli.datamodule, "batch_size", 64) or 64)
+    batch = int(getattr(result.datamodule, "batch_size", 64) or 64)
     module.to(device)
     latency, throughput = inference_speed(module, shape, batch, device, trainer.precision_plugin.forward_context)
     macs = _macs_or_none(module.net, shape, device)
-    top1 = 100 * cli.test_metrics["test_acc"]
-    top5 = cli.test_metrics.get("test_acc5")
+    top1 = 100 * result.test_metrics["test_acc"]
+    top5 = result.test_metrics.get("test_acc5")
     curve = [{"epoch": e["epoch"], "val_acc": None if e["val_acc"] is None else round(e["val_acc"], 3),
               "train_s": round(e["train_s"], 3)} for e in clock.epochs]
     reached = next((e for e in clock.epochs if target is not None and e["val_acc"] is not None
@@ -496,7 +495,7 @@ def run_entry(spec: dict[str, Any]) -> dict[str, Any]:
             e["train_s"] for e in clock.epochs[: reached["epoch"]]), 1),
         "precision": str(trainer.precision), "device": _device_name(device),
         "python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__,
-        "zoo": zoo.__version__, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "zoo": __version__, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "torchvision": torchvision.__version__, "curve": _cumulative(curve),
     }
 
@@ -813,8 +812,8 @@ def speed(models: list[str], batches: list[int], precisions: list[str], channels
     the machine hits both alike. Mixed precision is ``torch.autocast`` with the dtype. A model with
     an ImageNet reference is built with ``stem="imagenet"`` (the same layers).
     """
-    import zoo
-    from zoo.registry import MODELS, builder_arguments
+    from zoo.registry import MODELS, builder_arguments, create_model
+    from zoo.version import __version__
 
     for precision in precisions:
         if precision not in DTYPES:
@@ -827,7 +826,7 @@ def speed(models: list[str], batches: list[int], precisions: list[str], channels
         entry = MODELS.get(name)
         found = reference_net(name)
         kwargs = {"stem": "imagenet"} if found and "stem" in builder_arguments(entry.builder) else {}
-        ours = zoo.create_model(name, **kwargs)
+        ours = create_model(name, **kwargs)
         nets = {"zoo": ours} | ({"reference": found[1]} if found else {})
         chans, height, _ = entry.input_size
         size = img_size or height
@@ -850,7 +849,7 @@ def speed(models: list[str], batches: list[int], precisions: list[str], channels
                     "infer_img_size": size, "train_batch_size": batch, "train_img_size": size,
                     "param_count": _significant(sum(p.numel() for p in ours.parameters()) / 1e6),
                     "infer_gmacs": None if macs is None else _significant(macs / 1e9), "torch": torch.__version__,
-                    "zoo": zoo.__version__, "git": commit}
+                    "zoo": __version__, "git": commit}
                 kinds = ("infer", "train") if bench == "both" else (bench,)
                 for kind in kinds:
                     steps = {label: _step(net, x, y, kind, context) for label, net in nets.items()}
@@ -906,7 +905,7 @@ def _alternate(steps: dict[str, Callable[[], Any]], rounds: int, warmup: int, cu
 
 def _child_main(argv: list[str]) -> None:
     if argv and not argv[0].startswith("{"):  # Lightning starting another DDP rank: `python -m zoo.bench fit ...`
-        from zoo.cli import run_lightning
+        from zoo.train import run_lightning
 
         run_lightning(argv)  # the same fit and test as rank 0, which measures and reports
         return

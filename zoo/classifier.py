@@ -1,8 +1,6 @@
 """ImageClassifier: the one LightningModule that trains any registered net."""
 
 import math
-import pickle
-import re
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -15,9 +13,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics.classification import MulticlassAccuracy
 
-from zoo.atomic import atomic_path
 from zoo.callbacks import DivergenceStop
-from zoo.errors import CheckpointError, InputError
+from zoo.checkpoint import AtomicCheckpointIO, read_checkpoint, restore_rng_states, zoo_entry
+from zoo.errors import InputError
 from zoo.registry import create_model
 from zoo.schedules import Schedule
 
@@ -337,11 +335,7 @@ class ImageClassifier(L.LightningModule):
         return next((c for c in callbacks if isinstance(c, Finetune) and c.strategy is not None), None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from zoo import __version__
-
-        checkpoint["zoo"] = {"version": __version__, "model": self.hparams.model,
-                             "data": data_description(getattr(self.trainer, "datamodule", None)),
-                             "rng": rng_states()}
+        checkpoint["zoo"] = zoo_entry(self.hparams.model, getattr(self.trainer, "datamodule", None))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A resumed fit continues with the random state the interrupted one had at its checkpoint.
@@ -366,108 +360,3 @@ class ImageClassifier(L.LightningModule):
         return super().load_from_checkpoint(
             checkpoint_path, map_location=map_location, weights_only=True, **kwargs
         )
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes a checkpoint to a temporary file beside it, flushes it to disk, then renames it into place.
-
-    A fit killed while saving leaves the previous ``last.ckpt`` whole (Lightning's default writes
-    through a temporary file in the system's temp folder and moves it, which is a copy, not an
-    atomic rename, when that folder is on another file system). :class:`ImageClassifier` installs it.
-    """
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path, sync=True) as temporary, open(temporary, "wb") as f:
-            torch.save(checkpoint, f)
-
-    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        """Every checkpoint the Trainer opens (``--ckpt_path last`` and ``best`` too) goes through
-        :func:`read_checkpoint`: weights only, whatever ``weights_only`` asks."""
-        return read_checkpoint(path)
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a zoo checkpoint's contents (``weights_only=True``, memory-mapped) or raise CheckpointError."""
-    path = Path(path)
-    if not path.is_file():
-        where = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} {where}; give the path of a .ckpt file "
-            "(runs/<name>/version_<n>/checkpoints/best.ckpt after zoo fit)"
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as exc:
-        if "Weights only load failed" not in str(exc):
-            raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: it is truncated or corrupt ({exc}); "
-                                  "give a .ckpt file written by zoo fit") from None
-        found = re.search(r"GLOBAL ([\w.]+)|global ([\w.]+)", str(exc))
-        what = f" (it asks for {next(g for g in found.groups() if g)})" if found else ""
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} holds Python objects other than tensors{what}; zoo loads weights only, "
-            "because unpickling objects can run any code. If you trust the file, load it yourself with "
-            "torch.load(path, weights_only=False) and save its state_dict, which zoo loads"
-        ) from None
-    except Exception:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} cannot be read: it is truncated, corrupt or not a PyTorch "
-            "checkpoint; give a .ckpt file written by zoo fit"
-        ) from None
-    if not isinstance(checkpoint, dict) or "zoo" not in checkpoint:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} was not written by zoo (it has no 'zoo' entry); "
-            "train with zoo fit, or load plain weights into zoo.create_model(...).load_state_dict"
-        )
-    return checkpoint
-
-
-def data_description(data: Any) -> dict[str, Any] | None:
-    """What a checkpoint keeps of its data: the registry name and arguments, and the preprocessing.
-
-    ``{"name", "arguments", "mean", "std", "image_size", "in_chans", "class_names"}``, so images can be
-    prepared for the model (and its data made again) from the checkpoint alone.
-    """
-    from zoo.data import DATASETS
-
-    if data is None:
-        return None
-    name = next((n for n in DATASETS.names() if DATASETS.get(n) is type(data)), None)
-    return {
-        "name": name,
-        "arguments": dict(getattr(data, "hparams", {})),
-        **{key: getattr(data, key, None) for key in ("mean", "std", "image_size", "in_chans", "class_names")},
-    }
-
-
-def rng_states() -> dict[str, Any]:
-    """The random states of torch (CPU and CUDA), numpy and Python, as tensors and lists (weights_only-safe)."""
-    import random
-
-    import numpy as np
-
-    _, keys, position, has_gauss, gauss = np.random.get_state()
-    version, state, gauss_next = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
-        "python": {"version": version, "state": list(state), "gauss_next": gauss_next},
-    }
-
-
-def restore_rng_states(states: dict[str, Any]) -> None:
-    """Set the random states saved by :func:`rng_states`."""
-    import random
-
-    import numpy as np
-
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    n = states["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"], n["gauss"]))
-    p = states["python"]
-    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))

@@ -25,3 +25,14 @@ class CheckpointError(ZooError):
 
 class TrainingError(ZooError):
     """Training cannot go on: the loss became NaN or infinite."""
+
+
+def zoo_error_behind(exc: BaseException | None) -> ZooError | None:
+    """The ZooError behind `exc`: jsonargparse and Lightning re-raise errors wrapped in their own."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ZooError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

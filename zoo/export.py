@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from zoo.atomic import atomic_path, output_file
-from zoo.classifier import ImageClassifier, read_checkpoint
+from zoo.checkpoint import read_checkpoint
+from zoo.classifier import ImageClassifier
 from zoo.errors import InputError, ZooError
 from zoo.registry import MODELS, builder_arguments
 
@@ -43,7 +44,7 @@ class ExportReport:
 
 def metadata(checkpoint_path: str | Path) -> dict[str, Any]:
     """The metadata stored in every export: model, classes and preprocessing."""
-    from zoo import __version__
+    from zoo.version import __version__
 
     checkpoint = read_checkpoint(checkpoint_path)
     h = checkpoint["hyper_parameters"]
@@ -64,12 +65,12 @@ def metadata(checkpoint_path: str | Path) -> dict[str, Any]:
 
 def _example(checkpoint_path: str | Path, meta: dict[str, Any], n: int = 8) -> torch.Tensor:
     """A batch for the parity check: real images from the checkpoint's data when it can be made, else noise."""
-    from zoo import data as datasets
+    from zoo.data import DATASETS, create
 
     described = read_checkpoint(checkpoint_path)["zoo"].get("data") or {}
-    if described.get("name") in datasets.DATASETS:
+    if described.get("name") in DATASETS:
         try:
-            dm = datasets.create(described["name"], **described.get("arguments", {}))
+            dm = create(described["name"], **described.get("arguments", {}))
             return dm.normalized("test")[0][:n]
         except Exception:  # data that cannot be made here (not downloaded): noise still tests the numerics
             pass

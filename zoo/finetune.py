@@ -127,7 +127,7 @@ def read_state_dict(source: str, model: str = "") -> dict[str, torch.Tensor]:
         return _timm_state_dict(model, name)
     path = Path(source)
     if path.suffix == ".ckpt":
-        from zoo.classifier import read_checkpoint
+        from zoo.checkpoint import read_checkpoint
 
         return read_checkpoint(path)["state_dict"]
     if path.suffix not in STATE_DICT_FILES:

@@ -8,7 +8,8 @@ import torch
 from tqdm import tqdm
 
 from zoo.atomic import atomic_path, output_file
-from zoo.classifier import ImageClassifier, read_checkpoint
+from zoo.checkpoint import read_checkpoint
+from zoo.classifier import ImageClassifier
 from zoo.data.files import image_paths, read_images
 from zoo.errors import InputError
 from zoo.spreadsheet import safe_row

@@ -1,4 +1,4 @@
-"""Registries: names to model builders (and, in :mod:`zoo.data`, to DataModules).
+"""Registries: names to model builders, to DataModules (:mod:`zoo.data`) and to pretrained weights.
 
 Models register with :func:`register_model`; installed packages can add their own through the
 entry-point group ``zoo.models``, which is read the first time a registry is looked up.
@@ -13,12 +13,15 @@ import types
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import torch
 from torch import nn
 
 from zoo.errors import UnknownNameError, ZooError
+
+if TYPE_CHECKING:
+    import lightning as L
 
 T = TypeVar("T")
 
@@ -225,8 +228,6 @@ def list_models(
 
 def model_info(name: str) -> ModelInfo:
     """Metadata of a registered model with its parameter count and MACs at the default input."""
-    from zoo.weights import list_weights  # zoo.weights registers through this module
-
     entry = MODELS.get(name)
     params, macs, cam_layer, min_size = _measure(name)
     zoo_weights = {w.name: {"dataset": w.meta.get("dataset"), "acc@1": w.meta.get("top1"),
@@ -292,3 +293,91 @@ def _check_arguments(entry: ModelEntry, kwargs: dict[str, Any]) -> None:
             f"model {entry.name!r} has no argument {', '.join(map(repr, unknown))}; "
             f"it takes: {', '.join(signature.parameters)} (see: zoo info {entry.name})"
         )
+
+
+# -- datasets (zoo.data) -------------------------------------------------------------------
+
+DATASETS: Registry["type[L.LightningDataModule]"] = Registry("dataset", "zoo data list")
+
+D = TypeVar("D", bound=type)
+
+
+def register_datamodule(name: str) -> Callable[[D], D]:
+    """Register a LightningDataModule class under `name` (it then works as ``--data NAME``).
+
+    The class should offer ``num_classes``, ``in_chans``, ``image_size`` and ``class_names``
+    after ``__init__``: the CLI links them into the model.
+    """
+
+    def add(cls: D) -> D:
+        DATASETS.add(name, cls)
+        return cls
+
+    return add
+
+
+# -- pretrained weights (zoo.weights reads the files) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Weights:
+    """One set of pretrained weights for one registered model.
+
+    Attributes:
+        model: the registry name of the net (``resnet20``).
+        tag: what they were trained on (``fashion_mnist``); ``zoo:TAG`` names them.
+        sha256: the file's SHA-256, checked before every read.
+        file: the file, for weights shipped in a package (``.safetensors`` or ``.pth``)...
+        url: ...or where to download it (https in practice).
+        arguments: the builder arguments the weights fit (``num_classes``, ``in_chans``, ``image_size``).
+        meta: ``dataset``, ``top1`` (these weights on the test set), ``leaderboard_top1`` (the recipe's mean
+            over seeds), ``recipe`` (the config that trained them), ``params``, ``input_size``, ``mean`` and
+            ``std`` (the normalization the net expects), ``class_names``, ``licence``.
+    """
+
+    model: str
+    tag: str
+    sha256: str
+    file: str | None = None
+    url: str | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"zoo:{self.tag}"
+
+    @property
+    def normalization(self) -> tuple[list[float], list[float]] | None:
+        """The (mean, std) the net expects its images normalized with, or None if not recorded."""
+        mean, std = self.meta.get("mean"), self.meta.get("std")
+        return (list(mean), list(std)) if mean is not None and std is not None else None
+
+
+WEIGHTS: Registry[Weights] = Registry("weights", "zoo models --pretrained", "zoo.weights")
+
+
+def register_weights(weights: Weights) -> Weights:
+    """Make `weights` loadable as ``zoo:TAG`` for its model (plugins call this when imported)."""
+    if (weights.file is None) == (weights.url is None):
+        raise ZooError(f"weights {weights.model}:{weights.tag} need exactly one of file and url")
+    WEIGHTS.add(f"{weights.model}:{weights.tag}", weights)
+    return weights
+
+
+def list_weights(model: str | None = None) -> list[Weights]:
+    """zoo's registered weights, of one model or of all, sorted by model and tag."""
+    return [WEIGHTS.get(key) for key in WEIGHTS.names() if model is None or key.split(":")[0] == model]
+
+
+def get_weights(model: str, tag: str) -> Weights:
+    """The weights ``zoo:TAG`` of `model`; an error lists the ones that exist."""
+    try:
+        return WEIGHTS.get(f"{model}:{tag}")
+    except UnknownNameError:
+        have = [w.name for w in list_weights(model)]
+        listed = f"{model} has: {', '.join(have)}" if have else (
+            f"{model} has none; models with zoo weights: "
+            f"{', '.join(sorted({w.model for w in list_weights()})) or 'none (pip install -e plugins/zoo-weights)'}")
+        raise UnknownNameError(f"unknown weights 'zoo:{tag}' for {model!r}; {listed} (see: zoo models --pretrained)"
+                               ) from None

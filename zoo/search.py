@@ -120,7 +120,7 @@ def run_search(base: list[str], grid: dict[str, list[Any]], draws: list[Draw], r
     Rows are appended to ``out/results.csv`` after each trial (a search interrupted keeps what it
     finished; running again into the same folder adds trials after them, for coarse-to-fine).
     """
-    from zoo.cli import run_lightning
+    from zoo.train import fit
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.csv"
@@ -134,14 +134,11 @@ def run_search(base: list[str], grid: dict[str, list[Any]], draws: list[Draw], r
         start = time.perf_counter()
         row: dict[str, Any] = {"trial": index, **values}
         try:
-            cli = run_lightning(["fit", *base, *overrides, "--trainer.logger.init_args.save_dir", str(out),
-                                 "--trainer.logger.init_args.name", f"trial_{index:03d}"])
-            callback = cli.trainer.checkpoint_callback
-            score = callback.best_model_score if callback is not None else None
-            row |= {"val_acc": None if score is None else round(100 * float(score), 3),
-                    "test_acc": None if cli.test_accuracy is None else round(100 * cli.test_accuracy, 3),
-                    "epochs": cli.trainer.current_epoch, "status": "done",
-                    "run": cli.trainer.log_dir}
+            result = fit(options=[*base, *overrides, "--trainer.logger.init_args.save_dir", str(out),
+                                  "--trainer.logger.init_args.name", f"trial_{index:03d}"])
+            row |= {"val_acc": None if result.best_val_acc is None else round(result.best_val_acc, 3),
+                    "test_acc": None if result.test_acc is None else round(result.test_acc, 3),
+                    "epochs": result.epochs, "status": "done", "run": str(result.log_dir or "")}
         except ZooError as exc:  # one bad trial (a diverging learning rate) does not end the search
             row |= {"val_acc": None, "test_acc": None, "epochs": None, "status": f"failed: {exc}", "run": ""}
             print(f"zoo search: trial {index} failed: {exc}", flush=True)
@@ -190,3 +187,33 @@ def log_scaled(grid: dict[str, list[Any]], draws: list[Draw]) -> set[str]:
         if len(numbers) == len(values) and min(numbers) > 0 and max(numbers) >= 10 * min(numbers):
             keys.add(key)
     return keys
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold of a cross-validation: best validation accuracy (on the held-out fold), test accuracy, checkpoint."""
+
+    fold: int
+    val_acc: float
+    test_acc: float
+    checkpoint: str
+
+
+def cross_validate(base: list[str], folds: int, folder: Path) -> list[Fold]:
+    """k-fold cross-validation: ``zoo fit`` with `base` once per fold, each fold of the training images held out once.
+
+    The test split stays untouched; the fits log under ``folder/<model>-<data>/fold<k>``.
+    """
+    from zoo.train import fit
+
+    if folds < 2:
+        raise InputError(f"--folds must be 2 or more, got {folds}")
+    done = []
+    for fold in range(folds):
+        print(f"zoo cv: fold {fold + 1} of {folds}", flush=True)
+        result = fit(options=[*base, "--data.folds", str(folds), "--data.fold", str(fold),
+                              "--trainer.logger.init_args.save_dir", str(folder),
+                              "--trainer.logger.init_args.version", f"fold{fold}"])
+        done.append(Fold(fold, result.best_val_acc if result.best_val_acc is not None else math.nan,
+                         result.test_acc if result.test_acc is not None else math.nan, str(result.checkpoint or "")))
+    return done

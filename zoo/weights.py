@@ -11,78 +11,14 @@ read as weights only (safetensors, or ``torch.load(weights_only=True)``).
 import hashlib
 import os
 import urllib.error
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from zoo.errors import CheckpointError, UnknownNameError, ZooError
-from zoo.registry import Registry
+from zoo.errors import CheckpointError, ZooError
+from zoo.registry import WEIGHTS, Weights, get_weights, list_weights, register_weights
 
-
-@dataclass(frozen=True)
-class Weights:
-    """One set of pretrained weights for one registered model.
-
-    Attributes:
-        model: the registry name of the net (``resnet20``).
-        tag: what they were trained on (``fashion_mnist``); ``zoo:TAG`` names them.
-        sha256: the file's SHA-256, checked before every read.
-        file: the file, for weights shipped in a package (``.safetensors`` or ``.pth``)...
-        url: ...or where to download it (https in practice).
-        arguments: the builder arguments the weights fit (``num_classes``, ``in_chans``, ``image_size``).
-        meta: ``dataset``, ``top1`` (these weights on the test set), ``leaderboard_top1`` (the recipe's mean
-            over seeds), ``recipe`` (the config that trained them), ``params``, ``input_size``, ``mean`` and
-            ``std`` (the normalization the net expects), ``class_names``, ``licence``.
-    """
-
-    model: str
-    tag: str
-    sha256: str
-    file: str | None = None
-    url: str | None = None
-    arguments: dict[str, Any] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return f"zoo:{self.tag}"
-
-    @property
-    def normalization(self) -> tuple[list[float], list[float]] | None:
-        """The (mean, std) the net expects its images normalized with, or None if not recorded."""
-        mean, std = self.meta.get("mean"), self.meta.get("std")
-        return (list(mean), list(std)) if mean is not None and std is not None else None
-
-
-WEIGHTS: Registry[Weights] = Registry("weights", "zoo models --pretrained", "zoo.weights")
-
-
-def register_weights(weights: Weights) -> Weights:
-    """Make `weights` loadable as ``zoo:TAG`` for its model (plugins call this when imported)."""
-    if (weights.file is None) == (weights.url is None):
-        raise ZooError(f"weights {weights.model}:{weights.tag} need exactly one of file and url")
-    WEIGHTS.add(f"{weights.model}:{weights.tag}", weights)
-    return weights
-
-
-def list_weights(model: str | None = None) -> list[Weights]:
-    """zoo's registered weights, of one model or of all, sorted by model and tag."""
-    return [WEIGHTS.get(key) for key in WEIGHTS.names() if model is None or key.split(":")[0] == model]
-
-
-def get_weights(model: str, tag: str) -> Weights:
-    """The weights ``zoo:TAG`` of `model`; an error lists the ones that exist."""
-    try:
-        return WEIGHTS.get(f"{model}:{tag}")
-    except UnknownNameError:
-        have = [w.name for w in list_weights(model)]
-        listed = f"{model} has: {', '.join(have)}" if have else (
-            f"{model} has none; models with zoo weights: "
-            f"{', '.join(sorted({w.model for w in list_weights()})) or 'none (pip install -e plugins/zoo-weights)'}")
-        raise UnknownNameError(f"unknown weights 'zoo:{tag}' for {model!r}; {listed} (see: zoo models --pretrained)"
-                               ) from None
+__all__ = ["WEIGHTS", "Weights", "get_weights", "list_weights", "read_weights", "register_weights"]
 
 
 def sha256_of(path: Path) -> str:

@@ -16,7 +16,7 @@ import lightning as L
 from safetensors.torch import save_file
 
 import zoo
-from zoo.classifier import read_checkpoint
+from zoo.checkpoint import read_checkpoint
 from zoo.data import DATASETS
 from zoo.weights import sha256_of
 

@@ -1,29 +1,10 @@
 """DataModules by name: ``zoo.data.create("digits")``, ``zoo.data.list_datasets()``."""
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import lightning as L
 
-from zoo.registry import Registry
-
-DATASETS: Registry[type[L.LightningDataModule]] = Registry("dataset", "zoo data list")
-
-D = TypeVar("D", bound=type[L.LightningDataModule])
-
-
-def register_datamodule(name: str) -> Callable[[D], D]:
-    """Register a LightningDataModule class under `name` (it then works as ``--data NAME``).
-
-    The class should offer ``num_classes``, ``in_chans``, ``image_size`` and ``class_names``
-    after ``__init__``: the CLI links them into the model.
-    """
-
-    def add(cls: D) -> D:
-        DATASETS.add(name, cls)
-        return cls
-
-    return add
+from zoo.registry import DATASETS, register_datamodule
 
 
 def create(name: str, **kwargs: Any) -> L.LightningDataModule:

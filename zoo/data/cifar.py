@@ -18,9 +18,9 @@ import torch
 from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.datasets.utils import download_and_extract_archive
 
-from zoo.data import register_datamodule
 from zoo.data.memory import DownloadedDataModule, resize
 from zoo.errors import InputError, ZooError
+from zoo.registry import register_datamodule
 
 
 class FormatUnpickler(pickle.Unpickler):

@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from zoo.data import register_datamodule
 from zoo.data.digits import DigitsDataModule, digits_split
 from zoo.data.memory import ImageDataModule, TensorImages, channel_stats
 from zoo.errors import InputError
+from zoo.registry import register_datamodule
 
 
 @register_datamodule("cluttered_digits")

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from zoo.data import register_datamodule
 from zoo.data.memory import ImageDataModule, split_train_val
 from zoo.errors import InputError
+from zoo.registry import register_datamodule
 
 
 @functools.cache

@@ -4,9 +4,9 @@ from typing import Any
 
 import torch
 
-from zoo.data import register_datamodule
 from zoo.data.memory import ImageDataModule
 from zoo.errors import InputError
+from zoo.registry import register_datamodule
 
 
 @register_datamodule("fake")

@@ -14,10 +14,10 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
 from zoo.atomic import atomic_path
-from zoo.data import register_datamodule
 from zoo.data.files import decoded
 from zoo.data.memory import ImageDataModule, channel_stats, split_train_val
 from zoo.errors import InputError
+from zoo.registry import register_datamodule
 
 STATS_FILE = ".zoo-stats.json"
 

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torchvision import datasets
 
-from zoo.data import register_datamodule
 from zoo.data.memory import DownloadedDataModule, resize
 from zoo.errors import InputError, ZooError
+from zoo.registry import register_datamodule
 
 # The four published files of a split pair, without their ".gz" (either form is read).
 IDX_FILES = {

@@ -116,9 +116,9 @@ class KNN(nn.Module):
 def _feature_net(features: str, num_classes: int, in_chans: int, image_size: int) -> nn.Module:
     """A trained net from a zoo checkpoint (a path ending in .ckpt), else an untrained registered net."""
     if features.endswith(".ckpt"):
-        from zoo.classifier import ImageClassifier
+        from zoo.checkpoint import net_from_checkpoint
 
-        return ImageClassifier.load_from_checkpoint(features, map_location="cpu").net
+        return net_from_checkpoint(features)
     return create_model(features, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
 
 
