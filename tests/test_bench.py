@@ -91,8 +91,8 @@ def test_leaderboard_means_latest_seed_rows_and_ranks():
     assert lenet["top1"] == pytest.approx(95.0) and lenet["top1_std"] == pytest.approx(statistics.stdev([94, 96]))
     assert lenet["seeds"] == 2 and lenet["reached"] == 0 and lenet["epochs_to_target"] is None
     assert board[0]["reached"] == 1 and board[0]["epochs_to_target"] == 2
-    assert bench._cell(board[0], "epochs_to_target", 1) == "2.0 (1/2)"
-    assert bench._cell(lenet, "top1", 2) == f"95.00 ± {statistics.stdev([94, 96]):.2f}"
+    assert bench.report._cell(board[0], "epochs_to_target", 1) == "2.0 (1/2)"
+    assert bench.report._cell(lenet, "top1", 2) == f"95.00 ± {statistics.stdev([94, 96]):.2f}"
 
 
 def test_append_rows_never_rewrites_and_survive_a_torn_line(tmp_path):
@@ -172,7 +172,7 @@ def test_an_entry_trains_under_ddp_with_lightnings_subprocess_launcher(tmp_path)
     before exiting (CI saw rank 0 abort with SIGABRT in Gloo's threads at interpreter exit)."""
     suite = write_suite(tmp_path / "ddp.yaml", "name: ddp\nrecipe: {trainer.max_epochs: 1}\nmodels: [linear]\n"
                                                "datasets: {fake: {data.image_size: 8, data.test_size: 201}}\n")
-    proc = run_zoo("bench", "--suite", str(suite), "--out", "out", "--runs", "runs", "--no-progress", "--set",
+    proc = run_zoo("bench", "--suite", str(suite), "--out", "out", "--runs", "runs", "--no_progress", "--set",
                    "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", cwd=tmp_path)
     log = "".join(p.read_text() for p in (tmp_path / "runs" / "ddp" / "logs").glob("*.log"))
     assert proc.returncode == 0, proc.stdout + proc.stderr + log[-3000:]
@@ -194,6 +194,9 @@ def test_every_suite_smoke_runs_on_fake(tmp_path):
     tiny = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2",
             "trainer.limit_test_batches=2", "trainer.precision=32-true", "trainer.enable_checkpointing=false",
             "data.train_size=60", "data.val_split=10", "data.test_size=8", "data.batch_size=4"]
+    from zoo.bench.measure import run_entry
+    from zoo.bench.suite import ChildJob
+
     assert {p.stem for p in SUITES} == {"digits", "mnist", "cifar10", "cifar100", "fashion_mnist"}
     ran = set()
     for path in SUITES:  # in this process (the child process is test_suite_runs_in_children_...'s)
@@ -203,7 +206,7 @@ def test_every_suite_smoke_runs_on_fake(tmp_path):
             if (entry.model, entry.options) in ran:  # on fake, cifar100's entries are cifar10's same commands
                 continue
             ran.add((entry.model, entry.options))
-            row = bench.run_entry({"entry": [*entry.key, list(entry.options), entry.target], "runs": str(tmp_path)})
+            row = run_entry(ChildJob(*entry.key, list(entry.options), entry.target, str(tmp_path), ""))
             assert 0 <= row["top1"] <= 100 and row["epochs"] == 1 and row["infer_samples_per_sec"] > 0, (
                 path.name, entry.model)
             assert len(row["curve"]) == 1 and (row["param_count"] > 0) == (entry.model != "knn")
@@ -279,8 +282,8 @@ def test_page_sorts_in_headless_chromium(tmp_path):
 
 def test_speed_rows_and_ratio_against_torchvision(tmp_path):
     """timm-style rows; resnet18 against torchvision's resnet18, the same layers, so the ratio is near 1."""
-    found = list(bench.speed(["resnet18", "lenet5"], [2], ["fp32", "bf16"], img_size=32, device="cpu", rounds=5,
-                             warmup=1, bench="infer"))
+    found = list(bench.measure_speed(["resnet18", "lenet5"], [2], ["fp32", "bf16"], image_size=32, device="cpu",
+                                     rounds=5, warmup=1, bench="infer"))
     assert [(r["model"], r["precision"]) for r in found] == [("resnet18", "fp32"), ("resnet18", "bf16"),
                                                              ("lenet5", "fp32"), ("lenet5", "bf16")]
     first = found[0]
@@ -290,12 +293,12 @@ def test_speed_rows_and_ratio_against_torchvision(tmp_path):
     assert first["infer_samples_per_sec"] == pytest.approx(2000 / first["infer_step_time"], rel=1e-3)
     assert "train_samples_per_sec" not in first and found[2]["reference"] == ""
     with pytest.raises(InputError, match="fp32, bf16, fp16"):
-        next(bench.speed(["lenet5"], [1], ["fp8"]))
+        next(bench.measure_speed(["lenet5"], [1], ["fp8"]))
     with pytest.raises(InputError, match="resnet18: a train step at batch 1, 32x32, fp32 failed: Expected more"):
-        next(bench.speed(["resnet18"], [1], ["fp32"], img_size=32, device="cpu", rounds=1, warmup=0))
+        next(bench.measure_speed(["resnet18"], [1], ["fp32"], image_size=32, device="cpu", rounds=1, warmup=0))
     out = tmp_path / "speed.csv"
-    proc = run_zoo("bench", "speed", "--models", "resnet20", "--batch", "1,4", "--img-size", "32", "--rounds", "2",
-                   "--warmup", "1", "--out", str(out), cwd=tmp_path)
+    proc = run_zoo("bench", "speed", "--models", "resnet20", "--batch_size", "1,4", "--image_size", "32",
+                   "--rounds", "2", "--warmup", "1", "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     written = rows(out)
     assert [r["train_batch_size"] for r in written] == ["1", "4"] and float(written[1]["train_samples_per_sec"]) > 0
@@ -336,7 +339,7 @@ models: [linear]
 """)
     runs = tmp_path / "runs"
     parent = subprocess.Popen([sys.executable, "-m", "zoo", "bench", "--suite", str(slow), "--out", str(tmp_path / "b"),
-                               "--runs", str(runs), "--no-progress"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               "--runs", str(runs), "--no_progress"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     log = None
     for _ in range(120):  # until the child fit is training

@@ -32,7 +32,7 @@ def test_cam_logger_draws_every_epoch(trained):
 
 def test_gradcam_points_at_the_digit(trained):
     cwd, run = trained
-    proc = run_zoo("cam", "--ckpt", str(run / "checkpoints" / "best.ckpt"), "--evaluate", "--n", "16",
+    proc = run_zoo("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--evaluate", "--n", "16",
                    "--out", "out", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     scores = {m: float(p) for m, p in re.findall(r"^(cam|gradcam|gradcam\+\+)\s+([\d.]+)\s+[\d.]+$", proc.stdout, re.M)}
@@ -54,7 +54,7 @@ def test_cam_on_image_files_skips_what_is_not_an_image(trained, tmp_path):
     for i, image in enumerate(x):
         Image.fromarray((image[0].clamp(0, 1).numpy() * 255).astype(np.uint8)).save(folder / f"digit{i}.png")
     (folder / "broken.png").write_bytes(b"not a png")
-    proc = run_zoo("cam", "--ckpt", str(run / "checkpoints" / "best.ckpt"), "--images", str(folder),
+    proc = run_zoo("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--images", str(folder),
                    "--method", "gradcam++", "--out", str(tmp_path / "out"), cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "skipping" in proc.stderr and "broken.png" in proc.stderr
@@ -75,9 +75,9 @@ def test_test_subcommand_uses_the_checkpoints_own_data(trained):
 def test_cam_errors(trained):
     cwd, run = trained
     best = str(run / "checkpoints" / "best.ckpt")
-    proc = run_zoo("cam", "--ckpt", best, "--data", "digits", "--evaluate", cwd=cwd)
+    proc = run_zoo("cam", "--ckpt_path", best, "--data", "digits", "--evaluate", cwd=cwd)
     assert proc.returncode == 2 and "dataset 'digits' has no object boxes" in proc.stderr
-    proc = run_zoo("cam", "--ckpt", best, "--images", "nowhere", cwd=cwd)
+    proc = run_zoo("cam", "--ckpt_path", best, "--images", "nowhere", cwd=cwd)
     assert proc.returncode == 2 and "'nowhere' is neither a file nor a directory" in proc.stderr
 
 

@@ -244,3 +244,24 @@ def test_no_logger_keeps_the_run_folder_layout(tmp_path):
     assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "config.yaml").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
     assert result.stdout.strip().splitlines()[-1] == "re-run: zoo fit --config runs/lenet5-digits/version_0/config.yaml"
+
+
+def test_old_flag_spellings_still_work_with_a_warning(tmp_path, capsys):
+    """One spelling per flag (Lightning's: --ckpt_path, --batch_size, --image_size, --set); the old ones
+    keep working for a release and say what replaces them."""
+    import warnings
+
+    from zoo.cli import current_spellings, main
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert current_spellings(["--ckpt", "a.ckpt", "--batch-size=4", "--data-arg", "k=1", "--out", "x"]) == \
+            ["--ckpt_path", "a.ckpt", "--batch_size=4", "--set", "k=1", "--out", "x"]
+    assert [str(w.message).split(";")[0] for w in caught] == ["--ckpt is now spelled --ckpt_path",
+                                                               "--batch-size is now spelled --batch_size",
+                                                               "--data-arg is now spelled --set"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--ckpt", str(tmp_path / "missing.ckpt"), "--format", "onnx", "--out", "x.onnx"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "zoo: warning: --ckpt is now spelled --ckpt_path" in err
+    assert "missing.ckpt' does not exist" in err  # the old spelling reached the command

@@ -75,7 +75,7 @@ def test_export_errors(checkpoint, tmp_path):
 
 def test_cli_export_and_predict(checkpoint, tmp_path):
     path, data = checkpoint
-    proc = run_zoo("export", "--ckpt", str(path), "--format", "exported-program", "--out", "m.pt2", cwd=tmp_path)
+    proc = run_zoo("export", "--ckpt_path", str(path), "--format", "exported-program", "--out", "m.pt2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "parity on 8 images" in proc.stdout and proc.stdout.strip().endswith(": ok")
 
@@ -88,7 +88,7 @@ def test_cli_export_and_predict(checkpoint, tmp_path):
     Image.fromarray((pixels[1] * 255).astype(np.uint8)).convert("RGB").save(folder / "b.jpg", quality=95)
     Image.fromarray((pixels[2] * 255).astype(np.uint8)).save(folder / "sub" / "c.png")
     (folder / "notes.txt").write_text("not an image")
-    proc = run_zoo("predict", "--ckpt", str(path), "--images", str(folder), "--topk", "3", "--out", "preds.csv",
+    proc = run_zoo("predict", "--ckpt_path", str(path), "--images", str(folder), "--topk", "3", "--out", "preds.csv",
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "3 images -> preds.csv; 1 files skipped (not images)" in proc.stdout

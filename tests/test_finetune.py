@@ -340,7 +340,7 @@ def test_features_command_writes_embeddings_for_a_linear_probe(digits04, tmp_pat
     from sklearn.linear_model import LogisticRegression
 
     out = tmp_path / "features.npz"
-    proc = run_zoo("features", "--ckpt", str(digits04), "--data-arg", "classes=[5,6,7,8,9]", "--out", str(out),
+    proc = run_zoo("features", "--ckpt_path", str(digits04), "--set", "classes=[5,6,7,8,9]", "--out", str(out),
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     f = np.load(out)

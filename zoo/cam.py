@@ -17,6 +17,7 @@ the same sequence as pytorch-grad-cam.
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -270,6 +271,41 @@ def localization(maps: torch.Tensor, boxes: torch.Tensor, threshold: float = 0.2
         "pointing_game": pointing_game(maps, boxes).float().mean().item(),
         "box_iou": box_iou(predicted, boxes.cpu()).mean().item(),
     }
+
+
+def evaluate_localization(model: nn.Module, x: torch.Tensor, y: torch.Tensor, boxes: torch.Tensor,
+                          layer: str | None = None, batch_size: int = 64) -> dict[str, dict[str, float] | None]:
+    """Every method's :func:`localization` scores on images `x` (targets: their true classes `y`).
+
+    A method that does not apply to the net (plain CAM on a head that is not GAP + linear) scores None.
+    Shows a progress bar per method.
+    """
+    from tqdm import tqdm
+
+    scores: dict[str, dict[str, float] | None] = {}
+    for method in METHODS:
+        maps = []
+        try:
+            for i in tqdm(range(0, len(x), batch_size), desc=method, leave=False):
+                maps.append(compute_cam(model, x[i:i + batch_size], y[i:i + batch_size], method, layer).maps)
+        except ZooError:
+            scores[method] = None
+            continue
+        scores[method] = localization(torch.cat(maps), boxes)
+    return scores
+
+
+def save_localization(scores: dict[str, dict[str, float] | None], model: str, path: str | Path) -> Path:
+    """The scores of :func:`evaluate_localization` as a CSV (model, method, pointing_game, box_iou), atomically."""
+    import csv
+
+    from zoo.spreadsheet import safe_row
+
+    rows = [[model, method, *(("n/a", "n/a") if s is None else (f"{s['pointing_game']:.3f}", f"{s['box_iou']:.3f}"))]
+            for method, s in scores.items()]
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
+        csv.writer(f).writerows([["model", "method", "pointing_game", "box_iou"]] + [safe_row(r) for r in rows])
+    return Path(path)
 
 
 # -- during training ---------------------------------------------------------------------------

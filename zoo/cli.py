@@ -13,15 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from zoo.atomic import atomic_path, output_file, output_folder
+from zoo.atomic import output_file, output_folder
 from zoo.checkpoint import checkpoint_datamodule, read_checkpoint
 from zoo.classifier import ImageClassifier
 from zoo.data import DATASETS
-from zoo.errors import InputError, UnknownNameError, ZooError, zoo_error_behind
+from zoo.errors import InputError, UnknownNameError, zoo_error_behind
 from zoo.registry import MODELS, list_models, model_info
-from zoo.spreadsheet import safe_row
 from zoo.train import LIGHTNING_COMMANDS, run_lightning
 
 
@@ -140,10 +137,7 @@ def _weight_cell(value: Any) -> str:
 
 def cmd_cam(argv: list[str]) -> None:
     import argparse
-    import csv
     import os
-
-    from tqdm import tqdm
 
     from zoo import cam
     from zoo.data.files import denormalize, read_images
@@ -154,7 +148,7 @@ def cmd_cam(argv: list[str]) -> None:
                     "Images come from files (--images) or from a dataset split (by default the checkpoint's "
                     "own dataset). With --evaluate, scores how well each method localizes the object on a "
                     "dataset with boxes (cluttered_digits): the pointing game and the box IoU.")
-    parser.add_argument("--ckpt", required=True, help="a checkpoint written by zoo fit")
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by zoo fit")
     parser.add_argument("--images", nargs="+", help="image files or folders (prepared as the model was trained)")
     parser.add_argument("--data", help="a registered dataset (default: the one the checkpoint was trained on)")
     parser.add_argument("--split", choices=["train", "val", "test"], default="test", help="(default: test)")
@@ -166,44 +160,29 @@ def cmd_cam(argv: list[str]) -> None:
                         help="score every method on the whole split; needs a dataset with boxes")
     args = parser.parse_args(argv)
 
-    checkpoint_data = read_checkpoint(args.ckpt)["zoo"].get("data") or {}
-    model = ImageClassifier.load_from_checkpoint(args.ckpt, map_location="cpu").eval()
+    checkpoint_data = read_checkpoint(args.ckpt_path)["zoo"].get("data") or {}
+    model = ImageClassifier.load_from_checkpoint(args.ckpt_path, map_location="cpu").eval()
     h = model.hparams
     names = h.class_names or [str(i) for i in range(h.num_classes)]
     output_folder(args.out)
     if args.images:
         mean, std = checkpoint_data.get("mean"), checkpoint_data.get("std")
         if mean is None or std is None:
-            raise InputError(f"checkpoint {args.ckpt!r} does not say how its images were normalized; "
+            raise InputError(f"checkpoint {args.ckpt_path!r} does not say how its images were normalized; "
                              "use --data instead of --images")
         x, shown, paths = read_images(args.images, h.image_size, h.in_chans, mean, std)
         labels, boxes, captions = None, None, [p.name for p in paths]
     else:
-        name, datamodule = checkpoint_datamodule(args.ckpt, args.data)
+        name, datamodule = checkpoint_datamodule(args.ckpt_path, args.data)
         split_x, split_y = datamodule.normalized(args.split)
         all_boxes = getattr(datamodule, "boxes", {}).get(args.split)
         if args.evaluate:
             if all_boxes is None:
                 raise InputError(f"dataset {name!r} has no object boxes to score against; use cluttered_digits")
-            rows = []
-            for method in cam.METHODS:
-                maps = []
-                for i in tqdm(range(0, len(split_x), 64), desc=method, leave=False):
-                    try:
-                        maps.append(cam.compute_cam(model, split_x[i:i + 64], split_y[i:i + 64], method,
-                                                    args.layer).maps)
-                    except ZooError:
-                        break  # plain CAM on a head that has no GAP + linear form
-                if len(maps) * 64 >= len(split_x):
-                    scores = cam.localization(torch.cat(maps), all_boxes)
-                    rows.append([method, f"{scores['pointing_game']:.3f}", f"{scores['box_iou']:.3f}"])
-                else:
-                    rows.append([method, "n/a", "n/a"])
-            print(table(rows, ["method", "pointing_game", "box_iou"]))
-            path = os.path.join(args.out, "localization.csv")
-            with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
-                csv.writer(f).writerows([["model", "method", "pointing_game", "box_iou"]] +
-                                        [safe_row([h.model, *r]) for r in rows])
+            scores = cam.evaluate_localization(model, split_x, split_y, all_boxes, args.layer)
+            print(table([[m, *(("n/a", "n/a") if s is None else (f"{s['pointing_game']:.3f}", f"{s['box_iou']:.3f}"))]
+                         for m, s in scores.items()], ["method", "pointing_game", "box_iou"]))
+            path = cam.save_localization(scores, h.model, Path(args.out) / "localization.csv")
             print(f"scores of {len(split_x)} {args.split} images (targets: the true classes) -> {path}")
         x, labels = split_x[:args.n], split_y[:args.n]
         boxes = all_boxes[:args.n] if all_boxes is not None else None
@@ -223,54 +202,38 @@ def cmd_cam(argv: list[str]) -> None:
 def cmd_features(argv: list[str]) -> None:
     import argparse
 
-    import numpy as np
     import yaml
-    from tqdm import tqdm
+
+    from zoo.features import dataset_features, save_features
 
     parser = argparse.ArgumentParser(
         prog="zoo features", description="Embed a dataset with a trained model's net: the pooled vector its final "
         "layer reads (pre-logits), for each image of each split, saved with the labels as a NumPy .npz "
         "(train_features, train_labels, val_..., test_..., class_names) for a linear probe or kNN elsewhere.",
-        epilog="example: zoo features --ckpt runs/lenet5-digits/version_0/checkpoints/best.ckpt --data digits "
-               "--data-arg classes=[5,6,7,8,9] --out digits59.npz")
-    parser.add_argument("--ckpt", required=True, help="a checkpoint written by zoo fit")
+        epilog="example: zoo features --ckpt_path runs/lenet5-digits/version_0/checkpoints/best.ckpt --data digits "
+               "--set classes=[5,6,7,8,9] --out digits59.npz")
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by zoo fit")
     parser.add_argument("--data", help="a registered dataset (default: the one the checkpoint was trained on)")
-    parser.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="an argument of the dataset, e.g. classes=[5,6,7,8,9] (repeatable)")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="arguments of the dataset, e.g. classes=[5,6,7,8,9]")
     parser.add_argument("--splits", nargs="+", choices=["train", "val", "test"], default=["train", "val", "test"])
-    parser.add_argument("--batch-size", type=int, default=256, help="images embedded at once (default: 256)")
+    parser.add_argument("--batch_size", type=int, default=256, help="images embedded at once (default: 256)")
     parser.add_argument("--out", default="features.npz", help="the .npz file to write (default: features.npz)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
     path = output_file(args.out, args.overwrite, (".npz",))
     arguments = {}
-    for item in args.data_arg:
+    for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            raise InputError(f"--data-arg takes KEY=VALUE, got {item!r}")
+            raise InputError(f"--set takes KEY=VALUE pairs, got {item!r}")
         arguments[key] = yaml.safe_load(value)
-    model = ImageClassifier.load_from_checkpoint(args.ckpt, map_location="cpu").eval()
-    net = model.net
-    if not hasattr(net, "forward_head"):
-        raise InputError(f"model {model.hparams.model!r} has no pre-logits features to embed with")
-    name, datamodule = checkpoint_datamodule(args.ckpt, args.data, arguments)
-    if datamodule.in_chans != model.hparams.in_chans:
-        raise InputError(f"the data has in_chans={datamodule.in_chans} but the model takes "
-                         f"{model.hparams.in_chans}; give data with the model's channels")
-    out: dict[str, Any] = {"class_names": np.array(datamodule.class_names)}
+    name, features = dataset_features(args.ckpt_path, args.data, arguments, tuple(args.splits), args.batch_size)
     for split in args.splits:
-        x, y = datamodule.normalized(split)
-        vectors = []
-        with torch.no_grad():
-            for i in tqdm(range(0, len(x), args.batch_size), desc=split, leave=False):
-                vectors.append(net.forward_head(net.forward_features(x[i:i + args.batch_size]), pre_logits=True)
-                               .flatten(1))
-        out[f"{split}_features"] = torch.cat(vectors).numpy() if vectors else np.zeros((0, 0), np.float32)
-        out[f"{split}_labels"] = y.numpy()
-        print(f"{split}: {len(y)} images -> {out[f'{split}_features'].shape[1]} features")
-    with atomic_path(path) as temporary, open(temporary, "wb") as f:
-        np.savez(f, **out)
-    print(f"features of {name} by {model.hparams.model} -> {path}")
+        vectors = features[f"{split}_features"]
+        print(f"{split}: {len(vectors)} images -> {vectors.shape[1]} features")
+    save_features(features, path)
+    print(f"features of {name} by {read_checkpoint(args.ckpt_path)['hyper_parameters']['model']} -> {path}")
 
 
 def cmd_export(argv: list[str]) -> None:
@@ -284,13 +247,13 @@ def cmd_export(argv: list[str]) -> None:
                     "reloaded and checked against PyTorch on a batch (largest difference <= 1e-4) before it is "
                     "put in place. Formats: onnx (runs in ONNX Runtime), torchscript, exported-program "
                     "(torch.export, .pt2) and safetensors (weights; rebuild with zoo.create_model).")
-    parser.add_argument("--ckpt", required=True, help="a checkpoint written by zoo fit")
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by zoo fit")
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--out", required=True, help="the file to write, e.g. model.onnx (its suffix must fit "
                         "the format: .onnx, .pt, .pt2, .safetensors)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
-    print(export(args.ckpt, args.format, args.out, args.overwrite))
+    print(export(args.ckpt_path, args.format, args.out, args.overwrite))
 
 
 def cmd_predict_files(argv: list[str]) -> None:
@@ -301,16 +264,16 @@ def cmd_predict_files(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="zoo predict",
         description="Top-k classes and probabilities for image files, written to a CSV; images are converted, "
-                    "resized and normalized as the checkpoint's model was trained. (Without --ckpt/--images, "
+                    "resized and normalized as the checkpoint's model was trained. (Without --images, "
                     "`zoo predict` is LightningCLI's predict loop over a DataModule.)")
-    parser.add_argument("--ckpt", required=True, help="a checkpoint written by zoo fit")
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by zoo fit")
     parser.add_argument("--images", required=True, nargs="+", help="image files or folders (searched recursively)")
     parser.add_argument("--topk", type=int, help="classes per image (default: 3, or all of a model with fewer)")
     parser.add_argument("--out", default="predictions.csv", help="the CSV to write (default: predictions.csv)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--batch_size", type=int, default=64)
     args = parser.parse_args(argv)
-    done, skipped = predict_files(args.ckpt, args.images, args.out, args.topk, args.batch_size, args.overwrite)
+    done, skipped = predict_files(args.ckpt_path, args.images, args.out, args.topk, args.batch_size, args.overwrite)
     print(f"{done} images -> {args.out}" + (f"; {len(skipped)} files skipped (not images)" if skipped else ""))
 
 
@@ -458,7 +421,7 @@ def cmd_bench(argv: list[str]) -> None:
     parser.add_argument("--seeds", help="these seeds instead of the suite's, comma-separated")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="zoo fit options for every entry, over the recipe (e.g. trainer.max_epochs=1)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in a log file)")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar (e.g. in a log file)")
     args = parser.parse_args(argv)
 
     def listed(text: str | None) -> list[str] | None:
@@ -510,13 +473,13 @@ def _bench_speed(argv: list[str]) -> None:
         "benchmark.py (warm-up, then the median of --rounds steps), with each model's ratio against the same "
         "architecture from torchvision (or timm), the two timed in turn in this process. Rows are appended to --out "
         "(timm's column names).",
-        epilog="example: zoo bench speed --models resnet18,resnet50 --batch 1,64 --precision fp32,bf16 "
+        epilog="example: zoo bench speed --models resnet18,resnet50 --batch_size 1,64 --precision fp32,bf16 "
                "--channels_last")
     parser.add_argument("--models", required=True, help="registry names, comma-separated")
-    parser.add_argument("--batch", default="1,64", help="batch sizes, comma-separated (default: 1,64)")
+    parser.add_argument("--batch_size", default="1,64", help="batch sizes, comma-separated (default: 1,64)")
     parser.add_argument("--precision", default="fp32", help="fp32, bf16 and/or fp16, comma-separated (autocast)")
     parser.add_argument("--channels_last", action="store_true", help="channels-last memory format")
-    parser.add_argument("--img-size", type=int, help="input height and width (default: the model's own)")
+    parser.add_argument("--image_size", type=int, help="input height and width (default: the model's own)")
     parser.add_argument("--bench", default="both", choices=["infer", "train", "both"], help="what to time")
     parser.add_argument("--rounds", type=int, default=10, help="timed steps of each net (default: 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: 3)")
@@ -524,18 +487,18 @@ def _bench_speed(argv: list[str]) -> None:
     parser.add_argument("--out", default="runs/bench/speed.csv", help="CSV to append to (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
-        batches = [int(b) for b in args.batch.split(",")]
+        batches = [int(b) for b in args.batch_size.split(",")]
     except ValueError:
-        raise InputError(f"--batch takes integers separated by commas, got {args.batch!r}") from None
+        raise InputError(f"--batch_size takes integers separated by commas, got {args.batch_size!r}") from None
     if min(batches) < 1 or args.rounds < 1 or args.warmup < 0:
-        raise InputError("--batch and --rounds must be 1 or more, --warmup 0 or more")
+        raise InputError("--batch_size and --rounds must be 1 or more, --warmup 0 or more")
     shown = [("model", "model"), ("reference", "reference"), ("precision", "precision"),
              ("infer_batch_size", "batch"), ("infer_samples_per_sec", "infer img/s"),
              ("infer_ratio_vs_reference", "infer ratio"), ("train_samples_per_sec", "train img/s"),
              ("train_ratio_vs_reference", "train ratio")]
     rows = []
-    for row in bench.speed(args.models.split(","), batches, args.precision.split(","), args.channels_last,
-                           args.img_size, args.device, args.rounds, args.warmup, args.bench):
+    for row in bench.measure_speed(args.models.split(","), batches, args.precision.split(","), args.channels_last,
+                           args.image_size, args.device, args.rounds, args.warmup, args.bench):
         bench.append_rows(Path(args.out), bench.SPEED_COLUMNS, [row])
         rows.append(row)
         print("  ".join(f"{label} {row.get(key, '-')}" for key, label in shown), flush=True)
@@ -548,8 +511,27 @@ COMMANDS = {"models": cmd_models, "info": cmd_info, "cam": cmd_cam, "export": cm
             "cv": cmd_cv, "search": cmd_search, "features": cmd_features, "bench": cmd_bench}
 
 
+RENAMED = {"--ckpt": "--ckpt_path", "--batch-size": "--batch_size", "--batch": "--batch_size",
+           "--img-size": "--image_size", "--data-arg": "--set", "--no-progress": "--no_progress"}
+
+
+def current_spellings(argv: list[str]) -> list[str]:
+    """zoo's own commands spell every flag as Lightning does (``--ckpt_path``, ``--batch_size``); the old
+    spellings still work in this release, with a warning."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if key in RENAMED:
+            warnings.warn(f"{key} is now spelled {RENAMED[key]}; the old spelling goes in the next release",
+                          FutureWarning, stacklevel=2)
+            arg = RENAMED[key] + sep + value
+        out.append(arg)
+    return out
+
+
 def _is_file_predict(argv: list[str]) -> bool:
-    return argv[0] == "predict" and any(a.split("=", 1)[0] in ("--ckpt", "--images") for a in argv[1:])
+    """``zoo predict --images ...`` predicts image files; without --images it is LightningCLI's predict loop."""
+    return argv[0] == "predict" and any(a.split("=", 1)[0] == "--images" for a in argv[1:])
 
 OVERVIEW = """usage: zoo COMMAND [options]
 
@@ -561,7 +543,7 @@ Lightning commands (LightningCLI; `zoo COMMAND --help` lists every option):
   validate   evaluate on the validation split: zoo validate --config CONFIG --ckpt_path CKPT
   test       evaluate on the test split:       zoo test --config CONFIG --ckpt_path CKPT
   predict    class probabilities for the data's predict split (LightningCLI), or for image files:
-             zoo predict --ckpt CKPT --images DIR --topk 3 --out predictions.csv
+             zoo predict --ckpt_path CKPT --images DIR --topk 3 --out predictions.csv
 
   cv         k-fold cross-validation of a run: zoo cv --config CONFIG --folds 5
   search     hyperparameter search: zoo search --config CONFIG --grid model.optimizer.lr=0.1,0.01
@@ -575,11 +557,11 @@ Registry and data:
   data       the datasets: zoo data list; augmented samples: zoo data show cifar10 --augment standard
 
 Looking inside and shipping:
-  cam        class activation maps as pictures: zoo cam --ckpt CKPT --images DIR --method gradcam
+  cam        class activation maps as pictures: zoo cam --ckpt_path CKPT --images DIR --method gradcam
   features   embeddings of a dataset by a trained net (.npz, for a linear probe or kNN):
-             zoo features --ckpt CKPT --data digits --out features.npz
+             zoo features --ckpt_path CKPT --data digits --out features.npz
   export     onnx, torchscript, exported-program or safetensors, parity-checked:
-             zoo export --ckpt CKPT --format onnx --out model.onnx
+             zoo export --ckpt_path CKPT --format onnx --out model.onnx
 
 Defaults: `zoo fit` alone trains lenet5 on scikit-learn's digits and writes runs/<model>-<data>/version_<n>/
 (checkpoints/best.ckpt, metrics.csv, config.yaml). --model.help NAME shows a model's own options.
@@ -605,9 +587,9 @@ def main(argv: list[str] | None = None) -> None:
         if not argv or argv[0] in ("-h", "--help"):
             print(OVERVIEW)
         elif argv[0] in COMMANDS:
-            COMMANDS[argv[0]](argv[1:])
-        elif _is_file_predict(argv):
-            cmd_predict_files(argv[1:])
+            COMMANDS[argv[0]](current_spellings(argv[1:]))
+        elif _is_file_predict(current_spellings(argv)):
+            cmd_predict_files(current_spellings(argv[1:]))
         else:
             if argv[0] not in LIGHTNING_COMMANDS and not argv[0].startswith("-"):
                 raise UnknownNameError(f"unknown command {argv[0]!r}; choose one of: "

@@ -8,19 +8,17 @@ best validation accuracy (``results.csv``) and a plot of accuracy against each s
 as Optuna's configuration would, and every trial stays a plain ``zoo fit`` with its own config.yaml.
 """
 
-import csv
 import itertools
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zoo.atomic import atomic_path
 from zoo.errors import InputError, ZooError
-from zoo.spreadsheet import safe_dict
+from zoo.results import append_rows, read_rows
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 
@@ -93,19 +91,8 @@ def trials(grid: dict[str, list[Any]], draws: list[Draw], repeats: int, seed: in
     return [{**point, **{d.key: d.sample(rng) for d in draws}} for point in points for _ in range(repeats)]
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(safe_dict(row) for row in rows)
-
-
 def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [{k: _number(v) if v != "" else None for k, v in row.items()} for row in csv.DictReader(f)]
+    return [{k: _number(v) if v != "" else None for k, v in row.items()} for row in read_rows(path)]
 
 
 def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -144,7 +131,7 @@ def run_search(base: list[str], grid: dict[str, list[Any]], draws: list[Draw], r
             print(f"zoo search: trial {index} failed: {exc}", flush=True)
         row["seconds"] = round(time.perf_counter() - start, 1)
         rows.append(row)
-        _write_rows(path, rows)
+        append_rows(path, list(row), [row])
     return rows
 
 
@@ -199,10 +186,14 @@ class Fold:
     checkpoint: str
 
 
+FOLD_COLUMNS = tuple(f.name for f in fields(Fold))
+
+
 def cross_validate(base: list[str], folds: int, folder: Path) -> list[Fold]:
     """k-fold cross-validation: ``zoo fit`` with `base` once per fold, each fold of the training images held out once.
 
-    The test split stays untouched; the fits log under ``folder/<model>-<data>/fold<k>``.
+    The test split stays untouched; the fits log under ``folder/<model>-<data>/fold<k>``, and each
+    finished fold is appended to ``folder/results.csv``.
     """
     from zoo.train import fit
 
@@ -216,4 +207,5 @@ def cross_validate(base: list[str], folds: int, folder: Path) -> list[Fold]:
                               "--trainer.logger.init_args.version", f"fold{fold}"])
         done.append(Fold(fold, result.best_val_acc if result.best_val_acc is not None else math.nan,
                          result.test_acc if result.test_acc is not None else math.nan, str(result.checkpoint or "")))
+        append_rows(folder / "results.csv", list(FOLD_COLUMNS), [asdict(done[-1])])
     return done

@@ -1,0 +1,39 @@
+"""Benchmark leaderboards: run a suite, keep every result, render a ranked table and a page.
+
+``zoo bench --suite benchmarks/suites/digits.yaml`` fits every model x dataset x seed of the suite
+(each a plain ``zoo fit`` with the suite's recipe, in its own process so peak memory is its own),
+then measures the best checkpoint: top-1/top-5 test accuracy, parameters, MACs, training and
+inference throughput, batch-1 latency, peak memory, wall time and the epochs and training time
+it took to reach the suite's target validation accuracy. Each finished entry is appended to
+``results.csv`` (timm's column names where timm has one) and its validation curve to
+``curves.csv``; nothing is ever overwritten, and a rerun skips the entries already done, so an
+interrupted suite resumes where it stopped. ``zoo bench render`` turns the CSVs into
+``leaderboard.md``, a static ``index.html`` (sortable table, scatter plots, curves) and the PNGs.
+``zoo bench speed`` times forward and training steps in the manner of timm's benchmark.py against
+the same architecture from torchvision (or timm), alternating in one process.
+
+The suite format: :mod:`zoo.bench.suite`; measuring an entry: :mod:`zoo.bench.measure`; the page:
+:mod:`zoo.bench.report`; speed against torchvision: :mod:`zoo.bench.speed`.
+"""
+
+from zoo.bench.report import leaderboard, render
+from zoo.bench.speed import SPEED_COLUMNS, measure_speed
+from zoo.bench.suite import (
+    COLUMNS,
+    CURVE_COLUMNS,
+    CURVES,
+    KEY,
+    REFERENCES,
+    RESULTS,
+    Entry,
+    finished,
+    load_suite,
+    run_suite,
+    suite_references,
+    write_references,
+)
+from zoo.results import append_rows, read_rows
+
+__all__ = ["COLUMNS", "CURVES", "CURVE_COLUMNS", "KEY", "REFERENCES", "RESULTS", "SPEED_COLUMNS", "Entry",
+           "append_rows", "finished", "leaderboard", "load_suite", "measure_speed", "read_rows", "render", "run_suite",
+           "suite_references", "write_references"]

@@ -1,0 +1,234 @@
+"""The leaderboard: results.csv ranked (mean +- std over seeds), as leaderboard.md, a sortable index.html and plots.
+
+The page is ``report.html`` (package data) with the tables put in its ``{body}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from zoo.atomic import atomic_path
+from zoo.bench.suite import CURVES, KEY, REFERENCES, RESULTS
+from zoo.errors import InputError
+from zoo.results import read_rows
+
+PAGE = Path(__file__).with_name("report.html")
+
+SHOWN = [  # (column, heading, digits); top1/top5 get "mean +- std"
+    ("top1", "top-1 %", 2), ("top5", "top-5 %", 2), ("param_count", "params (M)", 3), ("infer_gmacs", "GMACs", 4),
+    ("train_samples_per_sec", "train img/s", 0), ("infer_samples_per_sec", "infer img/s", 0),
+    ("infer_latency_ms", "latency ms (batch 1)", 2), ("peak_mem_mb", "peak MB", 0),
+    ("epochs", "epochs", 0), ("epochs_to_target", "epochs to target", 1), ("time_to_target_s", "s to target", 1),
+    ("wall_s", "wall s", 0),
+]
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def leaderboard(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Finished rows grouped by suite, dataset and model (the latest row of each seed), ranked by top-1.
+
+    A model whose options changed (a new config) is shown with its newest config only; the older
+    rows stay in the CSV. Each group gives the mean over its seeds of every measured column, and the
+    sample std of top-1 and top-5; ``epochs_to_target`` and ``time_to_target_s`` average the seeds
+    that reached the target (``reached`` counts them).
+    """
+    latest: dict[tuple[str, ...], dict[str, str]] = {}
+    for row in rows:
+        if row.get("status") == "done":
+            latest[tuple(row.get(k) or "" for k in KEY)] = row
+    groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
+    for key, row in latest.items():
+        groups.setdefault((key[0], key[2], key[1], key[4]), []).append(row)
+    finished_at = {group: max(r.get("finished") or "" for r in seeds) for group, seeds in groups.items()}
+    newest = {group[:3]: group for group in sorted(groups, key=finished_at.__getitem__)}  # later configs win
+    groups = {group: groups[group] for group in newest.values()}
+    board = []
+    for (suite, dataset, model, config), seeds in groups.items():
+        entry: dict[str, Any] = {"suite": suite, "dataset": dataset, "model": model, "config": config,
+                                 "seeds": len(seeds), "reached": sum(_float(r.get("epochs_to_target")) is not None
+                                                                     for r in seeds)}
+        for column, _, _ in SHOWN:
+            values = [v for v in (_float(r.get(column)) for r in seeds) if v is not None]
+            entry[column] = statistics.fmean(values) if values else None
+            if column in ("top1", "top5"):
+                entry[column + "_std"] = statistics.stdev(values) if len(values) > 1 else 0.0 if values else None
+        for column in ("precision", "device", "target", "torch", "lightning", "zoo", "git"):
+            entry[column] = ", ".join(sorted({r.get(column) or "" for r in seeds} - {""}))
+        board.append(entry)
+    return sorted(board, key=lambda e: (e["suite"], e["dataset"], -(e["top1"] if e["top1"] is not None else -1)))
+
+
+def _cell(entry: dict[str, Any], column: str, digits: int) -> str:
+    value = entry.get(column)
+    if value is None:
+        return "-"
+    text = f"{value:,.{digits}f}"
+    if column in ("top1", "top5") and entry["seeds"] > 1:
+        text += f" ± {entry[column + '_std']:.{digits}f}"
+    if column in ("epochs_to_target", "time_to_target_s") and entry["reached"] < entry["seeds"]:
+        text += f" ({entry['reached']}/{entry['seeds']})"
+    return text
+
+
+def _sections(board: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    sections: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in board:
+        sections.setdefault((entry["suite"], entry["dataset"]), []).append(entry)
+    return sections
+
+
+def _about(entries: list[dict[str, Any]]) -> str:
+    def joined(column: str) -> str:
+        return "; ".join(sorted({e[column] for e in entries if e[column]})) or "-"
+
+    seeds = sorted({e["seeds"] for e in entries})
+    commits = sorted({c for e in entries for c in e["git"].split(", ") if c})
+    return (f"{len(entries)} models, {'/'.join(map(str, seeds))} seed{'' if seeds == [1] else 's'} each; target "
+            f"{joined('target')} % validation accuracy; precision {joined('precision')}; device {joined('device')}; "
+            f"torch {joined('torch')}, lightning {joined('lightning')}, zoo {joined('zoo')}; "
+            f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits) or '-'}")
+
+
+def _label_offsets(ax: Any, points: list[tuple[float, float]], height: float = 11.0) -> list[tuple[int, int]]:
+    """Text offsets (in points) that keep the labels of nearby markers apart: each label takes the first
+    of above, below, two lines above, two below, ... where no label placed before lies within a line's
+    height and a name's width."""
+    ax.figure.canvas.draw()  # the axes' scales, so that distances are measured as drawn
+    placed: list[tuple[float, float]] = []
+    offsets = []
+    for x, y in points:
+        px, py = ax.transData.transform((x, y))
+        for step in range(12):
+            dy = 4.0 + height * ((step + 1) // 2) * (1 if step % 2 == 0 else -1) - (height if step % 2 else 0)
+            if not any(abs(px - qx) < 70 and abs(py + dy - qy) < height for qx, qy in placed):
+                break
+        placed.append((px, py + dy))
+        offsets.append((4, int(dy)))
+    return offsets
+
+
+def plot_section(entries: list[dict[str, Any]], curves: list[dict[str, str]], stem: Path) -> list[Path]:
+    """Accuracy against parameters and against inference throughput, and the validation curves, as PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for column, label, name in (("param_count", "parameters (millions, log scale)", "accuracy_vs_params"),
+                                ("infer_samples_per_sec", "inference images/s (batched, log scale)",
+                                 "accuracy_vs_throughput")):
+        shown = [e for e in entries if (e[column] or 0) > 0 and e["top1"] is not None]
+        fig, ax = plt.subplots(figsize=(8, 5.5))
+        ax.errorbar([e[column] for e in shown], [e["top1"] for e in shown], yerr=[e["top1_std"] for e in shown],
+                    fmt="o", capsize=3)
+        for e, offset in zip(shown, _label_offsets(ax, [(e[column], e["top1"]) for e in shown]), strict=True):
+            ax.annotate(e["model"], (e[column], e["top1"]), textcoords="offset points", xytext=offset, fontsize=9,
+                        arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6} if offset[1] != 4 else None)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("top-1 test accuracy (%), mean ± std")
+        what = {"param_count": "no parameters", "infer_samples_per_sec": "no measured throughput"}[column]
+        left_out = [e["model"] for e in entries if e not in shown]
+        ax.set_title(f"{entries[0]['dataset']}: top-1 vs {label.split(' (')[0]}"
+                     + (f"\n({', '.join(left_out)}: {what}, not shown)" if left_out else ""), fontsize=11)
+        ax.margins(x=0.12, y=0.08)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        paths.append(stem.with_name(f"{stem.name}_{name}.png"))
+        with atomic_path(paths[-1]) as temporary:
+            fig.savefig(temporary, dpi=100, format="png")
+        plt.close(fig)
+    latest: dict[tuple[str, ...], float] = {}  # an entry run again (it failed after its curve) counts once
+    for row in curves:
+        value = _float(row.get("val_acc"))
+        if value is not None and (row.get("epoch") or "").isdigit():
+            latest[(*(row.get(k) or "" for k in KEY), row["epoch"])] = value
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for e in entries:
+        points: dict[int, list[float]] = {}
+        for (suite, model, dataset, _, config, epoch), value in latest.items():
+            if (suite, dataset, model, config) == (e["suite"], e["dataset"], e["model"], e["config"]):
+                points.setdefault(int(epoch), []).append(value)
+        if points:
+            epochs = sorted(points)
+            ax.plot(epochs, [statistics.fmean(points[k]) for k in epochs], marker="." if len(epochs) < 40 else None,
+                    label=e["model"])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%), mean over seeds")
+    ax.set_title(f"{entries[0]['dataset']}: validation curves", fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    paths.append(stem.with_name(f"{stem.name}_curves.png"))
+    with atomic_path(paths[-1]) as temporary:
+        fig.savefig(temporary, dpi=100, format="png")
+    plt.close(fig)
+    return paths
+
+
+def render(out: Path) -> list[Path]:
+    """``out/leaderboard.md``, ``out/index.html`` and the plots, from ``out/results.csv`` and ``out/curves.csv``."""
+    import html
+
+    board = leaderboard(read_rows(out / RESULTS))
+    if not board:
+        raise InputError(f"no finished entries in {out / RESULTS}; run a suite first: zoo bench --suite SUITE.yaml "
+                         f"--out {out}")
+    curves = read_rows(out / CURVES)
+    references = json.loads((out / REFERENCES).read_text()) if (out / REFERENCES).is_file() else {}
+    for entry in board:
+        reference = references.get(entry["model"])
+        entry["published"] = None if reference is None else reference["top1"]
+        entry["published_what"] = "" if reference is None else reference["what"]
+    shown = SHOWN[:1] + [("published", "published %", 1)] + SHOWN[1:] if references else SHOWN
+    md = ["# Leaderboard", "",
+          f"Made by `zoo bench` from `{RESULTS}` ({len(board)} rows); top-1 and top-5 are test accuracy, "
+          "mean ± std over seeds, of the best-validation checkpoint. Throughput and latency are from the machine "
+          "named below; compare them within one table only."
+          + (" *published* is the reference result a suite names for the same architecture (its footnotes say "
+             "which net and recipe): a long schedule, not zoo's budget." if references else ""), ""]
+    page = []
+    headings = ["#", "model", *(h for _, h, _ in shown), "seeds"]
+    for (suite, dataset), entries in _sections(board).items():
+        pictures = plot_section(entries, curves, out / f"{suite}_{dataset}")
+        rows = [[str(i), e["model"], *(_cell(e, c, d) for c, _, d in shown), str(e["seeds"])]
+                for i, e in enumerate(entries, 1)]
+        notes = [f"{e['model']}: {e['published_what']}" for e in entries if e.get("published_what")]
+        md += [f"## {dataset} (suite {suite})", "", _about(entries), "",
+               "| " + " | ".join(headings) + " |", "|" + "|".join("---" for _ in headings) + "|",
+               *("| " + " | ".join(r) + " |" for r in rows), "",
+               *([f"Published: {'; '.join(notes)}.", ""] if notes else []),
+               *(f"![{p.stem}]({p.name})" for p in pictures), ""]
+        body = "\n".join(
+            "<tr>" + f'<td data-value="{i}">{i}</td><td data-value="{html.escape(e["model"])}">'
+            f'{html.escape(e["model"])}</td>'
+            + "".join(f'<td data-value="{"" if e[c] is None else e[c]}"'
+                      + (f' title="{html.escape(e["published_what"])}"' if c == "published" else "")
+                      + f'>{html.escape(_cell(e, c, d))}</td>' for c, _, d in shown)
+            + f'<td data-value="{e["seeds"]}">{e["seeds"]}</td></tr>'
+            for i, e in enumerate(entries, 1))
+        head = "".join(f'<th data-type="{"text" if h == "model" else "number"}" aria-sort="none">{html.escape(h)}'
+                       f'</th>' for h in headings)
+        page += [f"<h2>{html.escape(dataset)} <small>(suite {html.escape(suite)})</small></h2>",
+                 f"<p>{html.escape(_about(entries))}</p>",
+                 f'<div class="scroll"><table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n{body}\n'
+                 '</tbody></table></div>',
+                 '<div class="plots">' + "".join(f'<img src="{p.name}" alt="{p.stem}">' for p in pictures) + "</div>"]
+    html_page = PAGE.read_text().replace("{body}", "\n".join(page))
+    for name, text in (("leaderboard.md", "\n".join(md)), ("index.html", html_page)):
+        with atomic_path(out / name) as temporary:
+            temporary.write_text(text)
+    return [out / "leaderboard.md", out / "index.html"]

@@ -1,0 +1,143 @@
+"""Speed in the manner of timm's benchmark.py: zoo's net against the same architecture from torchvision (or timm).
+
+Warm-up, then the median of timed steps, the two nets timed in turn in one process; rows use timm's
+column names and are appended to a CSV.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+
+from zoo.bench.measure import _device_name, _macs_or_none, _median_time, _significant
+from zoo.bench.suite import git_commit
+from zoo.errors import InputError
+
+SPEED_COLUMNS = [
+    "model", "reference", "precision", "channels_last", "device", "infer_batch_size", "infer_img_size",
+    "infer_samples_per_sec", "infer_step_time", "ref_infer_samples_per_sec", "infer_ratio_vs_reference",
+    "train_batch_size", "train_img_size", "train_samples_per_sec", "train_step_time", "ref_train_samples_per_sec",
+    "train_ratio_vs_reference", "param_count", "infer_gmacs", "torch", "zoo", "git", "finished",
+]
+
+
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def reference_net(name: str) -> tuple[str, torch.nn.Module] | None:
+    """The same architecture from torchvision (or else timm) under the same name, if one of them has it."""
+    import torchvision
+
+    if name in torchvision.models.list_models(module=torchvision.models):
+        kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+        return f"torchvision:{name}", torchvision.models.get_model(name, weights=None, **kwargs)
+    import timm
+
+    if timm.is_model(name):
+        return f"timm:{name}", timm.create_model(name)
+    return None
+
+
+def measure_speed(models: list[str], batches: list[int], precisions: list[str], channels_last: bool = False,
+          image_size: int | None = None, device: str | None = None, rounds: int = 10, warmup: int = 3,
+          bench: str = "both") -> Iterator[dict[str, Any]]:
+    """One row per model, precision and batch size: median step times of zoo's net and the reference's.
+
+    Forward steps (``torch.inference_mode``) and training steps (forward, cross-entropy, backward,
+    SGD step) alternate between the two nets, `rounds` times after `warmup` steps each, so drift in
+    the machine hits both alike. Mixed precision is ``torch.autocast`` with the dtype. A model with
+    an ImageNet reference is built with ``stem="imagenet"`` (the same layers).
+    """
+    from zoo.registry import MODELS, builder_arguments, create_model
+    from zoo.version import __version__
+
+    for precision in precisions:
+        if precision not in DTYPES:
+            raise InputError(f"--precision takes {', '.join(DTYPES)}, got {precision!r}")
+    if bench not in ("infer", "train", "both"):
+        raise InputError(f"--bench takes infer, train or both, got {bench!r}")
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    commit = git_commit()
+    for name in models:
+        entry = MODELS.get(name)
+        found = reference_net(name)
+        kwargs = {"stem": "imagenet"} if found and "stem" in builder_arguments(entry.builder) else {}
+        ours = create_model(name, **kwargs)
+        nets = {"zoo": ours} | ({"reference": found[1]} if found else {})
+        chans, height, _ = entry.input_size
+        size = image_size or height
+        memory = torch.channels_last if channels_last else torch.contiguous_format
+        for net in nets.values():
+            net.to(target, memory_format=memory)
+        macs = _macs_or_none(ours, (chans, size, size), target)
+        for precision in precisions:
+            dtype = DTYPES[precision]
+
+            def context(dtype: torch.dtype | None = dtype) -> Any:
+                return torch.autocast(target.type, dtype=dtype, enabled=dtype is not None)
+
+            for batch in batches:
+                x = torch.randn(batch, chans, size, size, device=target).contiguous(memory_format=memory)
+                y = torch.randint(0, ours.num_classes, (batch,), device=target)
+                row: dict[str, Any] = {
+                    "model": name, "reference": found[0] if found else "", "precision": precision,
+                    "channels_last": channels_last, "device": _device_name(target), "infer_batch_size": batch,
+                    "infer_img_size": size, "train_batch_size": batch, "train_img_size": size,
+                    "param_count": _significant(sum(p.numel() for p in ours.parameters()) / 1e6),
+                    "infer_gmacs": None if macs is None else _significant(macs / 1e9), "torch": torch.__version__,
+                    "zoo": __version__, "git": commit}
+                kinds = ("infer", "train") if bench == "both" else (bench,)
+                for kind in kinds:
+                    steps = {label: _step(net, x, y, kind, context) for label, net in nets.items()}
+                    try:
+                        times = _alternate(steps, rounds, warmup, target.type == "cuda")
+                    except (RuntimeError, ValueError) as exc:  # e.g. out of memory, a 1x1 map in training BatchNorm
+                        raise InputError(
+                            f"{name}: a {kind} step at batch {batch}, {size}x{size}, {precision} failed: "
+                            f"{str(exc).splitlines()[0]} (try another --batch_size or --image_size)") from None
+                    row[f"{kind}_samples_per_sec"] = round(batch / times["zoo"], 2)
+                    row[f"{kind}_step_time"] = round(1000 * times["zoo"], 3)
+                    if "reference" in times:
+                        row[f"ref_{kind}_samples_per_sec"] = round(batch / times["reference"], 2)
+                        row[f"{kind}_ratio_vs_reference"] = round(times["reference"] / times["zoo"], 3)
+                row["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                yield row
+
+
+def _step(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str,
+          context: Callable[[], Any]) -> Callable[[], Any]:
+    if kind == "infer":
+        net.eval()
+
+        def infer() -> None:
+            with torch.inference_mode(), context():
+                net(x)
+
+        return infer
+    net.train()
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.9)
+
+    def train() -> None:
+        with context():
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return train
+
+
+def _alternate(steps: dict[str, Callable[[], Any]], rounds: int, warmup: int, cuda: bool) -> dict[str, float]:
+    """Median seconds per step of each, the steps taken in turn (a, b, a, b, ...) after `warmup` of each."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {label: [] for label in steps}
+    for _ in range(rounds):
+        for label, step in steps.items():
+            times[label].append(_median_time(step, 1, cuda))
+    return {label: statistics.median(values) for label, values in times.items()}

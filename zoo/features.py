@@ -1,0 +1,60 @@
+"""Embeddings: the pooled vector a trained net's final layer reads (pre-logits), for every image of a dataset.
+
+``zoo features`` writes them with the labels to a NumPy ``.npz`` for a linear probe or kNN elsewhere.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from zoo.atomic import atomic_path
+from zoo.checkpoint import checkpoint_datamodule, net_from_checkpoint, read_checkpoint
+from zoo.errors import InputError
+
+
+@torch.no_grad()
+def embed(net: nn.Module, x: torch.Tensor, batch_size: int = 256, desc: str | None = None) -> torch.Tensor:
+    """``forward_head(forward_features(x), pre_logits=True)`` of images `x` ``[N, C, H, W]``, in batches: ``[N, D]``."""
+    from tqdm import tqdm
+
+    if not hasattr(net, "forward_head"):
+        raise InputError(f"{type(net).__name__} has no pre-logits features to embed with")
+    was_training = net.training
+    net.eval()
+    try:
+        vectors = [net.forward_head(net.forward_features(x[i:i + batch_size]), pre_logits=True).flatten(1)
+                   for i in tqdm(range(0, len(x), batch_size), desc=desc, leave=False)]
+    finally:
+        net.train(was_training)
+    return torch.cat(vectors) if vectors else torch.zeros(0, 0)
+
+
+def dataset_features(ckpt: str | Path, data: str | None = None, arguments: dict[str, Any] | None = None,
+                     splits: tuple[str, ...] = ("train", "val", "test"),
+                     batch_size: int = 256) -> tuple[str, dict[str, np.ndarray]]:
+    """The checkpoint's net's embedding of each split of a dataset (default: the one it was trained on).
+
+    Returns the dataset's name and ``{"class_names", "<split>_features" [N, D], "<split>_labels" [N]}``.
+    """
+    net = net_from_checkpoint(ckpt)
+    in_chans = read_checkpoint(ckpt)["hyper_parameters"]["in_chans"]
+    name, datamodule = checkpoint_datamodule(ckpt, data, arguments)
+    if datamodule.in_chans != in_chans:
+        raise InputError(f"the data has in_chans={datamodule.in_chans} but the model takes {in_chans}; "
+                         "give data with the model's channels")
+    out: dict[str, np.ndarray] = {"class_names": np.array(datamodule.class_names)}
+    for split in splits:
+        x, y = datamodule.normalized(split)
+        out[f"{split}_features"] = embed(net, x, batch_size, desc=split).numpy()
+        out[f"{split}_labels"] = y.numpy()
+    return name, out
+
+
+def save_features(features: dict[str, np.ndarray], path: str | Path) -> Path:
+    """Write :func:`dataset_features`'s arrays as an ``.npz``, atomically."""
+    with atomic_path(path) as temporary, open(temporary, "wb") as f:
+        np.savez(f, **features)
+    return Path(path)
