@@ -1,38 +1,80 @@
-"""Lightning overhead: zoo's training loop against a hand-written PyTorch loop, in one run.
+"""What Lightning and zoo add to a training step: a plain PyTorch loop, a bare Lightning Trainer, and zoo
+as ``zoo fit`` runs it, timed in turn in one process, for two workloads.
 
-Both train LeNet-5 on the digits (1,257 training images at 32x32, batch 64, 20 steps an epoch) with
-the same initial weights, the same batches in the same order (the same DataLoader), the same
-normalization and the same optimizer (Adam, lr 1e-3). The plain loop is forward, cross-entropy,
-backward, step. The zoo side is what ``zoo fit`` runs: ImageClassifier under a Lightning Trainer
-with the progress bar, the CSV logger, per-step loss logging, accuracy metrics and checkpoints.
-Rounds alternate; each round times its training batches only (validation and checkpoint writing
-fall between epochs) after one warm-up epoch, and the ratio of steady-state images/s is printed.
+- ``lenet5``: LeNet-5 on scikit-learn's digits at 32x32, batch 64, Adam (a few ms a step: overhead shows);
+- ``resnet20``: ResNet-20 on real Fashion-MNIST at 28x28, batch 128, SGD with momentum (a long step).
 
-    python benchmarks/overhead.py              # --rounds 5 --epochs 6
+All three read the same DataModule (uint8 batches, normalized on the device), start from the same
+weights and use the same optimizer. *plain* is forward, cross-entropy, backward, step. *bare* is a
+LightningModule with only that in ``training_step``, under a Trainer with no logger, progress bar,
+checkpoint, model summary or validation. *zoo* is ``zoo.fit``: ImageClassifier with its metrics, the
+divergence check, zoo's progress bar (drawn as in a terminal, into a buffer), the CSV logger and the
+checkpoints. Only training batches are timed (validation and checkpoint writing fall between
+epochs); the first epoch of each round is a warm-up. The figures are the medians of the epochs'
+images/s, and the ratios are of those medians.
+
+    python benchmarks/overhead.py                       # both workloads, 3 rounds
+    python benchmarks/overhead.py --workloads lenet5 --rounds 5
 """
 
 import argparse
+import contextlib
+import io
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 
 import zoo
+from zoo.bench.measure import EpochClock
+from zoo.callbacks import ProgressBar
 
 
-def plain_epochs(net: torch.nn.Module, dm: zoo.data.ImageDataModule, epochs: int) -> list[float]:
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    normalize = dm.batch_augment.normalize
-    rates = []
+@dataclass(frozen=True)
+class Workload:
+    model: str
+    data: str
+    data_args: dict
+    optimizer: str
+    optimizer_args: dict
+    steps: int  # training batches per epoch
+    epochs: int  # per round, the first a warm-up
+
+
+WORKLOADS = {
+    "lenet5": Workload("lenet5", "digits", {"image_size": 32, "augment": "none", "batch_size": 64}, "Adam",
+                       {"lr": 1e-3}, 20, 6),
+    "resnet20": Workload("resnet20", "fashion_mnist", {"augment": "none", "batch_size": 128}, "SGD",
+                         {"lr": 0.05, "momentum": 0.9}, 25, 3),
+}
+
+
+def datamodule(w: Workload) -> L.LightningDataModule:
+    dm = zoo.data.create(w.data, **w.data_args)
+    dm.setup("fit")
+    return dm
+
+
+def batches(dm: L.LightningDataModule, steps: int):
+    for i, batch in enumerate(dm.train_dataloader()):
+        if i == steps:
+            return
+        yield dm.on_after_batch_transfer(batch, 0)  # the same device-side normalization Lightning applies
+
+
+def plain_epochs(w: Workload, net: torch.nn.Module, dm: L.LightningDataModule) -> list[float]:
+    optimizer = getattr(torch.optim, w.optimizer)(net.parameters(), **w.optimizer_args)
     net.train()
-    for _ in range(epochs):
+    rates = []
+    for _ in range(w.epochs):
         start, n = time.perf_counter(), 0
-        for x, y in dm.train_dataloader():
-            loss = F.cross_entropy(net(normalize(x)), y)
+        for x, y in batches(dm, w.steps):
+            loss = F.cross_entropy(net(x), y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -41,54 +83,89 @@ def plain_epochs(net: torch.nn.Module, dm: zoo.data.ImageDataModule, epochs: int
     return rates
 
 
-class EpochTimer(L.Callback):
-    """Images/s of each epoch's training batches (from the epoch's start to its last batch's end)."""
+class Bare(L.LightningModule):
+    def __init__(self, net: torch.nn.Module, w: Workload) -> None:
+        super().__init__()
+        self.net, self.w = net, w
 
-    def __init__(self) -> None:
-        self.rates: list[float] = []
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
 
-    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.start, self.n = time.perf_counter(), 0
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx) -> None:
-        self.n += len(batch[1])
-        if batch_idx == trainer.num_training_batches - 1:
-            self.rates.append(self.n / (time.perf_counter() - self.start))
+    def configure_optimizers(self):
+        return getattr(torch.optim, self.w.optimizer)(self.net.parameters(), **self.w.optimizer_args)
 
 
-def zoo_epochs(model: zoo.ImageClassifier, dm: zoo.data.ImageDataModule, epochs: int, root: str) -> list[float]:
-    timer = EpochTimer()
-    trainer = L.Trainer(max_epochs=epochs, default_root_dir=root, logger=L.pytorch.loggers.CSVLogger(root),
-                        log_every_n_steps=10, callbacks=[timer], enable_model_summary=False, accelerator="cpu")
-    trainer.fit(model, dm)
-    return timer.rates
+def bare_epochs(w: Workload, net: torch.nn.Module, dm: L.LightningDataModule) -> list[float]:
+    clock = EpochClock()
+    trainer = L.Trainer(max_epochs=w.epochs, limit_train_batches=w.steps, limit_val_batches=0, logger=False,
+                        enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+                        callbacks=[clock], accelerator="cpu")
+    trainer.fit(Bare(net, w), dm)
+    return [e["images"] / e["train_s"] for e in clock.epochs]
+
+
+class Terminal(io.StringIO):
+    """A buffer that says it is a terminal: zoo's progress bar draws into it as it would on screen."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def zoo_epochs(w: Workload, root: str) -> list[float]:
+    options = {
+        "trainer.max_epochs": w.epochs, "trainer.limit_train_batches": w.steps, "trainer.limit_val_batches": 2,
+        "trainer.limit_test_batches": 1, "trainer.callbacks+": "zoo.bench.measure.EpochClock",
+        "trainer.logger.init_args.save_dir": root, "model.optimizer": w.optimizer,
+        "trainer.enable_model_summary": False,
+        **{f"model.optimizer.{k}": v for k, v in w.optimizer_args.items()},
+        **{f"data.{k}": v for k, v in w.data_args.items()},
+    }
+    with contextlib.redirect_stdout(Terminal()), contextlib.redirect_stderr(io.StringIO()):
+        result = zoo.fit(w.model, w.data, options)
+    clock = next(c for c in result.trainer.callbacks if isinstance(c, EpochClock))
+    assert isinstance(result.trainer.progress_bar_callback, ProgressBar)  # the bar a terminal shows
+    return [e["images"] / e["train_s"] for e in clock.epochs]
+
+
+def run(name: str, rounds: int) -> dict[str, float]:
+    w = WORKLOADS[name]
+    rates: dict[str, list[float]] = {"plain": [], "bare": [], "zoo": []}
+    dm = datamodule(w)
+    for r in range(rounds):
+        torch.manual_seed(r)
+        reference = zoo.create_model(w.model, num_classes=dm.num_classes, in_chans=dm.in_chans,
+                                     image_size=dm.image_size)
+        state = reference.state_dict()
+        for column in rates:
+            L.seed_everything(r, verbose=False)
+            net = zoo.create_model(w.model, num_classes=dm.num_classes, in_chans=dm.in_chans, image_size=dm.image_size)
+            net.load_state_dict(state)
+            if column == "plain":
+                got = plain_epochs(w, net, dm)
+            elif column == "bare":
+                got = bare_epochs(w, net, dm)
+            else:
+                with tempfile.TemporaryDirectory() as root:
+                    got = zoo_epochs(w, root)  # zoo fit's own weights (seed 0): the speed is the same
+            rates[column] += got[1:]
+        print(f"{name} round {r + 1}: " + ", ".join(f"{k} {statistics.median(v):,.0f} img/s" for k, v in rates.items()),
+              file=sys.stderr, flush=True)
+    return {k: statistics.median(v) for k, v in rates.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=6, help="epochs per round; the first is a warm-up")
+    parser.add_argument("--workloads", default="lenet5,resnet20", help="comma-separated: lenet5, resnet20")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-
-    plain, ours = [], []
-    for round_ in range(args.rounds):
-        torch.manual_seed(round_)
-        model = zoo.create("lenet5", num_classes=10, in_chans=1, image_size=32)
-        net = zoo.create_model("lenet5", num_classes=10, in_chans=1, image_size=32)
-        net.load_state_dict(model.net.state_dict())
-        dm = zoo.data.create("digits", image_size=32, augment="none", batch_size=64)
-        dm.setup("fit")
-        L.seed_everything(round_, verbose=False)
-        plain += plain_epochs(net, dm, args.epochs)[1:]
-        L.seed_everything(round_, verbose=False)
-        with tempfile.TemporaryDirectory() as root:
-            ours += zoo_epochs(model, dm, args.epochs, root)[1:]
-        print(f"round {round_ + 1}: plain {statistics.median(plain):,.0f} img/s, "
-              f"zoo {statistics.median(ours):,.0f} img/s", file=sys.stderr)
-    p, z = statistics.median(plain), statistics.median(ours)
-    print(f"plain PyTorch loop: {p:,.0f} img/s (median of {len(plain)} epochs)")
-    print(f"zoo (Lightning):    {z:,.0f} img/s (median of {len(ours)} epochs)")
-    print(f"ratio zoo/plain: {z / p:.3f}   (goal >= 0.97)")
+    results = {name: run(name, args.rounds) for name in args.workloads.split(",")}
+    print(f"\n{'workload':<10} {'plain img/s':>12} {'bare img/s':>11} {'zoo img/s':>10} {'bare/plain':>11} "
+          f"{'zoo/bare':>9} {'zoo/plain':>10}")
+    for name, r in results.items():
+        print(f"{name:<10} {r['plain']:>12,.0f} {r['bare']:>11,.0f} {r['zoo']:>10,.0f} {r['bare'] / r['plain']:>11.3f} "
+              f"{r['zoo'] / r['bare']:>9.3f} {r['zoo'] / r['plain']:>10.3f}")
+    print("goals: zoo/bare >= 0.98 on lenet5; zoo/plain >= 0.97 on resnet20")
 
 
 if __name__ == "__main__":

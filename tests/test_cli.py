@@ -28,7 +28,10 @@ def test_fit_trains_tests_and_leaves_a_run_directory(fitted):
     assert accuracy > 90.0  # chance is 10 %
     assert re.search(r"^best validation accuracy: [\d.]+%  checkpoint: .*best.ckpt$", proc.stdout, re.M)
     assert f"re-run: zoo fit --config {run.relative_to(cwd) / 'config.yaml'}" in proc.stdout
-    assert "Epoch 11: 100%" in proc.stdout  # the progress bar
+    # off a terminal, zoo's progress bar prints one line per epoch instead of redrawing a bar into the pipe
+    epochs = re.findall(r"^epoch (\d+)/12  [\d.]+ s  train loss [\d.]+ acc [\d.]+ %  val loss [\d.]+ acc [\d.]+ %$",
+                        proc.stdout, re.M)
+    assert epochs == [str(e) for e in range(1, 13)] and "\r" not in proc.stdout and "it/s" not in proc.stdout
 
     # the printed test accuracy is the best checkpoint's, recomputed here without the CLI
     model = zoo.ImageClassifier.load_from_checkpoint(run / "checkpoints" / "best.ckpt").eval()
@@ -265,3 +268,21 @@ def test_old_flag_spellings_still_work_with_a_warning(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "zoo: warning: --ckpt is now spelled --ckpt_path" in err
     assert "missing.ckpt' does not exist" in err  # the old spelling reached the command
+
+
+def test_progress_bar_redraws_by_time_and_shows_short_metrics(monkeypatch):
+    """At most 10 redraws a second (Lightning's bar redrew every batch), the last batch always; two metrics."""
+    from zoo.callbacks import ProgressBar
+
+    bar = ProgressBar(refresh_seconds=0.1)
+    bar.terminal = True
+    clock = iter([0.0, 0.05, 0.09, 0.12, 0.13, 0.2])
+    monkeypatch.setattr("zoo.callbacks.time.monotonic", lambda: next(clock))
+    assert [bar._should_update(n, 100) for n in (1, 2, 3, 4, 5, 100)] == [True, False, False, True, False, True]
+
+    class Trainer:
+        progress_bar_metrics = {"train_loss_step": 1.23456, "train_acc": 0.5, "val_loss": 0.3, "val_acc": 0.91234}
+        loggers = []
+
+    shown = bar.get_metrics(Trainer(), None)
+    assert shown == {"loss": "1.235", "val_acc": "91.23%"}

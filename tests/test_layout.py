@@ -94,3 +94,31 @@ def test_no_import_cycles():
 def test_the_checker_sees_lazy_imports():
     """The graph holds function-level imports too (bench's fit is imported inside a function)."""
     assert "zoo.train" in GRAPH["zoo.bench.measure"] and "zoo.checkpoint" in GRAPH["zoo.models.knn"]
+
+
+def loaded_after(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter has loaded after running `code`."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", f"{code}\nimport sys\nprint(' '.join(sys.modules))"],
+                          capture_output=True, text=True, check=True)
+    return {name.split(".")[0] for name in done.stdout.split()}
+
+
+def test_import_zoo_loads_nothing_heavy():
+    """``import zoo`` and the ``zoo`` command's module stay light, so ``zoo --help`` answers at once."""
+    assert not loaded_after("import zoo, zoo.cli") & {"torch", "lightning", "torchvision", "numpy", "timm"}
+
+
+def test_a_plain_net_needs_no_lightning():
+    """``zoo.create_model`` is PyTorch only: the nets are usable (and exportable) without Lightning."""
+    loaded = loaded_after("import zoo\nzoo.create_model('resnet20')")
+    assert "torch" in loaded and "lightning" not in loaded and "pytorch_lightning" not in loaded
+
+
+def test_zoos_own_names_do_not_load_the_plugins():
+    """Looking up zoo's own models leaves timm (seconds to import) unloaded; a plugin name loads it."""
+    code = "import zoo\nzoo.model_info('resnet20'); zoo.list_models(exclude='*/*'); zoo.create_model('lenet5')"
+    assert "timm" not in loaded_after(code)
+    assert "timm" in loaded_after("import zoo\nzoo.model_info('timm/resnet18')")

@@ -3,43 +3,68 @@
 >>> import zoo
 >>> model = zoo.create("lenet5", num_classes=10, in_chans=1)   # a LightningModule
 >>> net = zoo.create_model("mlp", num_classes=10)              # the plain nn.Module
+
+Everything here is imported on first use: ``import zoo`` loads nothing heavy, ``zoo.create_model``
+loads PyTorch and the nets but not Lightning, and the ``zoo`` command answers ``--help`` at once.
 """
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from zoo import models  # noqa: F401  (registers the built-in families)
-from zoo.classifier import ImageClassifier
-from zoo.errors import ZooError
-from zoo.registry import ModelInfo, create_model, list_models, model_info, register_model
 from zoo.version import __version__
 
+if TYPE_CHECKING:
+    from zoo import data, weights
+    from zoo.classifier import ImageClassifier
+    from zoo.errors import ZooError
+    from zoo.registry import ModelInfo, create_model, list_models, model_info, register_model
+    from zoo.train import fit
 
-def create(model: str, **kwargs: Any) -> ImageClassifier:
+_HOMES = {
+    "ImageClassifier": "zoo.classifier",
+    "ZooError": "zoo.errors",
+    "ModelInfo": "zoo.registry",
+    "create_model": "zoo.registry",
+    "list_models": "zoo.registry",
+    "model_info": "zoo.registry",
+    "register_model": "zoo.registry",
+    "fit": "zoo.train",
+}
+_SUBMODULES = ("data", "weights")
+
+
+def create(model: str, **kwargs: Any) -> "ImageClassifier":
     """A ready-to-train :class:`ImageClassifier` around the registered net `model`.
 
     Keyword arguments go to :class:`ImageClassifier` (loss, optimizer, ...) and the net's
     builder (num_classes, in_chans, image_size and the net's own arguments).
     """
+    from zoo.classifier import ImageClassifier
+
     return ImageClassifier(model, **kwargs)
 
 
-from zoo import data, weights  # noqa: E402  (after create: data modules may import zoo)
-
-
 def __getattr__(name: str) -> Any:
-    """``zoo.fit``: imported on first use (it brings in LightningCLI and jsonargparse)."""
-    if name == "fit":
-        from zoo.train import fit
+    """The public names, each imported from its module when first asked for (PEP 562)."""
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"zoo.{name}")
+    else:
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-        return fit
-    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES, *_SUBMODULES})
 
 
 __all__ = [
-    "__version__",
     "ImageClassifier",
     "ModelInfo",
     "ZooError",
+    "__version__",
     "create",
     "create_model",
     "data",

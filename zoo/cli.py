@@ -5,7 +5,6 @@
 ``bench`` are zoo's own.
 """
 
-import collections
 import inspect
 import sys
 import warnings
@@ -14,16 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from zoo.atomic import output_file, output_folder
-from zoo.checkpoint import checkpoint_datamodule, read_checkpoint
-from zoo.classifier import ImageClassifier
-from zoo.data import DATASETS
 from zoo.errors import InputError, UnknownNameError, zoo_error_behind
-from zoo.registry import MODELS, list_models, model_info
-from zoo.train import LIGHTNING_COMMANDS, run_lightning
+
+# Only the standard library and zoo's light modules load before a command has parsed its arguments, so
+# `zoo --help` and `zoo COMMAND --help` answer at once; each command imports what it uses after parsing.
+# The choices below are the library's (zoo.cam.METHODS, zoo.export.FORMATS; a test keeps them equal).
+CAM_METHODS = ("cam", "gradcam", "gradcam++")
+EXPORT_FORMATS = ("onnx", "torchscript", "exported-program", "safetensors")
 
 
 def __getattr__(attr: str) -> Any:
     """``zoo.cli.<model>`` and ``zoo.cli.RunLogger``: the class paths of configs saved before zoo.train existed."""
+    if attr.startswith("__"):  # the import system asks for __path__ etc.: not a class path
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
     import zoo.train
 
     try:
@@ -64,6 +66,8 @@ def cmd_models(argv: list[str]) -> None:
     parser.add_argument("--pretrained", action="store_true",
                         help="only models with zoo's own pretrained weights (zoo:TAG), with their test accuracy")
     args = parser.parse_args(argv)
+    from zoo.registry import MODELS, list_models, model_info
+
     names = list_models(args.pattern or "*", args.exclude + ([] if args.pattern else ["*/*"]), args.family)
     if args.pretrained:
         from zoo.weights import list_weights
@@ -88,11 +92,9 @@ def cmd_models(argv: list[str]) -> None:
         rows.append([name, info.family, _human(info.params), _human(info.macs),
                      "x".join(map(str, info.input_size)), str(info.min_size), info.paper])
     print(markdown_table(rows, header) if args.markdown else table(rows, header))
-    namespaces = collections.Counter(n.split("/", 1)[0] for n in list_models("*/*"))
-    if not args.pattern and namespaces and not args.markdown and not args.pretrained:
-        listed = ", ".join(f"{ns}/* ({count})" for ns, count in sorted(namespaces.items()))
-        print(f"\nplugins add {sum(namespaces.values())} more: {listed}; list them with e.g. "
-              f"zoo models '{min(namespaces)}/*'")
+    plugins = MODELS.plugins()  # named, not loaded: importing timm alone takes seconds
+    if not args.pattern and plugins and not args.markdown and not args.pretrained:
+        print(f"\nplugins installed: {', '.join(plugins)}; list their models with e.g. zoo models '{plugins[0]}/*'")
 
 
 def markdown_table(rows: list[list[str]], header: list[str]) -> str:
@@ -106,6 +108,8 @@ def cmd_info(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="zoo info", description="Show one registered model in full.")
     parser.add_argument("name", help="a registry name (see: zoo models)")
     args = parser.parse_args(argv)
+    from zoo.registry import MODELS, model_info
+
     info = model_info(args.name)
     doc = inspect.getdoc(MODELS.get(args.name).builder) or ""
     rows = [
@@ -139,8 +143,6 @@ def cmd_cam(argv: list[str]) -> None:
     import argparse
     import os
 
-    from zoo import cam
-    from zoo.data.files import denormalize, read_images
 
     parser = argparse.ArgumentParser(
         prog="zoo cam",
@@ -153,12 +155,16 @@ def cmd_cam(argv: list[str]) -> None:
     parser.add_argument("--data", help="a registered dataset (default: the one the checkpoint was trained on)")
     parser.add_argument("--split", choices=["train", "val", "test"], default="test", help="(default: test)")
     parser.add_argument("--n", type=int, default=32, help="how many images of the split to draw (default: 32)")
-    parser.add_argument("--method", choices=cam.METHODS, default="gradcam", help="(default: gradcam)")
+    parser.add_argument("--method", choices=CAM_METHODS, default="gradcam", help="(default: gradcam)")
     parser.add_argument("--layer", help="a module name to read instead of the last feature map, e.g. layer3")
     parser.add_argument("--out", default="cams", help="output folder (default: cams)")
     parser.add_argument("--evaluate", action="store_true",
                         help="score every method on the whole split; needs a dataset with boxes")
     args = parser.parse_args(argv)
+    from zoo import cam
+    from zoo.checkpoint import checkpoint_datamodule, read_checkpoint
+    from zoo.classifier import ImageClassifier
+    from zoo.data.files import denormalize, read_images
 
     checkpoint_data = read_checkpoint(args.ckpt_path)["zoo"].get("data") or {}
     model = ImageClassifier.load_from_checkpoint(args.ckpt_path, map_location="cpu").eval()
@@ -202,9 +208,7 @@ def cmd_cam(argv: list[str]) -> None:
 def cmd_features(argv: list[str]) -> None:
     import argparse
 
-    import yaml
 
-    from zoo.features import dataset_features, save_features
 
     parser = argparse.ArgumentParser(
         prog="zoo features", description="Embed a dataset with a trained model's net: the pooled vector its final "
@@ -221,6 +225,11 @@ def cmd_features(argv: list[str]) -> None:
     parser.add_argument("--out", default="features.npz", help="the .npz file to write (default: features.npz)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
+    import yaml
+
+    from zoo.checkpoint import read_checkpoint
+    from zoo.features import dataset_features, save_features
+
     path = output_file(args.out, args.overwrite, (".npz",))
     arguments = {}
     for item in args.set:
@@ -239,7 +248,6 @@ def cmd_features(argv: list[str]) -> None:
 def cmd_export(argv: list[str]) -> None:
     import argparse
 
-    from zoo.export import FORMATS, export
 
     parser = argparse.ArgumentParser(
         prog="zoo export",
@@ -248,18 +256,19 @@ def cmd_export(argv: list[str]) -> None:
                     "put in place. Formats: onnx (runs in ONNX Runtime), torchscript, exported-program "
                     "(torch.export, .pt2) and safetensors (weights; rebuild with zoo.create_model).")
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by zoo fit")
-    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     parser.add_argument("--out", required=True, help="the file to write, e.g. model.onnx (its suffix must fit "
                         "the format: .onnx, .pt, .pt2, .safetensors)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
+    from zoo.export import export
+
     print(export(args.ckpt_path, args.format, args.out, args.overwrite))
 
 
 def cmd_predict_files(argv: list[str]) -> None:
     import argparse
 
-    from zoo.predict import predict_files
 
     parser = argparse.ArgumentParser(
         prog="zoo predict",
@@ -273,6 +282,8 @@ def cmd_predict_files(argv: list[str]) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--batch_size", type=int, default=64)
     args = parser.parse_args(argv)
+    from zoo.predict import predict_files
+
     done, skipped = predict_files(args.ckpt_path, args.images, args.out, args.topk, args.batch_size, args.overwrite)
     print(f"{done} images -> {args.out}" + (f"; {len(skipped)} files skipped (not images)" if skipped else ""))
 
@@ -290,8 +301,6 @@ def _value(text: str) -> Any:
 def cmd_data(argv: list[str]) -> None:
     import argparse
 
-    from zoo import data
-    from zoo.cam import save_grid
 
     parser = argparse.ArgumentParser(
         prog="zoo data", description="Look at the data: the registered datasets, or a grid of training images "
@@ -309,11 +318,16 @@ def cmd_data(argv: list[str]) -> None:
     show.add_argument("--out", default="grid.png", help="the PNG to write (default: grid.png)")
     show.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
+    from zoo import data
+    from zoo.registry import DATASETS
+
     if args.action == "list":
         rows = [[n, " ".join((inspect.getdoc(DATASETS.get(n)) or "").split("\n\n")[0].split())]  # the summary, whole
                 for n in DATASETS.names()]
         print(table(rows, ["dataset", "what"]))
         return
+    from zoo.cam import save_grid
+
     output_file(args.out, args.overwrite, (".png",))
     kwargs = {}
     for item in args.set:
@@ -335,9 +349,7 @@ def cmd_data(argv: list[str]) -> None:
 def cmd_cv(argv: list[str]) -> None:
     import argparse
 
-    import numpy as np
 
-    from zoo.search import cross_validate
 
     parser = argparse.ArgumentParser(
         prog="zoo cv", description="k-fold cross-validation: fit the run once per fold (each fold of the training "
@@ -345,6 +357,10 @@ def cmd_cv(argv: list[str]) -> None:
     parser.add_argument("--config", help="a run's config.yaml (e.g. runs/lenet5-digits/version_0/config.yaml)")
     parser.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
     args, rest = parser.parse_known_args(argv)
+    import numpy as np
+
+    from zoo.search import cross_validate
+
     folder = Path("runs") / "cv" / datetime.now().strftime("%Y%m%d-%H%M%S")  # the folds apart from the normal runs
     folds = cross_validate((["--config", args.config] if args.config else []) + rest, args.folds, folder)
     val, test = [f.val_acc for f in folds], [f.test_acc for f in folds]
@@ -357,7 +373,6 @@ def cmd_cv(argv: list[str]) -> None:
 def cmd_search(argv: list[str]) -> None:
     import argparse
 
-    from zoo import search
 
     parser = argparse.ArgumentParser(
         prog="zoo search", description="Hyperparameter search: fit every --grid point --trials times, each time with "
@@ -376,6 +391,8 @@ def cmd_search(argv: list[str]) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random draws (default: 0)")
     parser.add_argument("--out", default="runs/search", help="folder of the trials and results (default: runs/search)")
     args, rest = parser.parse_known_args(argv)
+    from zoo import search
+
     grid, draws = search.parse_grid(args.grid), search.parse_random(args.random)
     if not grid and not draws:
         raise InputError("nothing to search: give --grid KEY=V1,V2 and/or --random KEY=DIST:ARGS (see zoo search -h)")
@@ -401,7 +418,6 @@ def cmd_bench(argv: list[str]) -> None:
         return _bench_speed(argv[1:])
     import argparse
 
-    from zoo import bench
 
     parser = argparse.ArgumentParser(
         prog="zoo bench", description="Benchmark leaderboards. zoo bench --suite SUITE.yaml fits every model x "
@@ -423,6 +439,7 @@ def cmd_bench(argv: list[str]) -> None:
                         help="zoo fit options for every entry, over the recipe (e.g. trainer.max_epochs=1)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar (e.g. in a log file)")
     args = parser.parse_args(argv)
+    from zoo import bench
 
     def listed(text: str | None) -> list[str] | None:
         return [t.strip() for t in text.split(",") if t.strip()] if text else None
@@ -452,13 +469,14 @@ def cmd_bench(argv: list[str]) -> None:
 def _bench_render(argv: list[str]) -> None:
     import argparse
 
-    from zoo import bench
 
     parser = argparse.ArgumentParser(
         prog="zoo bench render", description="Write OUT/leaderboard.md, OUT/index.html (sortable table) and the "
         "plots (accuracy vs parameters and vs throughput, validation curves) from OUT/results.csv and curves.csv.")
     parser.add_argument("out", help="a folder holding results.csv (e.g. benchmarks/results/digits)")
     args = parser.parse_args(argv)
+    from zoo import bench
+
     pages = bench.render(Path(args.out))
     print(f"leaderboard: {', '.join(map(str, pages))}")
 
@@ -466,7 +484,6 @@ def _bench_render(argv: list[str]) -> None:
 def _bench_speed(argv: list[str]) -> None:
     import argparse
 
-    from zoo import bench
 
     parser = argparse.ArgumentParser(
         prog="zoo bench speed", description="Inference and training step speed in the manner of timm's "
@@ -486,6 +503,8 @@ def _bench_speed(argv: list[str]) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     parser.add_argument("--out", default="runs/bench/speed.csv", help="CSV to append to (default: %(default)s)")
     args = parser.parse_args(argv)
+    from zoo import bench
+
     try:
         batches = [int(b) for b in args.batch_size.split(",")]
     except ValueError:
@@ -591,6 +610,8 @@ def main(argv: list[str] | None = None) -> None:
         elif _is_file_predict(current_spellings(argv)):
             cmd_predict_files(current_spellings(argv[1:]))
         else:
+            from zoo.train import LIGHTNING_COMMANDS, run_lightning
+
             if argv[0] not in LIGHTNING_COMMANDS and not argv[0].startswith("-"):
                 raise UnknownNameError(f"unknown command {argv[0]!r}; choose one of: "
                                        f"{', '.join((*LIGHTNING_COMMANDS, *COMMANDS))} (see: zoo --help)")

@@ -35,6 +35,8 @@ class Registry(Generic[T]):
         group: the entry-point group whose plugins are loaded on first look-up.
         on_plugin: called with (entry-point name, loaded object) for each plugin object that is
             not a module, so the owner can register it.
+        builtin: zoo's own module that registers the built-in entries, imported on first look-up too (so
+            ``import zoo`` stays light: nothing is built or imported before a name is asked for).
     """
 
     def __init__(
@@ -43,13 +45,16 @@ class Registry(Generic[T]):
         hint: str,
         group: str | None = None,
         on_plugin: Callable[[str, Any], None] | None = None,
+        builtin: str | None = None,
     ) -> None:
         self.kind = kind
         self.hint = hint
         self.group = group
         self.on_plugin = on_plugin
         self._entries: dict[str, T] = {}
+        self.builtin = builtin
         self._discovered = group is None
+        self._builtin_loaded = builtin is None
 
     def add(self, name: str, entry: T) -> None:
         if not isinstance(name, str) or not name:
@@ -62,7 +67,9 @@ class Registry(Generic[T]):
         self._entries[name] = entry
 
     def get(self, name: str) -> T:
-        self.discover()
+        self._load_builtin()
+        if name not in self._entries:  # zoo's own names answer without loading the plugins (timm is slow to import)
+            self.discover()
         try:
             return self._entries[name]
         except (KeyError, TypeError):
@@ -79,10 +86,15 @@ class Registry(Generic[T]):
         return sorted(n for n in self._entries if n.startswith(name))[:limit]
 
     def names(self, include: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
-        """Sorted names matching any `include` pattern and no `exclude` pattern (fnmatch)."""
-        self.discover()
+        """Sorted names matching any `include` pattern and no `exclude` pattern (fnmatch).
+
+        With ``*/*`` excluded (zoo's own names), the plugins are not loaded: their models are namespaced.
+        """
         include = [include] if isinstance(include, str) else list(include)
         exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+        self._load_builtin()
+        if "*/*" not in exclude:
+            self.discover()
         return sorted(
             n
             for n in self._entries
@@ -91,14 +103,26 @@ class Registry(Generic[T]):
         )
 
     def __contains__(self, name: object) -> bool:
-        self.discover()
+        self._load_builtin()
+        if name not in self._entries:
+            self.discover()
         return name in self._entries
+
+    def plugins(self) -> list[str]:
+        """The names of the installed plugins of the entry-point group, without loading them."""
+        return sorted({ep.name for ep in importlib.metadata.entry_points(group=self.group)}) if self.group else []
+
+    def _load_builtin(self) -> None:
+        if not self._builtin_loaded:
+            self._builtin_loaded = True  # before importing: the module registers through us
+            importlib.import_module(self.builtin)
 
     def discover(self) -> None:
         """Load the plugins of the entry-point group, once. A broken plugin warns, never breaks zoo."""
         if self._discovered:
             return
         self._discovered = True  # before loading: a plugin's import registers through us
+        self._load_builtin()
         for ep in importlib.metadata.entry_points(group=self.group):
             try:
                 obj = ep.load()
@@ -158,7 +182,7 @@ def _register_plugin_builder(name: str, obj: Any) -> None:
     register_model(obj, name=name, family="plugin", input_size=input_size)
 
 
-MODELS: Registry[ModelEntry] = Registry("model", "zoo models", "zoo.models", _register_plugin_builder)
+MODELS: Registry[ModelEntry] = Registry("model", "zoo models", "zoo.models", _register_plugin_builder, "zoo.models")
 
 
 def register_model(
@@ -297,7 +321,7 @@ def _check_arguments(entry: ModelEntry, kwargs: dict[str, Any]) -> None:
 
 # -- datasets (zoo.data) -------------------------------------------------------------------
 
-DATASETS: Registry["type[L.LightningDataModule]"] = Registry("dataset", "zoo data list")
+DATASETS: Registry["type[L.LightningDataModule]"] = Registry("dataset", "zoo data list", builtin="zoo.data")
 
 D = TypeVar("D", bound=type)
 

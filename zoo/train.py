@@ -33,13 +33,16 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 import docstring_parser  # noqa: E402
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
+from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar  # noqa: E402
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter  # noqa: E402
 from lightning.pytorch.loggers.logger import rank_zero_experiment  # noqa: E402
 
 from zoo.atomic import atomic_path  # noqa: E402
-from zoo.checkpoint import read_checkpoint
+from zoo.callbacks import ProgressBar  # noqa: E402
+from zoo.checkpoint import read_checkpoint  # noqa: E402
 from zoo.classifier import ImageClassifier  # noqa: E402
 from zoo.errors import InputError, zoo_error_behind  # noqa: E402
 from zoo.registry import (  # noqa: E402
@@ -293,15 +296,18 @@ class ZooCLI(LightningCLI):
         })
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
-        """``--trainer.enable_checkpointing false`` leaves out zoo's checkpoint callback.
+        """``--trainer.enable_checkpointing false`` leaves out zoo's checkpoint callback; zoo's progress bar
+        (:class:`zoo.callbacks.ProgressBar`) is added unless the bar is off or the user chose another.
 
         Lightning refuses a ModelCheckpoint together with enable_checkpointing=False; the fit's
         final test then uses the last weights.
         """
         if config.get("enable_checkpointing") is False:
-            from lightning.pytorch.callbacks import ModelCheckpoint
-
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+        chosen = config.get("callbacks") or []
+        if config.get("enable_progress_bar") is not False and not any(
+                isinstance(c, LightningProgressBar) for c in (chosen if isinstance(chosen, list) else [chosen])):
+            callbacks = [*callbacks, ProgressBar()]  # unless the user chose a bar of their own
         if self.subcommand == "fit" and config.get("logger") in (False, None) and not config.get("default_root_dir"):
             # the run folder, logger or not (not written into the saved config: a re-run gets a new folder)
             config = {**config, "default_root_dir": str(next_run_folder(self.config[self.subcommand]))}
