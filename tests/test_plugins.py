@@ -160,3 +160,21 @@ def test_the_docs_20_line_plugin_installs_lists_and_trains(tmp_path):
                    "--trainer.limit_test_batches", "1", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy:" in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["tv/mobilenet_v3_small", "timm/resnet18"])
+def test_plugin_nets_pickle_into_a_new_process(name):
+    """Plugin nets are instances of importable classes: torch.save(model), spawn-based DDP and
+    multiprocessing work (a class made at run time with no importable name did not pickle)."""
+    import pickle
+    import subprocess
+    import sys
+
+    net = zoo.create_model(name, num_classes=5, image_size=64).eval()
+    x = torch.randn(2, 3, 64, 64)
+    code = ("import pickle, sys, torch\nnet, x = pickle.loads(sys.stdin.buffer.read())\n"
+            "sys.stdout.buffer.write(pickle.dumps(net(x).detach()))")
+    done = subprocess.run([sys.executable, "-c", code], input=pickle.dumps((net, x)), capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    with torch.no_grad():
+        assert torch.equal(pickle.loads(done.stdout), net(x))

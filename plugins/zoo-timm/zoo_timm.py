@@ -11,6 +11,7 @@ last feature map, from timm's ``feature_info``).
 """
 
 import functools
+import importlib
 from typing import Any
 
 import timm
@@ -20,6 +21,7 @@ from zoo import register_model
 from zoo.models.net import ZooNet
 
 NAMESPACE = "timm"
+PREFIX = "Zoo__"  # zoo_timm.Zoo__resnet__ResNet: timm.models.resnet.ResNet with the protocol
 HEAD_CHILDREN = ("global_pool", "head_drop", "fc_norm", "head", "fc", "classifier")
 
 
@@ -45,7 +47,21 @@ class TimmProtocol:
 
 @functools.cache
 def _protocol_class(cls: type[nn.Module]) -> type[nn.Module]:
-    return type(cls.__name__, (TimmProtocol, cls), {"__module__": __name__})
+    """timm's class with the protocol mixed in, importable as ``zoo_timm.<name>`` so that the nets pickle."""
+    name = f"{PREFIX}{cls.__module__.removeprefix('timm.models.').replace('.', '__')}__{cls.__name__}"
+    made = type(name, (TimmProtocol, cls), {"__module__": __name__, "__qualname__": name})
+    globals()[name] = made
+    return made
+
+
+def __getattr__(name: str) -> type[nn.Module]:
+    """The protocol class of a timm class, made on demand: what unpickling a net in a new process asks for."""
+    if name.startswith(PREFIX) and "__" in name[len(PREFIX):]:
+        module, _, cls = name[len(PREFIX):].rpartition("__")
+        found = getattr(importlib.import_module("timm.models." + module.replace("__", ".")), cls, None)
+        if isinstance(found, type) and issubclass(found, nn.Module):
+            return _protocol_class(found)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _builder(name: str, module: str) -> Any:

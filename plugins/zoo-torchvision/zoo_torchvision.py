@@ -12,7 +12,6 @@ weights name) loads them, through zoo.finetune like any source.
     >>> model = zoo.create("tv/efficientnet_b0", num_classes=10)   # zoo fit --model tv/efficientnet_b0
 """
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -130,9 +129,14 @@ class TorchvisionProtocol:
 
 
 
-@functools.cache
 def _protocol_class(cls: type[nn.Module]) -> type[nn.Module]:
-    return type(cls.__name__, (TorchvisionProtocol, cls), {"__module__": __name__, "layout": LAYOUTS[cls]})
+    """torchvision's class with the protocol mixed in, importable as ``zoo_torchvision.Zoo<Name>`` (nets pickle)."""
+    return globals()[f"Zoo{cls.__name__}"]
+
+
+for _cls, _layout in LAYOUTS.items():  # one importable class per torchvision class: pickle finds them by name
+    globals()[f"Zoo{_cls.__name__}"] = type(f"Zoo{_cls.__name__}", (TorchvisionProtocol, _cls),
+                                            {"__module__": __name__, "layout": _layout})
 
 
 def _set_in_chans(net: nn.Module, in_chans: int) -> None:
