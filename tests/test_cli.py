@@ -286,3 +286,10 @@ def test_progress_bar_redraws_by_time_and_shows_short_metrics(monkeypatch):
 
     shown = bar.get_metrics(Trainer(), None)
     assert shown == {"loss": "1.235", "val_acc": "91.23%"}
+
+
+def test_the_commands_choices_are_the_librarys():
+    """cli.py lists them itself so that `zoo cam --help` needs no torch; they must not drift apart."""
+    from zoo import cam, cli, export
+
+    assert cli.CAM_METHODS == cam.METHODS and cli.EXPORT_FORMATS == export.FORMATS

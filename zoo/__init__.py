@@ -9,6 +9,7 @@ loads PyTorch and the nets but not Lightning, and the ``zoo`` command answers ``
 """
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from zoo.version import __version__
@@ -48,8 +49,8 @@ def __getattr__(name: str) -> Any:
     """The public names, each imported from its module when first asked for (PEP 562)."""
     if name in _HOMES:
         value = getattr(importlib.import_module(_HOMES[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"zoo.{name}")
+    elif name in _SUBMODULES or (not name.startswith("_") and importlib.util.find_spec(f"zoo.{name}") is not None):
+        value = importlib.import_module(f"zoo.{name}")  # zoo.data, zoo.schedules, zoo.cam, ...
     else:
         raise AttributeError(f"module 'zoo' has no attribute {name!r}")
     globals()[name] = value

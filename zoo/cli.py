@@ -143,7 +143,6 @@ def cmd_cam(argv: list[str]) -> None:
     import argparse
     import os
 
-
     parser = argparse.ArgumentParser(
         prog="zoo cam",
         description="Class activation maps of a trained model, drawn over the images as a PNG grid. "
@@ -208,8 +207,6 @@ def cmd_cam(argv: list[str]) -> None:
 def cmd_features(argv: list[str]) -> None:
     import argparse
 
-
-
     parser = argparse.ArgumentParser(
         prog="zoo features", description="Embed a dataset with a trained model's net: the pooled vector its final "
         "layer reads (pre-logits), for each image of each split, saved with the labels as a NumPy .npz "
@@ -248,7 +245,6 @@ def cmd_features(argv: list[str]) -> None:
 def cmd_export(argv: list[str]) -> None:
     import argparse
 
-
     parser = argparse.ArgumentParser(
         prog="zoo export",
         description="Export a trained model's net, with its class names and preprocessing as metadata. The file is "
@@ -268,7 +264,6 @@ def cmd_export(argv: list[str]) -> None:
 
 def cmd_predict_files(argv: list[str]) -> None:
     import argparse
-
 
     parser = argparse.ArgumentParser(
         prog="zoo predict",
@@ -300,7 +295,6 @@ def _value(text: str) -> Any:
 
 def cmd_data(argv: list[str]) -> None:
     import argparse
-
 
     parser = argparse.ArgumentParser(
         prog="zoo data", description="Look at the data: the registered datasets, or a grid of training images "
@@ -349,8 +343,6 @@ def cmd_data(argv: list[str]) -> None:
 def cmd_cv(argv: list[str]) -> None:
     import argparse
 
-
-
     parser = argparse.ArgumentParser(
         prog="zoo cv", description="k-fold cross-validation: fit the run once per fold (each fold of the training "
         "images validates once; the test split stays untouched) and print each fold and the mean +- std.")
@@ -372,7 +364,6 @@ def cmd_cv(argv: list[str]) -> None:
 
 def cmd_search(argv: list[str]) -> None:
     import argparse
-
 
     parser = argparse.ArgumentParser(
         prog="zoo search", description="Hyperparameter search: fit every --grid point --trials times, each time with "
@@ -417,7 +408,6 @@ def cmd_bench(argv: list[str]) -> None:
     if argv and argv[0] == "speed":
         return _bench_speed(argv[1:])
     import argparse
-
 
     parser = argparse.ArgumentParser(
         prog="zoo bench", description="Benchmark leaderboards. zoo bench --suite SUITE.yaml fits every model x "
@@ -469,7 +459,6 @@ def cmd_bench(argv: list[str]) -> None:
 def _bench_render(argv: list[str]) -> None:
     import argparse
 
-
     parser = argparse.ArgumentParser(
         prog="zoo bench render", description="Write OUT/leaderboard.md, OUT/index.html (sortable table) and the "
         "plots (accuracy vs parameters and vs throughput, validation curves) from OUT/results.csv and curves.csv.")
@@ -483,7 +472,6 @@ def _bench_render(argv: list[str]) -> None:
 
 def _bench_speed(argv: list[str]) -> None:
     import argparse
-
 
     parser = argparse.ArgumentParser(
         prog="zoo bench speed", description="Inference and training step speed in the manner of timm's "

@@ -1,7 +1,8 @@
 """Registries: names to model builders, to DataModules (:mod:`zoo.data`) and to pretrained weights.
 
 Models register with :func:`register_model`; installed packages can add their own through the
-entry-point group ``zoo.models``, which is read the first time a registry is looked up.
+entry-point group ``zoo.models``. zoo's own families (:mod:`zoo.models`) register on the first
+look-up; the plugins load when a name that is not zoo's own is asked for, or a listing includes theirs.
 """
 
 import difflib
