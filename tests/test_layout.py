@@ -122,3 +122,5 @@ def test_zoos_own_names_do_not_load_the_plugins():
     code = "import zoo\nzoo.model_info('resnet20'); zoo.list_models(exclude='*/*'); zoo.create_model('lenet5')"
     assert "timm" not in loaded_after(code)
     assert "timm" in loaded_after("import zoo\nzoo.model_info('timm/resnet18')")
+    # every `from zoo.train import ...` asks the module for __path__: not a model name, no plugin loads
+    assert "timm" not in loaded_after("from zoo.train import fit, lenet5")

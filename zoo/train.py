@@ -111,8 +111,16 @@ def _merged_doc(entry: ModelEntry) -> str:
 
 
 def __getattr__(attr: str) -> type[ImageClassifier]:
-    """``zoo.cli.<model>`` for any registered model, so saved configs import their class."""
-    for name in MODELS.names():
+    """``zoo.train.<model>`` for any registered model, so saved configs import their class.
+
+    zoo's own names answer without loading the plugins; the import system's questions (``__path__``,
+    asked by every ``from zoo.train import ...``) are not model names and never load them.
+    """
+    if attr.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+    if "/" not in attr and attr in MODELS.names(exclude="*/*"):
+        return classifier_class(attr)
+    for name in MODELS.names("*/*"):  # plugin names: timm/resnet18 is zoo.train.timm_resnet18
         if _identifier(name) == attr:
             return classifier_class(name)
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
