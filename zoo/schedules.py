@@ -1,4 +1,4 @@
-"""Learning-rate schedules of the seeds as one scheduler: ``Schedule(optimizer, shape, warmup, ...)``.
+"""The classic CNN course's learning-rate schedules as one scheduler: ``Schedule(optimizer, shape, warmup, ...)``.
 
 Every shape multiplies each parameter group's base learning rate ``a0`` by a factor of ``t``, the
 number of epochs or batches (``interval``) since the end of an optional linear warmup

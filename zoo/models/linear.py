@@ -1,4 +1,4 @@
-"""The linear classifier of the seeds: f(x, W) = Wx + b on the flattened pixels."""
+"""The linear classifier of the classic CNN course: f(x, W) = Wx + b on the flattened pixels."""
 
 import torch
 from torch import nn
