@@ -31,7 +31,7 @@ _HOMES = {
     "register_model": "zoo.registry",
     "fit": "zoo.train",
 }
-_SUBMODULES = ("data", "weights")
+_SUBMODULES = ("data", "weights")  # the public ones; any other (zoo.schedules, zoo.cam) loads when asked too
 
 
 def create(model: str, **kwargs: Any) -> "ImageClassifier":
@@ -49,7 +49,7 @@ def __getattr__(name: str) -> Any:
     """The public names, each imported from its module when first asked for (PEP 562)."""
     if name in _HOMES:
         value = getattr(importlib.import_module(_HOMES[name]), name)
-    elif name in _SUBMODULES or (not name.startswith("_") and importlib.util.find_spec(f"zoo.{name}") is not None):
+    elif not name.startswith("_") and importlib.util.find_spec(f"zoo.{name}") is not None:
         value = importlib.import_module(f"zoo.{name}")  # zoo.data, zoo.schedules, zoo.cam, ...
     else:
         raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -99,6 +99,7 @@ class ProgressBar(TQDMProgressBar):
         self.terminal = sys.stdout.isatty()
         self._drawn = -math.inf
         self._epoch_start: float | None = None
+        self._epoch_seconds = 0.0
 
     @property
     def is_disabled(self) -> bool:  # off a terminal: no bars, the epoch lines only
@@ -138,7 +139,7 @@ class ProgressBar(TQDMProgressBar):
             return
         metrics = trainer.callback_metrics
         parts = [f"epoch {epoch + 1}/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0
-                 else f"epoch {epoch + 1}", f"{getattr(self, '_epoch_seconds', 0.0):.1f} s"]
+                 else f"epoch {epoch + 1}", f"{self._epoch_seconds:.1f} s"]
         for stage in ("train", "val"):
             loss = metrics.get("train_loss_epoch" if stage == "train" else "val_loss")
             acc = metrics.get(f"{stage}_acc")

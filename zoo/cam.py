@@ -295,16 +295,21 @@ def evaluate_localization(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bo
     return scores
 
 
+def localization_rows(scores: dict[str, dict[str, float] | None]) -> list[list[str]]:
+    """:func:`evaluate_localization`'s scores as rows ``[method, pointing_game, box_iou]`` (n/a: does not apply)."""
+    return [[method, *(("n/a", "n/a") if s is None else (f"{s['pointing_game']:.3f}", f"{s['box_iou']:.3f}"))]
+            for method, s in scores.items()]
+
+
 def save_localization(scores: dict[str, dict[str, float] | None], model: str, path: str | Path) -> Path:
     """The scores of :func:`evaluate_localization` as a CSV (model, method, pointing_game, box_iou), atomically."""
     import csv
 
     from zoo.spreadsheet import safe_row
 
-    rows = [[model, method, *(("n/a", "n/a") if s is None else (f"{s['pointing_game']:.3f}", f"{s['box_iou']:.3f}"))]
-            for method, s in scores.items()]
     with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
-        csv.writer(f).writerows([["model", "method", "pointing_game", "box_iou"]] + [safe_row(r) for r in rows])
+        csv.writer(f).writerows([["model", "method", "pointing_game", "box_iou"]]
+                                + [safe_row([model, *row]) for row in localization_rows(scores)])
     return Path(path)
 
 

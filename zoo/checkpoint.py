@@ -85,13 +85,12 @@ def data_description(data: Any) -> dict[str, Any] | None:
     ``{"name", "arguments", "mean", "std", "image_size", "in_chans", "class_names"}``, so images can be
     prepared for the model (and its data made again) from the checkpoint alone.
     """
-    from zoo.registry import DATASETS
+    from zoo.registry import dataset_name
 
     if data is None:
         return None
-    name = next((n for n in DATASETS.names() if DATASETS.get(n) is type(data)), None)
     return {
-        "name": name,
+        "name": dataset_name(type(data)),
         "arguments": dict(getattr(data, "hparams", {})),
         **{key: getattr(data, key, None) for key in ("mean", "std", "image_size", "in_chans", "class_names")},
     }

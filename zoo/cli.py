@@ -185,8 +185,7 @@ def cmd_cam(argv: list[str]) -> None:
             if all_boxes is None:
                 raise InputError(f"dataset {name!r} has no object boxes to score against; use cluttered_digits")
             scores = cam.evaluate_localization(model, split_x, split_y, all_boxes, args.layer)
-            print(table([[m, *(("n/a", "n/a") if s is None else (f"{s['pointing_game']:.3f}", f"{s['box_iou']:.3f}"))]
-                         for m, s in scores.items()], ["method", "pointing_game", "box_iou"]))
+            print(table(cam.localization_rows(scores), ["method", "pointing_game", "box_iou"]))
             path = cam.save_localization(scores, h.model, Path(args.out) / "localization.csv")
             print(f"scores of {len(split_x)} {args.split} images (targets: the true classes) -> {path}")
         x, labels = split_x[:args.n], split_y[:args.n]
@@ -595,7 +594,7 @@ def main(argv: list[str] | None = None) -> None:
             print(OVERVIEW)
         elif argv[0] in COMMANDS:
             COMMANDS[argv[0]](current_spellings(argv[1:]))
-        elif _is_file_predict(current_spellings(argv)):
+        elif _is_file_predict(argv):  # --images is no renamed flag: the spellings are changed (and warned) once
             cmd_predict_files(current_spellings(argv[1:]))
         else:
             from zoo.train import LIGHTNING_COMMANDS, run_lightning

@@ -327,6 +327,11 @@ DATASETS: Registry["type[L.LightningDataModule]"] = Registry("dataset", "zoo dat
 D = TypeVar("D", bound=type)
 
 
+def dataset_name(cls: type) -> str | None:
+    """The registry name of a DataModule class (None for a class that is not registered)."""
+    return next((n for n in DATASETS.names() if DATASETS.get(n) is cls), None)
+
+
 def register_datamodule(name: str) -> Callable[[D], D]:
     """Register a LightningDataModule class under `name` (it then works as ``--data NAME``).
 

@@ -45,11 +45,7 @@ from zoo.callbacks import ProgressBar  # noqa: E402
 from zoo.checkpoint import read_checkpoint  # noqa: E402
 from zoo.classifier import ImageClassifier  # noqa: E402
 from zoo.errors import InputError, zoo_error_behind  # noqa: E402
-from zoo.registry import (  # noqa: E402
-    DATASETS,  # noqa: E402
-    MODELS,
-    ModelEntry,
-)
+from zoo.registry import DATASETS, MODELS, ModelEntry, dataset_name  # noqa: E402
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 DESCRIPTION = ("Train, evaluate and predict with a registered model (--model NAME, --model.help NAME) on a "
@@ -118,7 +114,7 @@ def __getattr__(attr: str) -> type[ImageClassifier]:
     """
     if attr.startswith("__"):
         raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
-    if "/" not in attr and attr in MODELS.names(exclude="*/*"):
+    if attr in MODELS:  # zoo's own names (identifiers already) answer without loading the plugins
         return classifier_class(attr)
     for name in MODELS.names("*/*"):  # plugin names: timm/resnet18 is zoo.train.timm_resnet18
         if _identifier(name) == attr:
@@ -505,7 +501,7 @@ def _dataset_name(class_path: str) -> str:
 
     module, _, name = class_path.rpartition(".")
     cls = getattr(importlib.import_module(module), name, None)
-    return next((n for n in DATASETS.names() if DATASETS.get(n) is cls), "data")
+    return dataset_name(cls) or "data"
 
 
 def _data_class_path(name: str) -> str:
