@@ -527,3 +527,18 @@ def test_an_epoch_without_a_training_batch_is_refused_before_training(tmp_path):
                                        r"most\) or set --data.drop_last false"):
         trainer.fit(model, data)
     assert trainer.global_step == 0
+
+
+def test_mnist_like_data_keeps_the_chosen_classes_relabelled_in_order(tmp_path):
+    (train_x, train_y), (test_x, test_y) = fake_mnist(tmp_path, "FashionMNIST")
+    dm = zoo.data.create("fashion_mnist", data_dir=str(tmp_path), download=False, val_split=10, classes=[7, 2])
+    assert (dm.num_classes, dm.class_names) == (2, ["Sneaker", "Pullover"])  # known before setup, for the model
+    dm.setup()
+    assert len(dm.train_set) + len(dm.val_set) == 40 and len(dm.test_set) == 10
+    want = {bytes(x): 0 for x in test_x[test_y == 7].astype(np.uint8)} | \
+        {bytes(x): 1 for x in test_x[test_y == 2].astype(np.uint8)}
+    got = {bytes(x[0].numpy()): int(y) for x, y in zip(dm.test_set.images, dm.test_set.labels, strict=True)}
+    assert got == want  # the Sneakers are class 0, the Pullovers class 1
+    assert dm.hparams["classes"] == [7, 2]  # a checkpoint makes the same data again
+    with pytest.raises(zoo.ZooError, match=r"distinct class numbers 0-9, got \[2, 2\]"):
+        zoo.data.create("fashion_mnist", data_dir=str(tmp_path), download=False, classes=[2, 2])

@@ -390,3 +390,63 @@ def test_adapt_input_conv_keeps_the_response_exactly_when_its_docstring_says():
     for channels, same in ((1, True), (3, True), (6, True), (9, True), (2, False), (4, False)):
         response = torch.nn.functional.conv2d(grey.expand(1, channels, 10, 10), adapt_input_conv(weight, channels))
         assert torch.allclose(response, reference, atol=1e-5) == same, channels
+
+
+# -- probing an earlier stage -------------------------------------------------------------------------------
+
+
+def test_a_stage_probe_reads_exactly_that_stages_output_and_trains_only_its_layer():
+    from zoo.models.net import StageProbe, stage_probe
+
+    resnet = zoo.create_model("resnet20", num_classes=5, in_chans=1).eval()
+    x = torch.randn(3, 1, 28, 28)
+    probe = stage_probe(resnet, 2, image_size=28)
+    assert isinstance(probe, StageProbe) and probe.stage_names == ["conv1", "bn1", "relu", "layer1", "layer2"]
+    with torch.no_grad():
+        stage2 = resnet.layer2(resnet.layer1(resnet.relu(resnet.bn1(resnet.conv1(x)))))  # [3, 32, 14, 14]
+        assert torch.equal(probe.forward_features(x), stage2)
+        assert probe.num_features == 32 * 11 * 11  # the finest grid with at most 4,096 values
+        expected = probe.fc(torch.nn.functional.adaptive_avg_pool2d(stage2, 11).flatten(1))
+        assert torch.allclose(probe(x), expected)
+    assert stage_probe(resnet, 3, image_size=28) is resnet  # the last stage is what the net's own head reads
+    stages, final = training_stages(probe)
+    assert final is probe.fc and [len(s) for s in stages] == [4, 1]  # (conv1, bn1, relu, layer1), (layer2)
+    Finetune("linear_probe").apply(probe.train(), epoch=0)
+    assert [n for n, p in probe.named_parameters() if p.requires_grad] == ["fc.weight", "fc.bias"]
+    Finetune("full").apply(probe, epoch=0)  # layer3 and the net's own fc never run: they stay frozen
+    frozen = {n.split(".")[1] for n, p in probe.named_parameters() if not p.requires_grad}
+    assert frozen == {"layer3", "fc"}
+    with pytest.raises(zoo.ZooError, match=r"no stage 4; its stages, bottom to top: 1 \(conv1, bn1, relu, layer1\); "
+                                           r"2 \(layer2\); 3 \(layer3\)"):
+        stage_probe(resnet, 4, image_size=28)
+
+
+def test_a_probe_of_an_earlier_stage_fits_reloads_and_embeds(tmp_path):
+    from zoo.checkpoint import net_from_checkpoint
+    from zoo.features import dataset_features
+    from zoo.models.net import StageProbe
+
+    source = zoo.create("lenet5", num_classes=5, in_chans=1)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    trainer.fit(source, zoo.data.create("digits", classes=[0, 1, 2, 3, 4]))
+    trainer.save_checkpoint(tmp_path / "source.ckpt")
+    model = zoo.create("lenet5", num_classes=5, in_chans=1, weights=str(tmp_path / "source.ckpt"), reset_head=True,
+                       probe_stage=2)
+    conv = model.net.net.features[3].weight.detach().clone()
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, callbacks=[Finetune("linear_probe")],
+                        default_root_dir=tmp_path)
+    data = zoo.data.create("digits", classes=[5, 6, 7, 8, 9], train_per_class=10, batch_size=10)
+    trainer.fit(model, data)
+    assert torch.equal(model.net.net.features[3].weight, conv)  # the pretrained convolutions stayed as they were
+    assert torch.equal(conv, source.net.features[3].weight)
+    ckpt = trainer.checkpoint_callback.best_model_path
+    again = zoo.ImageClassifier.load_from_checkpoint(ckpt)
+    assert isinstance(again.net, StageProbe) and again.hparams.probe_stage == 2
+    assert torch.equal(again.net.fc.weight, model.net.fc.weight)
+    net = net_from_checkpoint(ckpt).eval()
+    x = torch.randn(4, 1, 32, 32)
+    assert torch.allclose(net(x), model.eval()(x))
+    _, features = dataset_features(tmp_path / "source.ckpt", splits=("val",), stage=1)
+    assert features["val_features"].shape == (180, 6 * 26 * 26)  # C1's 6 maps of 28x28, pooled to 26x26
+    with pytest.raises(zoo.ZooError, match="no stage 4"):
+        dataset_features(tmp_path / "source.ckpt", splits=("val",), stage=4)

@@ -154,7 +154,12 @@ def net_from_checkpoint(path: str | Path) -> torch.nn.Module:
     hparams = dict(checkpoint.get("hyper_parameters", {}))
     for key in ("loss", "label_smoothing", "class_names"):  # the classifier's, not the net's
         hparams.pop(key, None)
+    stage = hparams.pop("probe_stage", None)
     net = create_model(hparams.pop("model"), **hparams)
+    if stage is not None:
+        from zoo.models.net import stage_probe
+
+        net = stage_probe(net, stage, hparams["image_size"])
     state = checkpoint["state_dict"]
     net.load_state_dict({key.removeprefix("net."): value for key, value in state.items() if key.startswith("net.")})
     return net

@@ -16,6 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from zoo.callbacks import DivergenceStop
 from zoo.checkpoint import AtomicCheckpointIO, read_checkpoint, restore_rng_states, zoo_entry
 from zoo.errors import InputError
+from zoo.models.net import stage_probe
 from zoo.registry import create_model
 from zoo.schedules import Schedule
 
@@ -63,6 +64,9 @@ class ImageClassifier(L.LightningModule):
             final layer is new when the classes differ, the first convolution adapted to ``in_chans``.
         reset_head: with `weights`, start from a new final layer even when the weights' one fits (a new task
             with as many classes).
+        probe_stage: a new final layer on the features of this stage of the net (1: the bottom one; see
+            :func:`zoo.models.net.stage_probe`) instead of its own head, after `weights` are loaded; with
+            ``Finetune("linear_probe")`` (``--finetune linear_probe``) a linear probe of that stage.
         **model_kwargs: the net's own arguments (e.g. ``hidden`` for ``mlp``).
     """
 
@@ -85,6 +89,7 @@ class ImageClassifier(L.LightningModule):
         compile: bool = False,
         weights: str | None = None,
         reset_head: bool = False,
+        probe_stage: int | None = None,
         **model_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -104,6 +109,7 @@ class ImageClassifier(L.LightningModule):
         self.save_hyperparameters({
             "model": model, "num_classes": num_classes, "in_chans": in_chans, "image_size": image_size,
             "loss": loss, "label_smoothing": label_smoothing, "class_names": class_names, **model_kwargs,
+            **({"probe_stage": probe_stage} if probe_stage is not None else {}),
         })
         self.net = create_model(
             model, num_classes=num_classes, in_chans=in_chans, image_size=image_size, **model_kwargs
@@ -112,6 +118,8 @@ class ImageClassifier(L.LightningModule):
             from zoo.finetune import load_weights
 
             load_weights(self.net, weights, model, reset_head)
+        if probe_stage is not None:
+            self.net = stage_probe(self.net, probe_stage, image_size)
         # one image: Lightning's model summary then shows each layer's in/out sizes and the FLOPs ("0 Total Flops")
         self.example_input_array = torch.zeros(1, in_chans, image_size, image_size)
         min_size = getattr(self.net, "min_size", 1)

@@ -217,6 +217,8 @@ def cmd_features(argv: list[str]) -> None:
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="arguments of the dataset, e.g. classes=[5,6,7,8,9]")
     parser.add_argument("--splits", nargs="+", choices=["train", "val", "test"], default=["train", "val", "test"])
+    parser.add_argument("--stage", type=int, help="embed with the features of this stage of the net instead (1: the "
+                        "bottom one; the map average-pooled to at most 4,096 values), for a probe of an earlier stage")
     parser.add_argument("--batch_size", type=int, default=256, help="images embedded at once (default: 256)")
     parser.add_argument("--out", default="features.npz", help="the .npz file to write (default: features.npz)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -233,12 +235,14 @@ def cmd_features(argv: list[str]) -> None:
         if not sep:
             raise InputError(f"--set takes KEY=VALUE pairs, got {item!r}")
         arguments[key] = yaml.safe_load(value)
-    name, features = dataset_features(args.ckpt_path, args.data, arguments, tuple(args.splits), args.batch_size)
+    name, features = dataset_features(args.ckpt_path, args.data, arguments, tuple(args.splits), args.batch_size,
+                                      args.stage)
     for split in args.splits:
         vectors = features[f"{split}_features"]
         print(f"{split}: {len(vectors)} images -> {vectors.shape[1]} features")
     save_features(features, path)
-    print(f"features of {name} by {read_checkpoint(args.ckpt_path)['hyper_parameters']['model']} -> {path}")
+    stage = "" if args.stage is None else f" (stage {args.stage})"
+    print(f"features of {name} by {read_checkpoint(args.ckpt_path)['hyper_parameters']['model']}{stage} -> {path}")
 
 
 def cmd_export(argv: list[str]) -> None:

@@ -13,6 +13,7 @@ from torch import nn
 from zoo.atomic import atomic_path
 from zoo.checkpoint import checkpoint_datamodule, net_from_checkpoint, read_checkpoint
 from zoo.errors import InputError
+from zoo.models.net import stage_probe
 
 
 @torch.no_grad()
@@ -34,13 +35,18 @@ def embed(net: nn.Module, x: torch.Tensor, batch_size: int = 256, desc: str | No
 
 def dataset_features(ckpt: str | Path, data: str | None = None, arguments: dict[str, Any] | None = None,
                      splits: tuple[str, ...] = ("train", "val", "test"),
-                     batch_size: int = 256) -> tuple[str, dict[str, np.ndarray]]:
+                     batch_size: int = 256, stage: int | None = None) -> tuple[str, dict[str, np.ndarray]]:
     """The checkpoint's net's embedding of each split of a dataset (default: the one it was trained on).
 
+    With `stage`, the features of that stage of the net instead of what its final layer reads (see
+    :func:`zoo.models.net.stage_probe`: the map average-pooled to at most 4,096 values).
     Returns the dataset's name and ``{"class_names", "<split>_features" [N, D], "<split>_labels" [N]}``.
     """
     net = net_from_checkpoint(ckpt)
-    in_chans = read_checkpoint(ckpt)["hyper_parameters"]["in_chans"]
+    hparams = read_checkpoint(ckpt)["hyper_parameters"]
+    in_chans = hparams["in_chans"]
+    if stage is not None:
+        net = stage_probe(net, stage, hparams["image_size"])
     name, datamodule = checkpoint_datamodule(ckpt, data, arguments)
     if datamodule.in_chans != in_chans:
         raise InputError(f"the data has in_chans={datamodule.in_chans} but the model takes {in_chans}; "

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
 from zoo.errors import CheckpointError, InputError, ZooError
+from zoo.models.net import backbone_stages, training_stages
 
 Strategy = Literal["linear_probe", "full", "freeze_then_unfreeze", "gradual"]
 STRATEGIES: tuple[str, ...] = Strategy.__args__
@@ -228,57 +229,6 @@ def _classes(own: dict[str, torch.Tensor], head: str) -> int:
 def _listing(keys: list[str], limit: int = 8) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
-# -- stages -------------------------------------------------------------------------------------------------
-
-
-def backbone_stages(net: nn.Module) -> list[list[nn.Module]]:
-    """The backbone cut into stages, bottom to top: a new stage starts where the feature map shrinks.
-
-    The backbone is the net's ``backbone_modules()`` (a single ``nn.Sequential`` such as VGG's
-    ``features`` is read layer by layer); a module starts a stage when it holds a pooling layer or a convolution with
-    a stride above 1. So a ResNet gives ``(stem) (max-pool, layer1) (layer2) (layer3) (layer4)``, a VGG one stage per
-    block between its max-pools, a DenseNet one per dense block with its transition. Stages without
-    parameters are left out.
-    """
-    modules = list(net.backbone_modules()) if hasattr(net, "backbone_modules") else []
-    with_params = [m for m in modules if _has_parameters(m)]
-    if len(with_params) == 1 and isinstance(with_params[0], nn.Sequential) and len(with_params[0]) > 1:
-        modules = list(with_params[0])
-    stages: list[list[nn.Module]] = []
-    for module in modules:
-        if not stages or _downsamples(module):
-            stages.append([])
-        stages[-1].append(module)
-    return [s for s in stages if any(_has_parameters(m) for m in s)]
-
-
-def _has_parameters(module: nn.Module) -> bool:
-    return next(module.parameters(), None) is not None
-
-
-def _downsamples(module: nn.Module) -> bool:
-    for m in module.modules():
-        if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Conv2d)):
-            stride = m.stride if isinstance(m.stride, (tuple, list)) else (m.stride,)
-            if max(stride) > 1:  # GoogLeNet's inception branches pool with stride 1: not a new stage
-                return True
-    return False
-
-
-def training_stages(net: nn.Module) -> tuple[list[list[nn.Module]], nn.Module | None]:
-    """The stages fine-tuning freezes by, bottom to top, and the final layer, which always trains.
-
-    The stages are :func:`backbone_stages`, plus the head's hidden layers as the top stage where the head
-    has some (LeNet's, AlexNet's and VGG's fully connected layers): a linear probe trains the final layer alone.
-    """
-    stages = backbone_stages(net)
-    final = net.get_classifier() if hasattr(net, "get_classifier") else None
-    final = final if final is not None and _has_parameters(final) else None
-    final_ids = {id(p) for p in final.parameters()} if final is not None else set()
-    hidden = [m for m in getattr(net, "head_modules", list)() if any(id(p) not in final_ids for p in m.parameters())]
-    return stages + ([hidden] if hidden else []), final
 
 
 # -- the strategies -----------------------------------------------------------------------------------------

@@ -72,13 +72,8 @@ class DigitsDataModule(ImageDataModule):
         super().__init__(batch_size=batch_size, val_split=val_split, augment=augment, **kwargs)
         if image_size < 1:
             raise InputError(f"image_size must be a positive integer, got {image_size!r}")
-        if classes is not None and (not classes or len(set(classes)) != len(classes)
-                                    or any(c not in range(10) for c in classes)):
-            raise InputError(f"classes must be distinct digits 0-9, got {classes!r}")
         self.image_size, self.test_split = image_size, test_split
-        self.classes = list(classes) if classes is not None else None
-        if self.classes is not None:
-            self.num_classes, self.class_names = len(self.classes), [str(c) for c in self.classes]
+        self.keep_classes(classes)
         self.split_indices()  # a bad split fails here, before a trainer writes anything
         self.save_arguments(image_size=image_size, test_split=test_split, classes=self.classes)
 
@@ -93,9 +88,4 @@ class DigitsDataModule(ImageDataModule):
             images = F.interpolate(images, size=self.image_size, mode="bilinear", align_corners=False)
         labels = torch.as_tensor(digits.target, dtype=torch.long)
         rest, test = (torch.as_tensor(i) for i in _test_split(self.test_split, self.split_seed))
-        if self.classes is not None:  # keep the chosen digits, relabelled in the order given
-            relabel = torch.full((10,), -1, dtype=torch.long)
-            relabel[self.classes] = torch.arange(len(self.classes))
-            labels = relabel[labels]
-            rest, test = rest[labels[rest] >= 0], test[labels[test] >= 0]
-        return images[rest], labels[rest], images[test], labels[test]
+        return (*self.kept(images[rest], labels[rest]), *self.kept(images[test], labels[test]))

@@ -183,6 +183,31 @@ class ImageDataModule(L.LightningDataModule):
         self.test_set: Dataset | None = None
         BatchAugment([0.0], [1.0], erasing=erasing, mixup=mixup, cutmix=cutmix, num_classes=2)  # checks them now
 
+    def keep_classes(self, classes: list[int] | None) -> None:
+        """Keep only these classes (numbers in the full dataset), labelled 0, 1, ... in the order given.
+
+        Call in a subclass's ``__init__`` (after its ``num_classes`` and ``class_names`` are known); its
+        :meth:`load` then passes the images through :meth:`kept`.
+        """
+        self.classes = None if classes is None else list(classes)
+        if classes is None:
+            return
+        every = self.num_classes
+        if not classes or len(set(classes)) != len(classes) or any(c not in range(every) for c in classes):
+            raise InputError(f"classes must be distinct class numbers 0-{every - 1}, got {classes!r}")
+        self.class_names = [self.class_names[c] for c in classes]
+        self.num_classes = len(classes)
+        self._relabel = torch.full((every,), -1, dtype=torch.long)
+        self._relabel[self.classes] = torch.arange(len(classes))
+
+    def kept(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images of the kept classes (see :meth:`keep_classes`) and their new labels; all when none were chosen."""
+        if getattr(self, "classes", None) is None:
+            return images, labels
+        labels = self._relabel[labels]
+        keep = labels >= 0
+        return images[keep], labels[keep]
+
     def save_arguments(self, **own: Any) -> None:
         """Record the subclass's own arguments with the common ones: a checkpoint makes the same data again."""
         self.save_hyperparameters({**own, **self.common_arguments})

@@ -85,6 +85,12 @@ class MNISTLikeDataModule(DownloadedDataModule):
     system_dir: str | None = None  # where a system package installs the files
     system_package: str | None = None  # the Debian package that does
 
+    def __init__(self, data_dir: str, image_size: int, download: bool, classes: list[int] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(data_dir, image_size, download, **kwargs)
+        self.keep_classes(classes)
+        self.save_arguments(classes=self.classes)
+
     def candidate_folders(self) -> list[Path]:
         folders = [Path(self.data_dir) / self.dataset.__name__ / "raw", Path(self.data_dir)]
         return folders + ([Path(self.system_dir)] if self.system_dir else [])
@@ -125,8 +131,10 @@ class MNISTLikeDataModule(DownloadedDataModule):
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         folder = self.ensure_files()
-        train_images, train_labels = read_split(folder, "train", self.num_classes)
-        test_images, test_labels = read_split(folder, "test", self.num_classes)
+        train_images, train_labels = read_split(folder, "train", type(self).num_classes)
+        test_images, test_labels = read_split(folder, "test", type(self).num_classes)
+        train_images, train_labels = self.kept(train_images, train_labels)
+        test_images, test_labels = self.kept(test_images, test_labels)
         return (resize(train_images, self.image_size), train_labels, resize(test_images, self.image_size),
                 test_labels)
 
@@ -143,6 +151,7 @@ class MNISTDataModule(MNISTLikeDataModule):
         batch_size: images per batch.
         val_split: validation images taken from the 60,000 training images.
         augment: ``crop`` by default (shifts, no flip: a mirrored digit is another shape).
+        classes: keep only these classes, labelled 0, 1, ... in the order given (e.g. ``[5, 6, 7, 8, 9]``).
         **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.memory.ImageDataModule`).
     """
 
@@ -150,9 +159,10 @@ class MNISTDataModule(MNISTLikeDataModule):
     class_names = [str(d) for d in range(10)]
 
     def __init__(self, data_dir: str = "data", image_size: int = 28, download: bool = True, batch_size: int = 128,
-                 val_split: int | float = 5000, augment: str = "crop", **kwargs: Any) -> None:
+                 val_split: int | float = 5000, augment: str = "crop", classes: list[int] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(data_dir, image_size, download, batch_size=batch_size, val_split=val_split, augment=augment,
-                         **kwargs)
+                         classes=classes, **kwargs)
 
 
 @register_datamodule("fashion_mnist")
@@ -171,6 +181,8 @@ class FashionMNISTDataModule(MNISTLikeDataModule):
         val_split: validation images taken from the 60,000 training images.
         augment: ``none`` by default: on 2 CPU cores' budgets no preset pays (LeNet-5, 5 epochs, real test
             set: none 85.8 %, crop 82.6 %, standard 80.4 %); give ``standard`` for long schedules.
+        classes: keep only these classes, labelled 0, 1, ... in the order given (e.g. ``[5, 6, 7, 8, 9]``: Sandal,
+            Shirt, Sneaker, Bag, Ankle boot).
         **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.memory.ImageDataModule`).
     """
 
@@ -182,6 +194,7 @@ class FashionMNISTDataModule(MNISTLikeDataModule):
                    "Ankle boot"]
 
     def __init__(self, data_dir: str = "data", image_size: int = 28, download: bool = True, batch_size: int = 128,
-                 val_split: int | float = 5000, augment: str = "none", **kwargs: Any) -> None:
+                 val_split: int | float = 5000, augment: str = "none", classes: list[int] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(data_dir, image_size, download, batch_size=batch_size, val_split=val_split, augment=augment,
-                         **kwargs)
+                         classes=classes, **kwargs)

@@ -1,6 +1,7 @@
 """The net protocol every zoo family implements (borrowed from timm), and the layers families share."""
 
-from typing import ClassVar
+import math
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -200,3 +201,136 @@ def add_drop_path(blocks: list[nn.Module], rate: float) -> None:
     for i, block in enumerate(blocks):
         p = rate * i / max(1, len(blocks) - 1)
         block.drop_path = StochasticDepth(p, "row") if p > 0 else nn.Identity()
+
+
+# -- stages, and probing one ---------------------------------------------------------------------------
+
+
+def backbone_stages(net: nn.Module) -> list[list[nn.Module]]:
+    """The backbone cut into stages, bottom to top: a new stage starts where the feature map shrinks.
+
+    The backbone is the net's ``backbone_modules()`` (a single ``nn.Sequential`` such as VGG's
+    ``features`` is read layer by layer); a module starts a stage when it holds a pooling layer or a convolution with
+    a stride above 1. So a ResNet gives ``(stem) (max-pool, layer1) (layer2) (layer3) (layer4)``, a VGG one stage per
+    block between its max-pools, a DenseNet one per dense block with its transition. Stages without
+    parameters are left out.
+    """
+    modules = list(net.backbone_modules()) if hasattr(net, "backbone_modules") else []
+    with_params = [m for m in modules if _has_parameters(m)]
+    if len(with_params) == 1 and isinstance(with_params[0], nn.Sequential) and len(with_params[0]) > 1:
+        modules = list(with_params[0])
+    stages: list[list[nn.Module]] = []
+    for module in modules:
+        if not stages or _downsamples(module):
+            stages.append([])
+        stages[-1].append(module)
+    return [s for s in stages if any(_has_parameters(m) for m in s)]
+
+
+def _has_parameters(module: nn.Module) -> bool:
+    return next(module.parameters(), None) is not None
+
+
+def _downsamples(module: nn.Module) -> bool:
+    for m in module.modules():
+        if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Conv2d)):
+            stride = m.stride if isinstance(m.stride, (tuple, list)) else (m.stride,)
+            if max(stride) > 1:  # GoogLeNet's inception branches pool with stride 1: not a new stage
+                return True
+    return False
+
+
+def training_stages(net: nn.Module) -> tuple[list[list[nn.Module]], nn.Module | None]:
+    """The stages fine-tuning freezes by, bottom to top, and the final layer, which always trains.
+
+    The stages are :func:`backbone_stages`, plus the head's hidden layers as the top stage where the head
+    has some (LeNet's, AlexNet's and VGG's fully connected layers): a linear probe trains the final layer alone.
+    """
+    stages = backbone_stages(net)
+    final = net.get_classifier() if hasattr(net, "get_classifier") else None
+    final = final if final is not None and _has_parameters(final) else None
+    final_ids = {id(p) for p in final.parameters()} if final is not None else set()
+    hidden = [m for m in getattr(net, "head_modules", list)() if any(id(p) not in final_ids for p in m.parameters())]
+    return stages + ([hidden] if hidden else []), final
+
+
+PROBE_FEATURES = 4096  # the most values an earlier stage's pooled map gives a probe
+
+
+class _StageReached(Exception):  # noqa: N818  (control flow, not an error: carries the stage's output out of the net)
+    def __init__(self, output: torch.Tensor) -> None:
+        self.output = output
+
+
+class StageProbe(ZooNet):
+    """A net run up to the end of one of its stages, with a linear classifier on that stage's feature map.
+
+    The map is average-pooled to the finest square grid that gives at most ``PROBE_FEATURES`` values (channels
+    x g x g), flattened, and read by a new final layer ``fc``: a linear probe of an intermediate layer as Zhang,
+    Isola & Efros (2016) made them (they pooled AlexNet's convolution maps to about 9,000 values). The net's
+    layers above the stage stay in it (so its weights and checkpoints keep their names) but never run and are
+    frozen. Build one with :func:`stage_probe`.
+    """
+
+    head_names = ("pool", "fc")
+    classifier_name = "fc"
+
+    def __init__(self, net: nn.Module, stage: int, image_size: int) -> None:
+        super().__init__(net.num_classes, net.in_chans, getattr(net, "min_size", 1))
+        names = {id(m): n for n, m in net.named_modules()}
+        self.net, self.stage = net, stage
+        self.stage_names = [names[id(m)] for s in training_stages(net)[0][:stage] for m in s]
+        kept = {id(p) for n in self.stage_names for p in net.get_submodule(n).parameters()}
+        for parameter in net.parameters():
+            parameter.requires_grad_(id(parameter) in kept)
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            shape = self.forward_features(torch.zeros(1, net.in_chans, image_size, image_size)).shape[1:]
+        net.train(was_training)
+        if len(shape) == 3:
+            grid = max(1, min(shape[1], shape[2], math.isqrt(PROBE_FEATURES // shape[0])))
+            self.pool: nn.Module = nn.AdaptiveAvgPool2d(grid)
+            self.num_features = shape[0] * grid * grid
+        else:
+            self.pool = nn.Flatten()
+            self.num_features = math.prod(shape)
+        self.fc = nn.Linear(self.num_features, net.num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of the stage's last layer: the net runs until it and stops there."""
+        def reached(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            raise _StageReached(output)
+
+        handle = self.net.get_submodule(self.stage_names[-1]).register_forward_hook(reached)
+        try:
+            self.net.forward_features(x)
+        except _StageReached as stop:
+            return stop.output
+        finally:
+            handle.remove()
+        raise InputError(f"{type(self.net).__name__}'s forward_features never ran {self.stage_names[-1]!r}, the last "
+                         f"layer of stage {self.stage}; this net cannot be probed by stage")
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.pool(x).flatten(1)
+        return x if pre_logits else self.fc(x)
+
+    def backbone_modules(self) -> list[nn.Module]:
+        """The net's modules of the stages up to the probed one (what fine-tuning may thaw)."""
+        return [self.net.get_submodule(n) for n in self.stage_names]
+
+
+def stage_probe(net: nn.Module, stage: int, image_size: int) -> nn.Module:
+    """`net` with its final layer reading the features of `stage` (1: the bottom one, see :func:`training_stages`).
+
+    The last stage is what the net's own final layer reads: `net` is returned as it is. An earlier one gives a
+    :class:`StageProbe`. Raises :class:`zoo.ZooError` for a stage the net does not have, naming the valid ones.
+    """
+    stages = training_stages(net)[0]
+    if isinstance(stage, bool) or not isinstance(stage, int) or not 1 <= stage <= len(stages):
+        names = {id(m): n for n, m in net.named_modules()}
+        listing = "; ".join(f"{i} ({', '.join(names[id(m)] for m in s)})" for i, s in enumerate(stages, 1))
+        raise InputError(f"{type(net).__name__} has no stage {stage!r}; its stages, bottom to top: {listing or 'none'}"
+                         f" (the last is what its final layer reads)")
+    return net if stage == len(stages) else StageProbe(net, stage, image_size)
