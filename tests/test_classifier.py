@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 import zoo
 from zoo.checkpoint import read_checkpoint
-from zoo.classifier import multiclass_hinge_loss
 from zoo.errors import CheckpointError, InputError
+from zoo.losses import multiclass_hinge_loss
 
 
 def test_hinge_loss_is_the_seeds_formula():

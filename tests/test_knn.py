@@ -100,3 +100,34 @@ def test_zoo_fit_knn_reports_test_accuracy_after_one_pass(tmp_path):
     sk = KNeighborsClassifier(1, algorithm="brute").fit(x.flatten(1).numpy(), y.numpy())
     assert accuracy == pytest.approx(100 * sk.score(xt.flatten(1).numpy(), yt.numpy()), abs=0.01)
     assert "Epoch 1" not in proc.stdout and "returned `None`" not in proc.stderr
+
+
+def test_knn_has_its_own_module_which_changes_no_warning_filter_and_warns_nothing(tmp_path):
+    """Before, creating a kNN added three process-wide warning filters (hiding those warnings for every later
+    fit) and zoo's DataModules asked the model whether it memorizes. Now kNN's own module gives Lightning
+    none of those three warnings to give, and it memorizes from plain DataLoaders too, batch by batch."""
+    import warnings
+
+    from zoo.classifier import KNNClassifier
+
+    before = list(warnings.filters)
+    model = zoo.create("knn", num_classes=10, in_chans=1, image_size=8)
+    assert isinstance(model, KNNClassifier) and warnings.filters == before
+    _, (x, y), (xt, yt) = digits(8)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=100)
+    val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xt, yt), batch_size=100)
+    trainer = L.Trainer(max_epochs=5, default_root_dir=tmp_path, enable_progress_bar=False, logger=False,
+                        enable_checkpointing=False, enable_model_summary=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(model, loader, val)
+    said = " ".join(str(w.message) for w in caught)
+    for hidden in ("configure_optimizers` returned `None`", "`training_step` returned `None`",
+                   "module(s) in eval mode at the start of training"):  # what the filters hid before
+        assert hidden not in said
+    assert trainer.current_epoch == 1 and model.net.memory.shape == (1257, 64)
+    sk = KNeighborsClassifier(1, algorithm="brute").fit(x.flatten(1).numpy(), y.numpy())
+    with torch.no_grad():
+        assert np.mean(model(xt).argmax(1).numpy() == yt.numpy()) == pytest.approx(
+            sk.score(xt.flatten(1).numpy(), yt.numpy()))
+    assert issubclass(zoo.train.knn, KNNClassifier)  # the CLI's class for --model knn

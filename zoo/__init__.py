@@ -35,14 +35,15 @@ _SUBMODULES = ("data", "weights")  # the public ones; any other (zoo.schedules, 
 
 
 def create(model: str, **kwargs: Any) -> "ImageClassifier":
-    """A ready-to-train :class:`ImageClassifier` around the registered net `model`.
+    """A ready-to-train :class:`ImageClassifier` around the registered net `model` (for ``knn``, the
+    :class:`~zoo.classifier.KNNClassifier` subclass, which memorizes instead of training).
 
     Keyword arguments go to :class:`ImageClassifier` (loss, optimizer, ...) and the net's
     builder (num_classes, in_chans, image_size and the net's own arguments).
     """
-    from zoo.classifier import ImageClassifier
+    from zoo.classifier import classifier_for
 
-    return ImageClassifier(model, **kwargs)
+    return classifier_for(model)(model, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

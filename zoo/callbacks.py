@@ -9,6 +9,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 
 from zoo.atomic import remove_stale_temporaries
+from zoo.checkpoint import restore_rng_states, rng_states
 from zoo.errors import TrainingError
 
 
@@ -45,6 +46,24 @@ class DivergenceStop(Callback):
         if self.above >= self.patience:
             raise TrainingError(f"the training loss diverged: {value:.3g} {where}, above {self.factor:g} times its "
                                 f"first value ({self.first:.3g}) for {self.patience} steps; {hint}")
+
+
+class RandomState(Callback):
+    """Keeps the random states of torch, numpy and Python in each checkpoint; a resumed fit continues with them.
+
+    So the shuffling, augmentation and dropout of the resumed epochs are those of an uninterrupted fit
+    (Lightning restores weights, optimizer and loops but not the random generators). They are stored as
+    tensors and lists (``checkpoint["zoo"]["rng"]``), which ``weights_only`` loading reads.
+    :class:`zoo.ImageClassifier` adds it to any Trainer through ``configure_callbacks``.
+    """
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint.setdefault("zoo", {})["rng"] = rng_states()
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        rng = checkpoint.get("zoo", {}).get("rng")
+        if rng is not None and trainer.state.fn == "fit":
+            restore_rng_states(rng)
 
 
 class Checkpoint(ModelCheckpoint):

@@ -20,8 +20,11 @@ from zoo.version import __version__
 
 
 def zoo_entry(model: str, datamodule: Any) -> dict[str, Any]:
-    """The ``zoo`` entry of a checkpoint written now: version, model name, data description, random states."""
-    return {"version": __version__, "model": model, "data": data_description(datamodule), "rng": rng_states()}
+    """The ``zoo`` entry of a checkpoint written now: version, model name, data description.
+
+    The random states (``rng``, :func:`rng_states`) join it through :class:`zoo.callbacks.RandomState`.
+    """
+    return {"version": __version__, "model": model, "data": data_description(datamodule)}
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

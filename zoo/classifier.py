@@ -1,7 +1,6 @@
 """ImageClassifier: the one LightningModule that trains any registered net."""
 
 import math
-import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,9 +12,10 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics.classification import MulticlassAccuracy
 
-from zoo.callbacks import DivergenceStop
-from zoo.checkpoint import AtomicCheckpointIO, read_checkpoint, restore_rng_states, zoo_entry
+from zoo.callbacks import DivergenceStop, RandomState
+from zoo.checkpoint import AtomicCheckpointIO, read_checkpoint, zoo_entry
 from zoo.errors import InputError
+from zoo.losses import multiclass_hinge_loss, weight_penalty
 from zoo.models.net import stage_probe
 from zoo.registry import create_model
 from zoo.schedules import Schedule
@@ -23,17 +23,6 @@ from zoo.schedules import Schedule
 Loss = Literal["cross_entropy", "hinge"]
 LOSSES: tuple[str, ...] = Loss.__args__
 AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers, as in Szegedy et al. 2015
-
-
-def multiclass_hinge_loss(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The multiclass SVM loss ``L_i = sum_{j != y_i} max(0, s_j - s_{y_i} + 1)``, batch mean.
-
-    Unlike :func:`torch.nn.functional.multi_margin_loss` it is not divided by the number of classes.
-    """
-    correct = scores.gather(1, target[:, None])
-    margins = (scores - correct + 1.0).clamp_min(0.0)
-    margins = margins.scatter(1, target[:, None], 0.0)
-    return margins.sum(dim=1).mean()
 
 
 class ImageClassifier(L.LightningModule):
@@ -128,10 +117,6 @@ class ImageClassifier(L.LightningModule):
                 f"model {model!r} needs inputs of at least {min_size}x{min_size} pixels, got image_size={image_size}; "
                 f"use images of {min_size} pixels or more (on the CLI: --data.image_size {min_size})"
             )
-        if self.memorizes:  # kNN: no loss, no optimizer; Lightning's warnings about both are expected here
-            warnings.filterwarnings("ignore", message=r".*configure_optimizers` returned `None`, this fit will run")
-            warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`. If this was on purpose")
-            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.log_grad_norm = log_grad_norm
@@ -166,10 +151,8 @@ class ImageClassifier(L.LightningModule):
 
     def penalty(self) -> torch.Tensor | None:
         """``l1_penalty * sum |W| + l2_penalty * sum W^2`` over the weights, or None when both are 0."""
-        if not (self.l1_penalty or self.l2_penalty):
-            return None
         weights = [p for p in self.decayed_parameters()[0] if p.ndim > 1]
-        return sum(self.l1_penalty * w.abs().sum() + self.l2_penalty * w.square().sum() for w in weights)
+        return weight_penalty(weights, self.l1_penalty, self.l2_penalty)
 
     def loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.hparams.loss == "hinge":
@@ -234,16 +217,7 @@ class ImageClassifier(L.LightningModule):
         self._train_sums = sums if self._train_sums is None else self._train_sums + sums
 
 
-    @property
-    def memorizes(self) -> bool:
-        """Whether the net learns by memorizing the training images in one pass (kNN), not by gradients."""
-        return getattr(self.net, "memorizes", False)
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
-        if self.memorizes:  # one pass, unaugmented (zoo's DataModules skip augmentation for it), no loss
-            if self.current_epoch == 0:
-                self.net.memorize(*batch)
-            return None
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self._step("train", batch, batch_idx)
         penalty = self.penalty()
         if penalty is not None:
@@ -253,12 +227,13 @@ class ImageClassifier(L.LightningModule):
         return loss
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """What every fit of a trained net needs, whatever Trainer runs it: a stop when the loss diverges.
+        """What every fit of a trained net needs, whatever Trainer runs it: a stop when the loss diverges, and
+        the random states in each checkpoint (so a resumed fit continues as an uninterrupted one would).
 
-        Lightning asks again for each ``fit``/``test`` of the same Trainer; the one already there stays.
+        Lightning asks again for each ``fit``/``test`` of the same Trainer; the ones already there stay.
         """
-        present = self._trainer is not None and any(isinstance(c, DivergenceStop) for c in self._trainer.callbacks)
-        return [] if self.memorizes or present else [DivergenceStop()]
+        present = self._trainer.callbacks if self._trainer is not None else []
+        return [kind() for kind in (DivergenceStop, RandomState) if not any(isinstance(c, kind) for c in present)]
 
     def _check_initial_loss(self, value: float) -> None:
         """The classic first sanity check: before training, the loss should be that of random scores."""
@@ -294,9 +269,6 @@ class ImageClassifier(L.LightningModule):
         self._train_sums = None
 
     def on_train_epoch_end(self) -> None:
-        if self.memorizes:
-            self.trainer.should_stop = True  # everything is memorized after one pass
-            return
         if self._train_sums is None:
             return
         loss, top1, top5, n = self.trainer.strategy.reduce(self._train_sums, reduce_op="sum")  # all processes
@@ -309,8 +281,6 @@ class ImageClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         finetune = self._finetune()
-        if finetune is None and not any(p.requires_grad for p in self.parameters()):
-            return None  # nothing to optimize (kNN)
         # fine-tuning: a group per backbone stage and one for the head, frozen ones included (no gradients
         # until they thaw), each at its learning-rate factor; so unfreezing never adds a group
         stages = finetune.param_groups(self.net) if finetune else [(None, 1.0)]
@@ -343,17 +313,8 @@ class ImageClassifier(L.LightningModule):
         return next((c for c in callbacks if isinstance(c, Finetune) and c.strategy is not None), None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["zoo"] = zoo_entry(self.hparams.model, getattr(self.trainer, "datamodule", None))
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """A resumed fit continues with the random state the interrupted one had at its checkpoint.
-
-        So the shuffling, augmentation and dropout of the resumed epochs are those of an uninterrupted fit
-        (Lightning restores weights, optimizer and loops but not the random generators).
-        """
-        rng = checkpoint.get("zoo", {}).get("rng")
-        if rng is not None and self._trainer is not None and self.trainer.state.fn == "fit":
-            restore_rng_states(rng)
+        entry = zoo_entry(self.hparams.model, getattr(self.trainer, "datamodule", None))
+        checkpoint.setdefault("zoo", {}).update(entry)  # beside the random states RandomState put there
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -368,3 +329,50 @@ class ImageClassifier(L.LightningModule):
         return super().load_from_checkpoint(
             checkpoint_path, map_location=map_location, weights_only=True, **kwargs
         )
+
+
+class KNNClassifier(ImageClassifier):
+    """The LightningModule of the kNN baseline, which memorizes instead of training.
+
+    A fit is one pass: the training images go into the net's memory as the model sees images in evaluation
+    (normalized, never augmented), then the fit stops. With a zoo DataModule the memory is its whole training
+    split (``normalized("train")``), so each process of a multi-device fit holds all of it; with other data,
+    the training batches as the loader gives them. No loss or gradients. Evaluation, prediction and
+    checkpoints are :class:`ImageClassifier`'s (which the arguments are too: the training ones are unused).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.automatic_optimization = False  # no loss, no backward: the steps are kNN's own
+        self._memorized_split = False
+
+    def on_train_epoch_start(self) -> None:
+        data = getattr(self.trainer, "datamodule", None)
+        if self.current_epoch == 0 and callable(getattr(data, "normalized", None)):
+            x, y = data.normalized("train")
+            for start in range(0, len(x), 4096):
+                self.net.memorize(x[start:start + 4096].to(self.device), y[start:start + 4096].to(self.device))
+            self._memorized_split = True
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        if self.current_epoch == 0 and not self._memorized_split:
+            self.net.memorize(*batch)
+        self.optimizers().step()  # counts the step (see configure_optimizers)
+
+    def on_train_epoch_end(self) -> None:
+        self.trainer.should_stop = True  # everything is memorized after one pass
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """An optimizer with nothing to optimize, stepped once a batch: Lightning then counts the pass's steps as
+        for a trained net (``ModelCheckpoint`` writes only after a step)."""
+        return torch.optim.SGD([torch.zeros((), requires_grad=True)], lr=0.0)
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        return []  # no loss to diverge, no random state to resume with: one pass
+
+
+def classifier_for(model: str) -> type[ImageClassifier]:
+    """The LightningModule class that trains the registered net `model`: :class:`KNNClassifier` for the kNN family."""
+    from zoo.registry import MODELS
+
+    return KNNClassifier if MODELS.get(model).family == "knn" else ImageClassifier

@@ -43,7 +43,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment  # noqa: E402
 from zoo.atomic import atomic_path  # noqa: E402
 from zoo.callbacks import ProgressBar  # noqa: E402
 from zoo.checkpoint import read_checkpoint  # noqa: E402
-from zoo.classifier import ImageClassifier  # noqa: E402
+from zoo.classifier import ImageClassifier, classifier_for  # noqa: E402
 from zoo.errors import InputError, zoo_error_behind  # noqa: E402
 from zoo.registry import DATASETS, MODELS, ModelEntry, dataset_name  # noqa: E402
 
@@ -68,7 +68,7 @@ def classifier_class(name: str) -> type[ImageClassifier]:
     if isinstance(cls, type) and issubclass(cls, ImageClassifier):
         return cls
     entry = MODELS.get(name)
-    cls = type(ident, (ImageClassifier,), {
+    cls = type(ident, (classifier_for(name),), {
         "__init__": _classifier_init(entry),
         "__module__": __name__,
         "__qualname__": ident,
@@ -87,10 +87,10 @@ def _classifier_init(entry: ModelEntry) -> Any:
                          if n not in ("self", "model", "model_kwargs") and n not in taken]
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
     params += [p.replace(kind=p.KEYWORD_ONLY) for p in builder_params + classifier_params]
-    name = entry.name
+    name, base = entry.name, classifier_for(entry.name)
 
     def __init__(self: ImageClassifier, **kwargs: Any) -> None:
-        ImageClassifier.__init__(self, **{**kwargs, "model": name})
+        base.__init__(self, **{**kwargs, "model": name})
 
     __init__.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     __init__.__doc__ = _merged_doc(entry)

@@ -270,8 +270,7 @@ class ImageDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         x, y = batch if isinstance(batch, (tuple, list)) else (batch, None)
-        training = self.trainer is not None and self.trainer.training and not getattr(
-            self.trainer.lightning_module, "memorizes", False)  # kNN memorizes the images as they are
+        training = self.trainer is not None and self.trainer.training
         augment = getattr(self, "_augment", None)
         if augment is None:
             augment = self._augment = self.batch_augment

@@ -27,7 +27,7 @@ class KNN(nn.Module):
         k: neighbours that vote.
         metric: ``l2`` (Euclidean) or ``l1`` (Manhattan).
         features: a net whose ``forward_features`` + pooled pre-logits map images to vectors first
-            (None: raw pixels); it is kept frozen in eval mode.
+            (None: raw pixels); it stays frozen and embeds in eval mode.
         chunk: query images compared at once (bounds the distance matrix's memory).
     """
 
@@ -47,19 +47,17 @@ class KNN(nn.Module):
         self.register_buffer("memory", torch.empty(0))
         self.register_buffer("labels", torch.empty(0, dtype=torch.long))
 
-    def train(self, mode: bool = True) -> "KNN":
-        super().train(mode)
-        if self.features is not None:
-            self.features.eval()  # a frozen feature extractor keeps its BatchNorm statistics
-        return self
-
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """What is compared: the flattened pixels, or the feature net's pooled pre-logits vector."""
         if self.features is None:
             return x.flatten(1).float()
-        net = self.features
-        return net.forward_head(net.forward_features(x), pre_logits=True).flatten(1).float()
+        net, was_training = self.features, self.features.training
+        net.eval()  # a frozen feature extractor: its BatchNorm statistics and dropout stay as trained
+        try:
+            return net.forward_head(net.forward_features(x), pre_logits=True).flatten(1).float()
+        finally:
+            net.train(was_training)
 
     @torch.no_grad()
     def memorize(self, x: torch.Tensor, y: torch.Tensor) -> None:
