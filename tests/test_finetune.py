@@ -451,3 +451,24 @@ def test_the_committed_transfer_table_and_its_page_come_from_the_measured_rows()
     assert (folder / "table.md").read_text() == rendered
     page = (ROOT / "docs" / "transfer.md").read_text()
     assert [line for line in rendered.splitlines() if line.startswith("| ") and line not in page] == []
+
+
+@pytest.mark.parametrize(("model", "size"), [("lenet5", 32), ("alexnet", 64), ("vgg11_bn", 32), ("googlenet", 32),
+                                             ("resnet18", 32), ("resnet20", 32), ("densenet121", 32), ("wrn28_10", 32)])
+def test_every_family_with_stages_can_be_probed_at_each_earlier_stage(model, size):
+    """The probe's early stop gives the stage's output exactly as a whole forward pass computes it."""
+    from zoo.models.net import stage_probe
+
+    net = zoo.create_model(model, num_classes=3, image_size=size).eval()
+    x = torch.randn(2, net.in_chans, size, size)
+    stages = training_stages(net)[0]
+    assert len(stages) >= 2
+    for stage in range(1, len(stages)):
+        probe = stage_probe(net, stage, size)
+        seen: dict = {}
+        handle = stages[stage - 1][-1].register_forward_hook(lambda m, i, out, seen=seen: seen.setdefault("out", out))
+        with torch.no_grad():
+            net.forward_features(x)
+            handle.remove()
+            assert torch.equal(probe.forward_features(x), seen["out"]), stage
+            assert probe(x).shape == (2, 3) and 0 < probe.num_features <= 4096
