@@ -30,7 +30,7 @@ class DivergenceStop(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is None:  # kNN memorizes: no loss
+        if loss is None:  # a step that returned no loss (manual optimization)
             return
         value = float(loss)  # one scalar sync a step: a NaN must stop training at once, not an epoch later
         where = f"at step {trainer.global_step} (epoch {trainer.current_epoch})"
