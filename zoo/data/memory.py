@@ -176,6 +176,7 @@ class ImageDataModule(L.LightningDataModule):
         for key, value in self.common_arguments.items():
             setattr(self, key, value)
         self.transform = transform
+        self.classes: list[int] | None = None  # all of the dataset's; a subclass may keep some (keep_classes)
         self.mean: list[float] = [0.0]
         self.std: list[float] = [1.0]
         self.train_set: Dataset | None = None
@@ -202,7 +203,7 @@ class ImageDataModule(L.LightningDataModule):
 
     def kept(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The images of the kept classes (see :meth:`keep_classes`) and their new labels; all when none were chosen."""
-        if getattr(self, "classes", None) is None:
+        if self.classes is None:
             return images, labels
         labels = self._relabel[labels]
         keep = labels >= 0
