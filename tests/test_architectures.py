@@ -45,6 +45,15 @@ def test_torchvision_weights_load_strictly_and_give_the_same_outputs(name):
     assert params(ours) == params(reference) == zoo.model_info(name).params
 
 
+def test_torchvisions_weights_are_listed_for_exactly_the_nets_they_load_into():
+    listed = [n for n in zoo.list_models(exclude="*/*") if any(w.startswith("torchvision:")
+                                                              for w in zoo.model_info(n).weights)]
+    assert sorted(listed) == sorted(TORCHVISION)
+    v1 = zoo.model_info("resnet50").weights["torchvision:IMAGENET1K_V1"]  # torchvision's documented figures
+    assert (v1["acc@1"], v1["acc@5"], v1["params"]) == (76.13, 92.862, 25_557_032)
+    assert zoo.model_info("resnet50").weights["torchvision:IMAGENET1K_V2"]["acc@1"] == 80.858
+
+
 @pytest.mark.parametrize("name, count", PUBLISHED.items())
 def test_published_parameter_counts(name, count):
     assert zoo.model_info(name).params == count
@@ -163,7 +172,9 @@ def test_googlenet_aux_loss_is_exact_without_dropout():
     logits, aux1, aux2 = model.net(x)
     ce = nn.functional.cross_entropy
     expected = ce(logits, y) + 0.3 * (ce(aux1, y) + ce(aux2, y))
-    torch.testing.assert_close(model.training_step((x, y), 0), expected)
+    step = model.training_step((x, y), 0)
+    torch.testing.assert_close(step["loss"], expected)
+    torch.testing.assert_close(step["head_loss"], ce(logits, y))  # what the initial-loss check reads
 
 
 def test_memory_efficient_densenet_computes_the_same():

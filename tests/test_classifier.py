@@ -11,7 +11,7 @@ from zoo.errors import CheckpointError, InputError
 from zoo.losses import multiclass_hinge_loss
 
 
-def test_hinge_loss_is_the_seeds_formula():
+def test_hinge_loss_is_cs231ns_formula():
     scores = torch.tensor([[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]])
     target = torch.tensor([0, 1, 2])
     # the CS231n worked example: losses 2.9, 0 and 12.9 (mean 5.27)
@@ -125,6 +125,23 @@ def test_initial_loss_check(tmp_path, recwarn):
         _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=0, enable_checkpointing=False).fit(
             loud, zoo.data.create("digits"))
 
+    # label smoothing keeps the level of random scores at ln(C); the hinge loss has C - 1
+    for smoothed in (zoo.create("lenet5", num_classes=10, in_chans=1, label_smoothing=0.1),
+                     zoo.create("lenet5", num_classes=10, in_chans=1, loss="hinge")):
+        smoothed.net.load_state_dict(loud.net.state_dict())
+        formula = r"ln\(10\) = 2\.303" if smoothed.hparams.loss == "cross_entropy" else r"10 - 1 = 9\.000"
+        with pytest.warns(UserWarning, match=rf"the initial loss [\d.]+ is far from {formula}"):
+            _trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0,
+                     enable_checkpointing=False).fit(smoothed, zoo.data.create("digits"))
+
+    # a net that starts from pretrained weights may rightly start far below chance: not checked
+    torch.save(loud.net.state_dict(), tmp_path / "loud.pth")
+    recwarn.clear()
+    pretrained = zoo.create("lenet5", num_classes=10, in_chans=1, weights=str(tmp_path / "loud.pth"))
+    _trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0, enable_checkpointing=False).fit(
+        pretrained, zoo.data.create("digits"))
+    assert not [w for w in recwarn if "initial loss" in str(w.message)]
+
 
 def test_grad_norm_logging(tmp_path):
     from lightning.pytorch.loggers import CSVLogger
@@ -150,3 +167,15 @@ def test_a_finite_but_exploding_loss_stops_too(tmp_path):
                                             r"times its first value \(2.3\d*\) for 10 steps|became (nan|inf))"):
         trainer.fit(model, zoo.data.create("digits"))
     assert trainer.global_step < 40
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mlp", "resnet20", "resnet18", "densenet_bc100", "knn"])
+def test_create_without_sizes_builds_the_net_create_model_builds(name):
+    """zoo.create and zoo.create_model agree: the classes, channels and input size not given are the net's own."""
+    with torch.device("meta"):
+        model, net = zoo.create(name), zoo.create_model(name)
+    shapes = {k: v.shape for k, v in net.state_dict().items()}
+    assert {k.removeprefix("net."): v.shape for k, v in model.state_dict().items()} == shapes
+    info = zoo.model_info(name)
+    assert (model.hparams.in_chans, model.hparams.image_size) == (info.input_size[0], info.input_size[1])
+    assert model.hparams.num_classes == (1000 if info.input_size[1] == 224 else 10)

@@ -150,6 +150,21 @@ def test_a_process_killed_while_writing_checkpoints_never_leaves_a_broken_one(tm
     assert len(seen) > 1  # the kills landed at different points of the writing loop
 
 
+def test_zoos_trainer_writes_checkpoints_atomically_unless_the_user_chose_a_checkpoint_plugin(tmp_path, monkeypatch):
+    from lightning.fabric.plugins import TorchCheckpointIO
+
+    from zoo.train import run_lightning
+
+    monkeypatch.chdir(tmp_path)
+    short = ["fit", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches",
+             "1", "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false"]
+    cli = run_lightning(short)
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    assert (cli.result.checkpoint.parent / "last.ckpt").is_file()
+    own = run_lightning([*short, "--trainer.plugins", "lightning.fabric.plugins.TorchCheckpointIO"])
+    assert type(own.trainer.strategy.checkpoint_io) is TorchCheckpointIO
+
+
 def test_a_checkpoint_that_fails_to_save_leaves_the_previous_one(tmp_path):
     path = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()

@@ -76,6 +76,33 @@ def test_register_by_decorator_and_reject_a_taken_name():
         MODELS._entries.pop("_tiny_test_net")
 
 
+@pytest.mark.parametrize("name", zoo.list_models(exclude="*/*"))
+def test_every_variant_is_an_explicit_function_with_one_source_for_its_input(name):
+    """grep finds `def resnet18(`; the registered input size is the builder's own default in_chans and image_size."""
+    import importlib
+    import inspect
+
+    builder = MODELS.get(name).builder
+    assert getattr(importlib.import_module(builder.__module__), name) is builder  # importable from its family's file
+    assert f"def {name}(" in inspect.getsource(builder)
+    defaults = {p.name: p.default for p in inspect.signature(builder).parameters.values()}
+    assert MODELS.get(name).input_size == (defaults["in_chans"], defaults["image_size"], defaults["image_size"])
+    assert {"num_classes", "in_chans", "image_size"} <= set(zoo.model_info(name).arguments)
+
+
+def test_a_variant_takes_and_documents_its_familys_arguments():
+    from zoo.models.resnet import BasicBlock, imagenet_resnet, resnet18
+
+    assert list(zoo.model_info("resnet18").arguments) == ["num_classes", "in_chans", "image_size", "stem", "init",
+                                                         "zero_init_residual", "drop_path_rate"]
+    assert "drop_path_rate: stochastic depth" in resnet18.__doc__ and resnet18.__doc__.startswith("ResNet-18")
+    with pytest.raises(ZooError, match="model 'resnet18' has no argument 'groups'"):  # the architecture is fixed
+        zoo.create_model("resnet18", groups=2)
+    a = resnet18(num_classes=7, image_size=32)
+    b = imagenet_resnet(BasicBlock, [2, 2, 2, 2], num_classes=7, image_size=32)
+    assert {k: v.shape for k, v in a.state_dict().items()} == {k: v.shape for k, v in b.state_dict().items()}
+
+
 def _wheel(tmp_path: Path) -> Path:
     """A real wheel of a tiny plugin distribution with two `zoo.models` entry points."""
     module = textwrap.dedent('''

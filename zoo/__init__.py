@@ -39,7 +39,9 @@ def create(model: str, **kwargs: Any) -> "ImageClassifier":
     :class:`~zoo.classifier.KNNClassifier` subclass, which memorizes instead of training).
 
     Keyword arguments go to :class:`ImageClassifier` (loss, optimizer, ...) and the net's
-    builder (num_classes, in_chans, image_size and the net's own arguments).
+    builder (num_classes, in_chans, image_size and the net's own arguments). Those not given are the
+    net's own, as :func:`create_model` builds it: ``zoo.create("resnet18")`` is a 1000-class net for
+    224-pixel RGB images, ``zoo.create("lenet5")`` a 10-class one for 32-pixel grey images.
     """
     from zoo.classifier import classifier_for
 

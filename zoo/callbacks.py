@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.utilities import rank_zero_warn
 
 from zoo.atomic import remove_stale_temporaries
 from zoo.checkpoint import restore_rng_states, rng_states
@@ -46,6 +47,35 @@ class DivergenceStop(Callback):
         if self.above >= self.patience:
             raise TrainingError(f"the training loss diverged: {value:.3g} {where}, above {self.factor:g} times its "
                                 f"first value ({self.first:.3g}) for {self.patience} steps; {hint}")
+
+
+class InitialLossCheck(Callback):
+    """Warns when the loss of the first training batch is far from that of random scores: the classic first
+    sanity check before training longer (a wrong label, input normalization or init scale shows there).
+
+    Reads the step's ``head_loss`` (the main classifier's loss, before auxiliary heads and penalties) and the
+    module's ``chance_loss()`` (the loss of random scores and its formula, ``ln(C)`` for cross-entropy);
+    warns when they differ by more than `tolerance` times the chance loss. A module without them, or whose
+    ``chance_loss()`` is None (a net starting from pretrained weights), is not checked.
+    :class:`zoo.ImageClassifier` adds it to any Trainer through ``configure_callbacks``.
+    """
+
+    def __init__(self, tolerance: float = 0.5) -> None:
+        self.tolerance = tolerance
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if batch_idx != 0 or trainer.current_epoch != 0 or not isinstance(outputs, dict) or "head_loss" not in outputs:
+            return
+        expected = pl_module.chance_loss() if callable(getattr(pl_module, "chance_loss", None)) else None
+        if expected is None:
+            return
+        (chance, formula), value = expected, float(outputs["head_loss"])
+        if abs(value - chance) > self.tolerance * chance:
+            rank_zero_warn(
+                f"the initial loss {value:.3f} is far from {formula} = {chance:.3f}, the loss of random scores; "
+                "check the labels, the input normalization and the weight init scale before training longer"
+            )
 
 
 class RandomState(Callback):
@@ -168,4 +198,4 @@ class ProgressBar(TQDMProgressBar):
         print("  ".join(parts), flush=True)
 
 
-__all__ = ["Checkpoint", "DivergenceStop", "ProgressBar"]
+__all__ = ["Checkpoint", "DivergenceStop", "InitialLossCheck", "ProgressBar", "RandomState"]

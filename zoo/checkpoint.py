@@ -32,7 +32,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     A fit killed while saving leaves the previous ``last.ckpt`` whole (Lightning's default writes
     through a temporary file in the system's temp folder and moves it, which is a copy, not an
-    atomic rename, when that folder is on another file system). :class:`ImageClassifier` installs it.
+    atomic rename, when that folder is on another file system). zoo's trainer (``zoo fit``, :func:`zoo.fit`)
+    passes it as a plugin; with a Trainer of your own, pass ``plugins=[AtomicCheckpointIO()]``.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:

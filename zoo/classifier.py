@@ -1,5 +1,6 @@
 """ImageClassifier: the one LightningModule that trains any registered net."""
 
+import functools
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -7,17 +8,16 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_warn
+from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from zoo.callbacks import DivergenceStop, RandomState
-from zoo.checkpoint import AtomicCheckpointIO, read_checkpoint, zoo_entry
+from zoo.callbacks import DivergenceStop, InitialLossCheck, RandomState
+from zoo.checkpoint import read_checkpoint, zoo_entry
 from zoo.errors import InputError
 from zoo.losses import multiclass_hinge_loss, weight_penalty
 from zoo.models.net import stage_probe
-from zoo.registry import create_model
+from zoo.registry import create_model, default_arguments
 from zoo.schedules import Schedule
 
 Loss = Literal["cross_entropy", "hinge"]
@@ -30,9 +30,11 @@ class ImageClassifier(L.LightningModule):
 
     Args:
         model: registry name of the net (see ``zoo models``).
-        num_classes: number of classes (linked from the data on the CLI).
-        in_chans: image channels (linked from the data on the CLI).
-        image_size: image height and width (linked from the data on the CLI).
+        num_classes: number of classes (linked from the data on the CLI); default: the net's own, as
+            :func:`zoo.create_model` builds it (10 for the small-input nets, 1000 for the ImageNet ones).
+        in_chans: image channels (linked from the data on the CLI); default: the net's own (1 for lenet5, else 3).
+        image_size: image height and width (linked from the data on the CLI); default: the net's own
+            (32 for the small-input nets, 224 for the ImageNet ones; see ``zoo info NAME``).
         loss: ``cross_entropy`` or ``hinge`` (the multiclass SVM loss).
         label_smoothing: label smoothing for cross_entropy, in [0, 1).
         optimizer: the optimizer, as a callable taking the parameters.
@@ -62,9 +64,9 @@ class ImageClassifier(L.LightningModule):
     def __init__(
         self,
         model: str = "lenet5",
-        num_classes: int = 10,
-        in_chans: int = 3,
-        image_size: int = 32,
+        num_classes: int | None = None,
+        in_chans: int | None = None,
+        image_size: int | None = None,
         loss: Loss = "cross_entropy",
         label_smoothing: float = 0.0,
         optimizer: OptimizerCallable = torch.optim.Adam,
@@ -82,6 +84,12 @@ class ImageClassifier(L.LightningModule):
         **model_kwargs: Any,
     ) -> None:
         super().__init__()
+        own = default_arguments(model)
+        num_classes = own["num_classes"] if num_classes is None else num_classes
+        in_chans = own["in_chans"] if in_chans is None else in_chans
+        image_size = own["image_size"] if image_size is None else image_size
+        if num_classes is None:
+            raise InputError(f"model {model!r} has no default number of classes; give num_classes")
         if loss not in LOSSES:
             raise InputError(f"unknown loss {loss!r}; choose one of: {', '.join(LOSSES)}")
         if not 0.0 <= label_smoothing < 1.0:
@@ -100,23 +108,6 @@ class ImageClassifier(L.LightningModule):
             "loss": loss, "label_smoothing": label_smoothing, "class_names": class_names, **model_kwargs,
             **({"probe_stage": probe_stage} if probe_stage is not None else {}),
         })
-        self.net = create_model(
-            model, num_classes=num_classes, in_chans=in_chans, image_size=image_size, **model_kwargs
-        )
-        if weights:  # not a hyperparameter: the checkpoint holds the result, reloading it must not fetch them again
-            from zoo.finetune import load_weights
-
-            load_weights(self.net, weights, model, reset_head)
-        if probe_stage is not None:
-            self.net = stage_probe(self.net, probe_stage, image_size)
-        # one image: Lightning's model summary then shows each layer's in/out sizes and the FLOPs ("0 Total Flops")
-        self.example_input_array = torch.zeros(1, in_chans, image_size, image_size)
-        min_size = getattr(self.net, "min_size", 1)
-        if image_size < min_size:
-            raise InputError(
-                f"model {model!r} needs inputs of at least {min_size}x{min_size} pixels, got image_size={image_size}; "
-                f"use images of {min_size} pixels or more (on the CLI: --data.image_size {min_size})"
-            )
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.log_grad_norm = log_grad_norm
@@ -125,15 +116,58 @@ class ImageClassifier(L.LightningModule):
         self.weight_decay_norm_and_bias = weight_decay_norm_and_bias
         self.l1_penalty, self.l2_penalty = l1_penalty, l2_penalty
         self.channels_last = channels_last
-        if channels_last:
+        self.configure_models(model_kwargs, weights, reset_head, probe_stage, compile)
+        self.configure_losses()
+        self.configure_metrics()
+
+    def configure_models(self, model_kwargs: dict[str, Any], weights: str | None = None, reset_head: bool = False,
+                         probe_stage: int | None = None, compile: bool = False) -> None:
+        """The net (``self.net``): built by registry name with the net's own `model_kwargs`, its `weights` loaded,
+        a stage probe put on top."""
+        hp = self.hparams
+        self.net = create_model(hp.model, num_classes=hp.num_classes, in_chans=hp.in_chans, image_size=hp.image_size,
+                                **model_kwargs)
+        self.starts_from_weights = bool(weights)
+        if weights:  # not a hyperparameter: the checkpoint holds the result, reloading it must not fetch them again
+            from zoo.finetune import load_weights
+
+            load_weights(self.net, weights, hp.model, reset_head)
+        if probe_stage is not None:
+            self.net = stage_probe(self.net, probe_stage, hp.image_size)
+        # one image: Lightning's model summary then shows each layer's in/out sizes and the FLOPs ("0 Total Flops")
+        self.example_input_array = torch.zeros(1, hp.in_chans, hp.image_size, hp.image_size)
+        min_size = getattr(self.net, "min_size", 1)
+        if hp.image_size < min_size:
+            raise InputError(
+                f"model {hp.model!r} needs inputs of at least {min_size}x{min_size} pixels, got "
+                f"image_size={hp.image_size}; use images of {min_size} pixels or more (on the CLI: "
+                f"--data.image_size {min_size})"
+            )
+        if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
         # compiled lazily at the first call; kept outside the module tree so state_dict names stay the net's
         self.__dict__["_compiled"] = torch.compile(self.net) if compile else None
-        top_k = (1, 5) if num_classes > 5 else (1,)
-        for stage in ("val", "test"):
-            for k in top_k:  # labels come from zoo's DataModules or the argmax of soft targets: no per-batch checks
-                setattr(self, f"{stage}_acc{'' if k == 1 else k}",
-                        MulticlassAccuracy(num_classes, top_k=k, average="micro", validate_args=False))
+
+    def configure_losses(self) -> None:
+        """The criterion (``self.criterion(scores, target)``): cross-entropy with label smoothing, or the hinge loss."""
+        if self.hparams.loss == "hinge":
+            self.criterion = multiclass_hinge_loss
+        else:
+            self.criterion = functools.partial(F.cross_entropy, label_smoothing=self.hparams.label_smoothing)
+
+    def configure_metrics(self) -> None:
+        """Top-1 (``acc``) and, with more than 5 classes, top-5 (``acc5``) accuracy: one collection, cloned for
+        validation (``val_acc``, ...) and test (``test_acc``, ...). Training counts its own (see
+        :meth:`_add_training_sums`)."""
+        # labels come from zoo's DataModules or the argmax of soft targets: no per-batch checks
+        metrics = MetricCollection(
+            {f"acc{'' if k == 1 else k}": MulticlassAccuracy(self.hparams.num_classes, top_k=k, average="micro",
+                                                              validate_args=False)
+             for k in ((1, 5) if self.hparams.num_classes > 5 else (1,))},
+            compute_groups=False,  # top-1 and top-5 keep different states
+        )
+        self.val_metrics = metrics.clone(prefix="val_")
+        self.test_metrics = metrics.clone(prefix="test_")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (logits), ``[N, num_classes]``."""
@@ -143,7 +177,10 @@ class ImageClassifier(L.LightningModule):
 
     def decayed_parameters(self, parameters: Any = None) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
         """The trainable parameters (or the given ones) split into (weights, biases and normalization weights),
-        as timm does: parameters with one dimension or less do not decay (unless ``weight_decay_norm_and_bias``)."""
+        as timm does: parameters with one dimension or less do not decay (unless ``weight_decay_norm_and_bias``).
+
+        Not timm's ``param_groups_weight_decay``: it leaves out parameters that need no gradient, and fine-tuning's
+        frozen stages must be in the optimizer from the start, since they thaw later without a new group."""
         weights, others = [], []
         for parameter in (p for p in self.net.parameters() if p.requires_grad) if parameters is None else parameters:
             (weights if parameter.ndim > 1 or self.weight_decay_norm_and_bias else others).append(parameter)
@@ -155,17 +192,23 @@ class ImageClassifier(L.LightningModule):
         return weight_penalty(weights, self.l1_penalty, self.l2_penalty)
 
     def loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.hparams.loss == "hinge":
-            if target.dim() != 1:
-                raise InputError("the hinge loss needs class labels; mixup and cutmix make soft targets: "
-                                 "use loss=cross_entropy with them")
-            return multiclass_hinge_loss(scores, target)
-        return F.cross_entropy(scores, target, label_smoothing=self.hparams.label_smoothing)
+        """The criterion's loss of `scores` for `target` (class labels, or soft targets for cross-entropy)."""
+        if self.hparams.loss == "hinge" and target.dim() != 1:
+            raise InputError("the hinge loss needs class labels; mixup and cutmix make soft targets: "
+                             "use loss=cross_entropy with them")
+        return self.criterion(scores, target)
+
+    def chance_loss(self) -> tuple[float, str] | None:
+        """The loss of random scores (all about 0) and its formula: what the first training loss should be near
+        (:class:`zoo.callbacks.InitialLossCheck`). Cross-entropy, with or without label smoothing: ln(C); the
+        hinge loss: C - 1 (each of the C - 1 margins is about 1). None for a net that starts from pretrained
+        weights, whose first loss may rightly be far lower."""
+        if self.starts_from_weights:
+            return None
+        c = self.hparams.num_classes
+        return (math.log(c), f"ln({c})") if self.hparams.loss == "cross_entropy" else (c - 1.0, f"{c} - 1")
 
     def setup(self, stage: str) -> None:
-        strategy = self.trainer.strategy
-        if type(strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default: rewrites files in place
-            strategy.checkpoint_io = AtomicCheckpointIO()
         data = getattr(self.trainer, "datamodule", None)
         for what in ("num_classes", "in_chans", "image_size"):
             want, have = self.hparams[what], getattr(data, what, None)
@@ -175,30 +218,27 @@ class ImageClassifier(L.LightningModule):
                     f"create the model with {what}={have} (the CLI links it from the data)"
                 )
 
-    def _step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int = -1) -> torch.Tensor:
+    def _step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's loss, and the main head's loss alone (without GoogLeNet's auxiliary heads)."""
         x, y = batch
         scores = self(x)
         aux = []
         if isinstance(scores, tuple):  # auxiliary classifiers (GoogLeNet), in training only
             scores, *aux = scores
-        loss = self.loss(scores, y)
+        head_loss = self.loss(scores, y)
         y = y.argmax(dim=1) if y.dim() == 2 else y  # mixup/cutmix targets: the dominant class for accuracy
-        if stage == "train" and batch_idx == 0 and self.current_epoch == 0:
-            self._check_initial_loss(loss.item())  # the main head's loss, before any aux terms
-        if aux:
-            loss = loss + AUX_LOSS_WEIGHT * sum(self.loss(a, y) for a in aux)
+        loss = head_loss + AUX_LOSS_WEIGHT * sum(self.loss(a, y) for a in aux) if aux else head_loss
         if stage == "train":
             self._add_training_sums(scores.detach(), y, loss.detach())
             if self._logs_this_step():
                 self.log("train_loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         else:
-            for name in ("acc", "acc5"):
-                metric = getattr(self, f"{stage}_{name}", None)
-                if metric is not None:
-                    metric.update(scores.detach(), y)
-                    self.log(f"{stage}_{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "acc")
+            metrics = self.val_metrics if stage == "val" else self.test_metrics
+            metrics.update(scores.detach(), y)
+            for name, metric in metrics.items():
+                self.log(name, metric, on_step=False, on_epoch=True, prog_bar=name == f"{stage}_acc")
             self.log(f"{stage}_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
-        return loss
+        return loss, head_loss
 
     def _logs_this_step(self) -> bool:
         """Whether the logger writes this training step (every ``log_every_n_steps``; the first too, for the bar)."""
@@ -217,36 +257,26 @@ class ImageClassifier(L.LightningModule):
         self._train_sums = sums if self._train_sums is None else self._train_sums + sums
 
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        loss = self._step("train", batch, batch_idx)
+    def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        """The loss to minimize (``loss``) and the main head's loss alone (``head_loss``, for the callbacks)."""
+        loss, head_loss = self._step("train", batch)
         penalty = self.penalty()
         if penalty is not None:
             if self._logs_this_step():
                 self.log("train_penalty", penalty, on_step=True, on_epoch=False)
             loss = loss + penalty
-        return loss
+        return {"loss": loss, "head_loss": head_loss.detach()}
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """What every fit of a trained net needs, whatever Trainer runs it: a stop when the loss diverges, and
-        the random states in each checkpoint (so a resumed fit continues as an uninterrupted one would).
+        """What every fit of a trained net needs, whatever Trainer runs it: a stop when the loss diverges, the
+        random states in each checkpoint (so a resumed fit continues as an uninterrupted one would), and a warning
+        when the first loss is far from that of random scores.
 
         Lightning asks again for each ``fit``/``test`` of the same Trainer; the ones already there stay.
         """
         present = self._trainer.callbacks if self._trainer is not None else []
-        return [kind() for kind in (DivergenceStop, RandomState) if not any(isinstance(c, kind) for c in present)]
-
-    def _check_initial_loss(self, value: float) -> None:
-        """The classic first sanity check: before training, the loss should be that of random scores."""
-        c = self.hparams.num_classes
-        if self.hparams.loss == "cross_entropy":
-            chance, formula = math.log(c), f"ln({c})"
-        else:
-            chance, formula = c - 1.0, f"{c} - 1"  # hinge: every margin is about 1 when scores are near 0
-        if self.hparams.label_smoothing == 0.0 and abs(value - chance) > 0.5 * chance:
-            rank_zero_warn(
-                f"the initial loss {value:.3f} is far from {formula} = {chance:.3f}, the loss of random scores; "
-                "check the labels, the input normalization and the weight init scale before training longer"
-            )
+        kinds = (DivergenceStop, RandomState, InitialLossCheck)
+        return [kind() for kind in kinds if not any(isinstance(c, kind) for c in present)]
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.log_grad_norm:

@@ -148,6 +148,7 @@ class ModelEntry:
     min_size: int | None
     cam_layer: str | None
     weights: dict[str, dict[str, Any]] = field(default_factory=dict)
+    torchvision_weights: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,10 +178,7 @@ def _register_plugin_builder(name: str, obj: Any) -> None:
         return  # the plugin registered it itself with @register_model
     if not callable(obj):
         raise ZooError(f"entry point {name!r} is neither a module nor a model builder: {obj!r}")
-    defaults = builder_arguments(obj)
-    chans, size = defaults.get("in_chans"), defaults.get("image_size")
-    input_size = (chans if isinstance(chans, int) else 3, *(2 * [size if isinstance(size, int) else 224]))
-    register_model(obj, name=name, family="plugin", input_size=input_size)
+    register_model(obj, name=name, family="plugin")
 
 
 MODELS: Registry[ModelEntry] = Registry("model", "zoo models", "zoo.models", _register_plugin_builder, "zoo.models")
@@ -192,41 +190,56 @@ def register_model(
     name: str | None = None,
     family: str,
     paper: str = "",
-    input_size: tuple[int, int, int] = (3, 224, 224),
+    input_size: tuple[int, int, int] | None = None,
     min_size: int | None = 1,
     cam_layer: str | None = None,
     weights: dict[str, dict[str, Any]] | None = None,
+    torchvision_weights: bool = False,
+    arguments: Callable[..., nn.Module] | None = None,
 ) -> Any:
     """Register a model builder, as a decorator (``@register_model(family=...)``) or a call.
 
     A builder takes ``num_classes``, ``in_chans`` and ``image_size`` (plus its own keyword
     arguments) and returns an ``nn.Module``; nets that follow the net protocol
-    (:class:`zoo.models.ZooNet`) work with every zoo feature.
+    (:class:`zoo.models.ZooNet`) work with every zoo feature. A family's variants are short builders that
+    fix the architecture and pass the rest on (``def resnet18(**kwargs): return imagenet_resnet(BasicBlock,
+    [2, 2, 2, 2], **kwargs)``); `arguments` names the family's builder, whose keyword-only arguments, their
+    defaults and their docs the variant then shows (``zoo info``, ``--model.help``).
 
     Args:
         builder: the function (or class) that builds the net.
         name: the registry name; defaults to the builder's ``__name__``.
         family: the architecture family ("resnet", "mlp", ...).
         paper: the reference, e.g. "LeCun et al. 1998".
-        input_size: the default input as (channels, height, width).
+        input_size: the default input as (channels, height, width); by default the builder's own defaults of
+            ``in_chans`` and ``image_size`` (so the two never disagree), else (3, 224, 224).
         min_size: the smallest height/width the net accepts in any of its forms; ``None``: the built net's
             ``min_size`` attribute at the default arguments (for plugins that know it only once built).
         cam_layer: the module name of the last spatial feature map (what CAM reads); plugins whose
             nets know it only once built set a ``cam_layer`` attribute on the net instead.
         weights: pretrained weights the builder can load, name -> metadata (``acc@1``, ``acc@5``,
             ``params``, ``min_size``, ``recipe``); ``zoo info`` shows them.
+        torchvision_weights: torchvision's pretrained weights of the same name load into the net
+            (``weights="torchvision:IMAGENET1K_V1"``); ``zoo info`` lists them with torchvision's metadata.
+        arguments: the family builder whose keyword-only arguments the variant (``def name(**kwargs)``) takes.
     """
 
     def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if arguments is not None:
+            _take_arguments_of(fn, arguments)
+        defaults = builder_arguments(fn)
+        chans, size = defaults.get("in_chans"), defaults.get("image_size")
+        own = (chans if isinstance(chans, int) else 3, *(2 * [size if isinstance(size, int) else 224]))
         entry = ModelEntry(
             name=name or fn.__name__,
             builder=fn,
             family=family,
             paper=paper,
-            input_size=tuple(input_size),
+            input_size=tuple(input_size or own),
             min_size=min_size,
             cam_layer=cam_layer,
             weights=dict(weights or {}),
+            torchvision_weights=torchvision_weights,
         )
         MODELS.add(entry.name, entry)
         return fn
@@ -234,11 +247,30 @@ def register_model(
     return add if builder is None else add(builder)
 
 
+def _take_arguments_of(variant: Callable[..., Any], family: Callable[..., Any]) -> None:
+    """Give `variant` (``def resnet18(**kwargs)``) the keyword-only arguments of `family` and their docs."""
+    signature = inspect.signature(family)
+    taken = [p for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY]
+    variant.__signature__ = signature.replace(parameters=taken)  # type: ignore[attr-defined]
+    doc = inspect.getdoc(family) or ""
+    args = doc[doc.index("Args:"):] if "Args:" in doc else ""
+    variant.__doc__ = f"{inspect.getdoc(variant) or variant.__name__}\n\n{args}".strip()
+
+
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the plain ``nn.Module`` registered as `name`, e.g. ``create_model("mlp", num_classes=10)``."""
     entry = MODELS.get(name)
     _check_arguments(entry, kwargs)
     return entry.builder(**kwargs)
+
+
+def default_arguments(name: str) -> dict[str, int | None]:
+    """The net's own ``num_classes``, ``in_chans`` and ``image_size``: its builder's defaults, else (for the
+    input) its registered ``input_size``; None where it has none. What :func:`create_model` builds without them."""
+    entry = MODELS.get(name)
+    given = builder_arguments(entry.builder)
+    registered = {"num_classes": None, "in_chans": entry.input_size[0], "image_size": entry.input_size[1]}
+    return {key: given[key] if isinstance(given.get(key), int) else registered[key] for key in registered}
 
 
 def list_models(
@@ -269,8 +301,22 @@ def model_info(name: str) -> ModelInfo:
         params=params,
         macs=macs,
         arguments=builder_arguments(entry.builder),
-        weights={**entry.weights, **zoo_weights},
+        weights={**entry.weights, **(_torchvision_weights(name) if entry.torchvision_weights else {}), **zoo_weights},
     )
+
+
+def _torchvision_weights(name: str) -> dict[str, dict[str, Any]]:
+    """torchvision's pretrained weights for the net `name`, with torchvision's own metadata (ImageNet-1K)."""
+    import torchvision.models as tvm
+
+    found = {}
+    for weights in tvm.get_model_weights(name):
+        imagenet = weights.meta.get("_metrics", {}).get("ImageNet-1K", {})
+        found[f"torchvision:{weights.name}"] = {
+            "dataset": "ImageNet-1K", "acc@1": imagenet.get("acc@1"), "acc@5": imagenet.get("acc@5"),
+            "params": weights.meta.get("num_params"), "recipe": weights.meta.get("recipe"),
+        }
+    return found
 
 
 def builder_arguments(builder: Callable[..., Any]) -> dict[str, Any]:

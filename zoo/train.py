@@ -33,6 +33,7 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 import docstring_parser  # noqa: E402
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
+from lightning.fabric.plugins import CheckpointIO  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar  # noqa: E402
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback  # noqa: E402
@@ -42,7 +43,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment  # noqa: E402
 
 from zoo.atomic import atomic_path  # noqa: E402
 from zoo.callbacks import ProgressBar  # noqa: E402
-from zoo.checkpoint import read_checkpoint  # noqa: E402
+from zoo.checkpoint import AtomicCheckpointIO, read_checkpoint  # noqa: E402
 from zoo.classifier import ImageClassifier, classifier_for  # noqa: E402
 from zoo.errors import InputError, zoo_error_behind  # noqa: E402
 from zoo.registry import DATASETS, MODELS, ModelEntry, dataset_name  # noqa: E402
@@ -301,7 +302,9 @@ class ZooCLI(LightningCLI):
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         """``--trainer.enable_checkpointing false`` leaves out zoo's checkpoint callback; zoo's progress bar
-        (:class:`zoo.callbacks.ProgressBar`) is added unless the bar is off or the user chose another.
+        (:class:`zoo.callbacks.ProgressBar`) is added unless the bar is off or the user chose another, and
+        checkpoints are written atomically (:class:`zoo.checkpoint.AtomicCheckpointIO`) unless the user chose
+        another checkpoint plugin.
 
         Lightning refuses a ModelCheckpoint together with enable_checkpointing=False; the fit's
         final test then uses the last weights.
@@ -312,6 +315,10 @@ class ZooCLI(LightningCLI):
         if config.get("enable_progress_bar") is not False and not any(
                 isinstance(c, LightningProgressBar) for c in (chosen if isinstance(chosen, list) else [chosen])):
             callbacks = [*callbacks, ProgressBar()]  # unless the user chose a bar of their own
+        plugins = config.get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):  # unless the user chose their own
+            config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
         if self.subcommand == "fit" and config.get("logger") in (False, None) and not config.get("default_root_dir"):
             # the run folder, logger or not (not written into the saved config: a re-run gets a new folder)
             config = {**config, "default_root_dir": str(next_run_folder(self.config[self.subcommand]))}

@@ -26,7 +26,7 @@ class AlexNet(FeaturesClassifierNet, TorchvisionAlexNet):
 
 
 @register_model(family="alexnet", paper="Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional "
-                "Neural Networks", input_size=(3, 224, 224), min_size=15, cam_layer="features")
+                "Neural Networks", min_size=15, cam_layer="features", torchvision_weights=True)
 def alexnet(
     num_classes: int = 1000,
     in_chans: int = 3,

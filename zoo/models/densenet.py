@@ -7,6 +7,7 @@ the paper has neither. The module and parameter names are torchvision's, so its 
 """
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -124,23 +125,20 @@ class DenseNet(ZooNet):
         return x if pre_logits else self.classifier(x)
 
 
-def _register_imagenet(depth: int, growth_rate: int, block_config: tuple[int, ...], num_init_features: int,
-                       params: str) -> None:
-    def builder(
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        image_size: int = 224,
-        stem: str | None = None,
-        init: str = "he",
-        drop_rate: float = 0.0,
-        memory_efficient: bool = False,
-    ) -> DenseNet:
-        return DenseNet(growth_rate, block_config, num_init_features, 4, 0.5, drop_rate, num_classes, in_chans,
-                        choose_stem(stem, image_size), init, memory_efficient)
-
-    name = f"densenet{depth}"
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"""DenseNet-{depth} (DenseNet-BC, growth rate {growth_rate}), {params} parameters.
+def imagenet_densenet(
+    growth_rate: int,
+    block_config: tuple[int, ...],
+    num_init_features: int,
+    *,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    image_size: int = 224,
+    stem: str | None = None,
+    init: str = "he",
+    drop_rate: float = 0.0,
+    memory_efficient: bool = False,
+) -> DenseNet:
+    """An ImageNet DenseNet-BC of `growth_rate`, `block_config` layers per dense block (the variants below fix them).
 
     Args:
         num_classes: number of classes.
@@ -152,14 +150,37 @@ def _register_imagenet(depth: int, growth_rate: int, block_config: tuple[int, ..
         memory_efficient: recompute the concatenations in the backward pass (checkpointing): much less
             memory, somewhat slower.
     """
-    register_model(builder, family="densenet", paper=PAPER, input_size=(3, 224, 224), min_size=8,
-                   cam_layer="features")
+    return DenseNet(growth_rate, block_config, num_init_features, 4, 0.5, drop_rate, num_classes, in_chans,
+                    choose_stem(stem, image_size), init, memory_efficient)
 
 
-_register_imagenet(121, 32, (6, 12, 24, 16), 64, "8.0M")
-_register_imagenet(161, 48, (6, 12, 36, 24), 96, "28.7M")
-_register_imagenet(169, 32, (6, 12, 32, 32), 64, "14.1M")
-_register_imagenet(201, 32, (6, 12, 48, 32), 64, "20.0M")
+_imagenet_variant = register_model(family="densenet", paper=PAPER, min_size=8, cam_layer="features",
+                                   torchvision_weights=True, arguments=imagenet_densenet)
+
+
+@_imagenet_variant
+def densenet121(**kwargs: Any) -> DenseNet:
+    """DenseNet-121 (DenseNet-BC, growth rate 32), 8.0M parameters."""
+    return imagenet_densenet(32, (6, 12, 24, 16), 64, **kwargs)
+
+
+@_imagenet_variant
+def densenet161(**kwargs: Any) -> DenseNet:
+    """DenseNet-161 (DenseNet-BC, growth rate 48), 28.7M parameters."""
+    return imagenet_densenet(48, (6, 12, 36, 24), 96, **kwargs)
+
+
+@_imagenet_variant
+def densenet169(**kwargs: Any) -> DenseNet:
+    """DenseNet-169 (DenseNet-BC, growth rate 32), 14.1M parameters."""
+    return imagenet_densenet(32, (6, 12, 32, 32), 64, **kwargs)
+
+
+@_imagenet_variant
+def densenet201(**kwargs: Any) -> DenseNet:
+    """DenseNet-201 (DenseNet-BC, growth rate 32), 20.0M parameters."""
+    return imagenet_densenet(32, (6, 12, 48, 32), 64, **kwargs)
+
 
 _CIFAR_ARGS = """
     Args:
@@ -172,15 +193,14 @@ _CIFAR_ARGS = """
 """
 
 
-@register_model(family="densenet", paper=PAPER + ", CIFAR (L=40, k=12)", input_size=(3, 32, 32), min_size=4,
-                cam_layer="features")
+@register_model(family="densenet", paper=PAPER + ", CIFAR (L=40, k=12)", min_size=4, cam_layer="features")
 def densenet40(num_classes: int = 10, in_chans: int = 3, image_size: int = 32, init: str = "he",
                drop_rate: float = 0.0, memory_efficient: bool = False) -> DenseNet:
     return DenseNet(12, (12, 12, 12), 16, None, 1.0, drop_rate, num_classes, in_chans, "plain", init, memory_efficient)
 
 
-@register_model(family="densenet", paper=PAPER + ", CIFAR DenseNet-BC (L=100, k=12)", input_size=(3, 32, 32),
-                min_size=4, cam_layer="features")
+@register_model(family="densenet", paper=PAPER + ", CIFAR DenseNet-BC (L=100, k=12)", min_size=4,
+                cam_layer="features")
 def densenet_bc100(num_classes: int = 10, in_chans: int = 3, image_size: int = 32, init: str = "he",
                    drop_rate: float = 0.0, memory_efficient: bool = False) -> DenseNet:
     return DenseNet(12, (16, 16, 16), 24, 4, 0.5, drop_rate, num_classes, in_chans, "plain", init, memory_efficient)

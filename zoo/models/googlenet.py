@@ -70,7 +70,7 @@ class GoogLeNet(ZooNet, TorchvisionGoogLeNet):
 
 
 @register_model(family="googlenet", paper="Szegedy et al. 2015, Going Deeper with Convolutions",
-                input_size=(3, 224, 224), min_size=8, cam_layer="inception5b")
+                min_size=8, cam_layer="inception5b", torchvision_weights=True)
 def googlenet(
     num_classes: int = 1000,
     in_chans: int = 3,

@@ -120,8 +120,7 @@ def _feature_net(features: str, num_classes: int, in_chans: int, image_size: int
     return create_model(features, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
 
 
-@register_model(family="knn", paper="Cover & Hart 1967, Nearest neighbor pattern classification",
-                input_size=(3, 32, 32))
+@register_model(family="knn", paper="Cover & Hart 1967, Nearest neighbor pattern classification")
 def knn(num_classes: int = 10, in_chans: int = 3, image_size: int = 32, k: int = 1, metric: Metric = "l2",
         features: str | None = None) -> KNN:
     """k nearest neighbours: memorizes the training images in one pass, predicts by majority vote.

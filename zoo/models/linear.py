@@ -52,7 +52,7 @@ class Linear(FixedSizeNet):
 
 
 @register_model(family="linear", paper="the linear score function f(x, W) = Wx + b of the classic curriculum",
-                input_size=(3, 32, 32), min_size=1)
+                min_size=1)
 def linear(num_classes: int = 10, in_chans: int = 3, image_size: int = 32) -> Linear:
     """Linear classifier on flattened pixels.
 

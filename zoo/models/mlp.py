@@ -52,8 +52,7 @@ class MLP(FixedSizeNet):
         return x if pre_logits else self.fc(x)
 
 
-@register_model(family="mlp", paper="Rumelhart et al. 1986 (back-propagation)",
-                input_size=(3, 32, 32), min_size=1)
+@register_model(family="mlp", paper="Rumelhart et al. 1986 (back-propagation)", min_size=1)
 def mlp(
     num_classes: int = 10,
     in_chans: int = 3,

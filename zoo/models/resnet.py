@@ -7,6 +7,8 @@ shortcuts: identity, with stride-2 subsampling and zero-padded extra channels, s
 parameters and the counts are the paper's Table 6.
 """
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 import torchvision.models.resnet as tv
@@ -91,13 +93,22 @@ class ResNet(ZooNet, tv.ResNet):
         return x if pre_logits else self.fc(x)
 
 
-def _imagenet_resnet(block, layers, num_classes, in_chans, image_size, stem, init, zero_init_residual, drop_path_rate,
-                     **kw) -> ResNet:
-    return ResNet(block, layers, num_classes, in_chans, choose_stem(stem, image_size), init, zero_init_residual,
-                  drop_path_rate=drop_path_rate, **kw)
+def imagenet_resnet(
+    block: type[BasicBlock | Bottleneck],
+    layers: list[int],
+    groups: int = 1,
+    width_per_group: int = 64,
+    *,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    image_size: int = 224,
+    stem: str | None = None,
+    init: str = "he",
+    zero_init_residual: bool = False,
+    drop_path_rate: float = 0.0,
+) -> ResNet:
+    """An ImageNet ResNet of `layers` `block`s per stage (the variants below fix the architecture).
 
-
-_ARGS_DOC = """
     Args:
         num_classes: number of classes.
         in_chans: image channels.
@@ -107,37 +118,57 @@ _ARGS_DOC = """
         zero_init_residual: start each residual branch's last BatchNorm at 0, so each block starts as identity.
         drop_path_rate: stochastic depth: the last block's probability of dropping its residual branch in
             training, falling linearly to 0 for the first block.
-"""
+    """
+    return ResNet(block, layers, num_classes, in_chans, choose_stem(stem, image_size), init, zero_init_residual,
+                  groups, width_per_group, drop_path_rate)
 
 
-def _register_imagenet(name: str, block, layers: list[int], summary: str, paper: str = HE2016, **kw) -> None:
-    def builder(
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        image_size: int = 224,
-        stem: str | None = None,
-        init: str = "he",
-        zero_init_residual: bool = False,
-        drop_path_rate: float = 0.0,
-    ) -> ResNet:
-        return _imagenet_resnet(block, layers, num_classes, in_chans, image_size, stem, init, zero_init_residual,
-                                drop_path_rate, **kw)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = summary + "\n" + _ARGS_DOC
-    register_model(builder, family="resnet", paper=paper, input_size=(3, 224, 224), min_size=8, cam_layer="layer4")
+_imagenet_variant = register_model(family="resnet", paper=HE2016, min_size=8, cam_layer="layer4",
+                                   torchvision_weights=True, arguments=imagenet_resnet)
 
 
-_register_imagenet("resnet18", BasicBlock, [2, 2, 2, 2], "ResNet-18, 11.7M parameters.")
-_register_imagenet("resnet34", BasicBlock, [3, 4, 6, 3], "ResNet-34, 21.8M parameters.")
-_register_imagenet("resnet50", Bottleneck, [3, 4, 6, 3], "ResNet-50, 25.6M parameters.")
-_register_imagenet("resnet101", Bottleneck, [3, 4, 23, 3], "ResNet-101, 44.5M parameters.")
-_register_imagenet("resnet152", Bottleneck, [3, 8, 36, 3], "ResNet-152, 60.2M parameters.")
-_register_imagenet("wide_resnet50_2", Bottleneck, [3, 4, 6, 3], "Wide ResNet-50-2, 68.9M parameters.",
-                   paper="Zagoruyko & Komodakis 2016, Wide Residual Networks", width_per_group=128)
-_register_imagenet("resnext50_32x4d", Bottleneck, [3, 4, 6, 3], "ResNeXt-50 32x4d, 25.0M parameters.",
-                   paper="Xie et al. 2017, Aggregated Residual Transformations for Deep Neural Networks",
-                   groups=32, width_per_group=4)
+@_imagenet_variant
+def resnet18(**kwargs: Any) -> ResNet:
+    """ResNet-18, 11.7M parameters."""
+    return imagenet_resnet(BasicBlock, [2, 2, 2, 2], **kwargs)
+
+
+@_imagenet_variant
+def resnet34(**kwargs: Any) -> ResNet:
+    """ResNet-34, 21.8M parameters."""
+    return imagenet_resnet(BasicBlock, [3, 4, 6, 3], **kwargs)
+
+
+@_imagenet_variant
+def resnet50(**kwargs: Any) -> ResNet:
+    """ResNet-50, 25.6M parameters."""
+    return imagenet_resnet(Bottleneck, [3, 4, 6, 3], **kwargs)
+
+
+@_imagenet_variant
+def resnet101(**kwargs: Any) -> ResNet:
+    """ResNet-101, 44.5M parameters."""
+    return imagenet_resnet(Bottleneck, [3, 4, 23, 3], **kwargs)
+
+
+@_imagenet_variant
+def resnet152(**kwargs: Any) -> ResNet:
+    """ResNet-152, 60.2M parameters."""
+    return imagenet_resnet(Bottleneck, [3, 8, 36, 3], **kwargs)
+
+
+@register_model(family="resnet", paper="Zagoruyko & Komodakis 2016, Wide Residual Networks", min_size=8,
+                cam_layer="layer4", torchvision_weights=True, arguments=imagenet_resnet)
+def wide_resnet50_2(**kwargs: Any) -> ResNet:
+    """Wide ResNet-50-2, 68.9M parameters."""
+    return imagenet_resnet(Bottleneck, [3, 4, 6, 3], width_per_group=128, **kwargs)
+
+
+@register_model(family="resnet", paper="Xie et al. 2017, Aggregated Residual Transformations for Deep Neural Networks",
+                min_size=8, cam_layer="layer4", torchvision_weights=True, arguments=imagenet_resnet)
+def resnext50_32x4d(**kwargs: Any) -> ResNet:
+    """ResNeXt-50 32x4d, 25.0M parameters."""
+    return imagenet_resnet(Bottleneck, [3, 4, 6, 3], groups=32, width_per_group=4, **kwargs)
 
 
 # -- CIFAR ResNets (section 4.2) ----------------------------------------------------------------
@@ -211,20 +242,17 @@ class CifarResNet(ZooNet):
         return x if pre_logits else self.fc(x)
 
 
-def _register_cifar(depth: int, params: str) -> None:
-    def builder(
-        num_classes: int = 10,
-        in_chans: int = 3,
-        image_size: int = 32,
-        init: str = "he",
-        zero_init_residual: bool = False,
-        drop_path_rate: float = 0.0,
-    ) -> CifarResNet:
-        return CifarResNet(depth, num_classes, in_chans, init, zero_init_residual, drop_path_rate)
-
-    name = f"resnet{depth}"
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"""ResNet-{depth} for CIFAR ({depth} layers, option A shortcuts), {params} parameters.
+def cifar_resnet(
+    depth: int,
+    *,
+    num_classes: int = 10,
+    in_chans: int = 3,
+    image_size: int = 32,
+    init: str = "he",
+    zero_init_residual: bool = False,
+    drop_path_rate: float = 0.0,
+) -> CifarResNet:
+    """A CIFAR ResNet of `depth` = 6n+2 layers (the variants below fix it).
 
     Args:
         num_classes: number of classes.
@@ -235,11 +263,41 @@ def _register_cifar(depth: int, params: str) -> None:
         drop_path_rate: stochastic depth: the last block's probability of dropping its residual branch in
             training, falling linearly to 0 for the first block.
     """
-    register_model(builder, family="resnet", paper=HE2016 + ", section 4.2", input_size=(3, 32, 32),
-                   min_size=4, cam_layer="layer3")
+    return CifarResNet(depth, num_classes, in_chans, init, zero_init_residual, drop_path_rate)
 
 
-for _depth, _params in ((20, "0.27M"), (32, "0.46M"), (44, "0.66M"), (56, "0.85M"), (110, "1.7M")):
-    _register_cifar(_depth, _params)
+_cifar_variant = register_model(family="resnet", paper=HE2016 + ", section 4.2", min_size=4, cam_layer="layer3",
+                                arguments=cifar_resnet)
 
-__all__ = ["CifarResNet", "ResNet"]
+
+@_cifar_variant
+def resnet20(**kwargs: Any) -> CifarResNet:
+    """ResNet-20 for CIFAR (20 layers, option A shortcuts), 0.27M parameters."""
+    return cifar_resnet(20, **kwargs)
+
+
+@_cifar_variant
+def resnet32(**kwargs: Any) -> CifarResNet:
+    """ResNet-32 for CIFAR (32 layers, option A shortcuts), 0.46M parameters."""
+    return cifar_resnet(32, **kwargs)
+
+
+@_cifar_variant
+def resnet44(**kwargs: Any) -> CifarResNet:
+    """ResNet-44 for CIFAR (44 layers, option A shortcuts), 0.66M parameters."""
+    return cifar_resnet(44, **kwargs)
+
+
+@_cifar_variant
+def resnet56(**kwargs: Any) -> CifarResNet:
+    """ResNet-56 for CIFAR (56 layers, option A shortcuts), 0.85M parameters."""
+    return cifar_resnet(56, **kwargs)
+
+
+@_cifar_variant
+def resnet110(**kwargs: Any) -> CifarResNet:
+    """ResNet-110 for CIFAR (110 layers, option A shortcuts), 1.7M parameters."""
+    return cifar_resnet(110, **kwargs)
+
+
+__all__ = ["CifarResNet", "ResNet", "cifar_resnet", "imagenet_resnet"]

@@ -6,6 +6,8 @@ input from 32x32 up works. The small-input form (``stem="cifar"``) rounds the ma
 parameters are the same.
 """
 
+from typing import Any
+
 from torch import nn
 from torchvision.models.vgg import VGG as TorchvisionVGG
 from torchvision.models.vgg import cfgs, make_layers
@@ -32,21 +34,18 @@ class VGG(FeaturesClassifierNet, TorchvisionVGG):
         init_weights(self, init)
 
 
-def _register(depth: int, batch_norm: bool) -> None:
-    def builder(
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        image_size: int = 224,
-        stem: str | None = None,
-        init: str = "xavier",
-        dropout: float = 0.5,
-    ) -> VGG:
-        return VGG(depth, batch_norm, num_classes, in_chans, choose_stem(stem, image_size), init, dropout)
-
-    name = f"vgg{depth}{'_bn' if batch_norm else ''}"
-    builder.__name__ = builder.__qualname__ = name
-    with_bn = " with batch normalization" if batch_norm else ""
-    builder.__doc__ = f"""VGG-{depth}{with_bn} (configuration {CONFIGS[depth]}).
+def vgg(
+    depth: int,
+    batch_norm: bool,
+    *,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    image_size: int = 224,
+    stem: str | None = None,
+    init: str = "xavier",
+    dropout: float = 0.5,
+) -> VGG:
+    """VGG-`depth` (11, 13, 16 or 19), with or without batch normalization (the variants below fix them).
 
     Args:
         num_classes: number of classes.
@@ -56,9 +55,56 @@ def _register(depth: int, batch_norm: bool) -> None:
         init: weight initialisation: ``xavier`` (the paper's for training from scratch), ``he`` or ``normal``.
         dropout: dropout rate in the classifier.
     """
-    register_model(builder, family="vgg", paper=PAPER, input_size=(3, 224, 224), min_size=8, cam_layer="features")
+    return VGG(depth, batch_norm, num_classes, in_chans, choose_stem(stem, image_size), init, dropout)
 
 
-for _depth in CONFIGS:
-    for _bn in (False, True):
-        _register(_depth, _bn)
+_variant = register_model(family="vgg", paper=PAPER, min_size=8, cam_layer="features", torchvision_weights=True,
+                          arguments=vgg)
+
+
+@_variant
+def vgg11(**kwargs: Any) -> VGG:
+    """VGG-11 (configuration A)."""
+    return vgg(11, False, **kwargs)
+
+
+@_variant
+def vgg11_bn(**kwargs: Any) -> VGG:
+    """VGG-11 with batch normalization (configuration A)."""
+    return vgg(11, True, **kwargs)
+
+
+@_variant
+def vgg13(**kwargs: Any) -> VGG:
+    """VGG-13 (configuration B)."""
+    return vgg(13, False, **kwargs)
+
+
+@_variant
+def vgg13_bn(**kwargs: Any) -> VGG:
+    """VGG-13 with batch normalization (configuration B)."""
+    return vgg(13, True, **kwargs)
+
+
+@_variant
+def vgg16(**kwargs: Any) -> VGG:
+    """VGG-16 (configuration D)."""
+    return vgg(16, False, **kwargs)
+
+
+@_variant
+def vgg16_bn(**kwargs: Any) -> VGG:
+    """VGG-16 with batch normalization (configuration D)."""
+    return vgg(16, True, **kwargs)
+
+
+@_variant
+def vgg19(**kwargs: Any) -> VGG:
+    """VGG-19 (configuration E)."""
+    return vgg(19, False, **kwargs)
+
+
+@_variant
+def vgg19_bn(**kwargs: Any) -> VGG:
+    """VGG-19 with batch normalization (configuration E)."""
+    return vgg(19, True, **kwargs)
