@@ -299,7 +299,10 @@ class Finetune(L.Callback):
         return [self.backbone_lr_ratio * self.lr_decay ** (n - 1 - i) for i in range(n)]
 
     def param_groups(self, net: nn.Module) -> list[tuple[list[nn.Parameter], float]]:
-        """Every parameter of `net` once, as (parameters, learning-rate factor): the stages, then the final layer."""
+        """Every parameter of `net` once, as (parameters, learning-rate factor): the stages, then the final layer.
+
+        Not timm's ``param_groups_layer_decay``, which groups by a net's ``group_matcher``: timm's nets have one,
+        zoo's and torchvision's do not; :func:`training_stages` is that grouping for every net."""
         stages, final = training_stages(net)
         final_ids = {id(p) for p in final.parameters()} if final is not None else set()
         seen = set(final_ids)

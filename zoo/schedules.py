@@ -21,6 +21,12 @@ number of epochs or batches (``interval``) since the end of an optional linear w
 ``total`` defaults to the trainer's ``max_epochs`` (or to its number of optimizer steps with
 ``interval="step"``), so ``--model.lr_scheduler zoo.schedules.Schedule --model.lr_scheduler.shape cosine``
 is all a cosine run needs.
+
+Written here rather than chained from PyTorch's schedulers (``SequentialLR`` of ``LinearLR`` and the shape):
+one scheduler with one set of arguments is what LightningCLI can set from the command line, and ``total``
+is filled in from the trainer; PyTorch has no inverse-time or inverse-sqrt decay, and timm's schedulers step
+with an epoch argument that Lightning's loop does not pass. The tests check each shape against PyTorch's own
+scheduler where one exists.
 """
 
 import bisect
