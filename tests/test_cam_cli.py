@@ -44,6 +44,21 @@ def test_gradcam_points_at_the_digit(trained):
     assert (cwd / "out" / "gradcam.png").is_file()
 
 
+def test_the_library_draws_and_scores_what_the_command_does(trained, tmp_path):
+    """`zoo cam` is one library call each: zoo.cam.draw_checkpoint and zoo.cam.evaluate_checkpoint."""
+    from zoo.cam import draw_checkpoint, evaluate_checkpoint
+
+    cwd, run = trained
+    best = run / "checkpoints" / "best.ckpt"
+    path, n = draw_checkpoint(best, split="val", n=5, method="cam", out=tmp_path)
+    assert (path, n) == (tmp_path / "cam.png", 5) and Image.open(path).size[0] > 300
+    scores, csv_path, n = evaluate_checkpoint(best, out=tmp_path)
+    assert n == 720 and csv_path == tmp_path / "localization.csv"  # 360 test scans, 2 placements each
+    assert scores["gradcam"]["pointing_game"] >= 0.9
+    with pytest.raises(zoo.ZooError, match="dataset 'digits' has no object boxes"):
+        evaluate_checkpoint(best, data="digits", out=tmp_path)
+
+
 def test_cam_on_image_files_skips_what_is_not_an_image(trained, tmp_path):
     cwd, run = trained
     data = zoo.data.create("cluttered_digits")

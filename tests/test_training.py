@@ -126,7 +126,7 @@ def _rates(make, steps: int = 40) -> list[float]:
     return rates
 
 
-REFERENCES = {  # each shape against PyTorch's own scheduler, or the seeds' formula where PyTorch has none
+REFERENCES = {  # each shape against PyTorch's own scheduler, or the formula where PyTorch has none
     "constant": (dict(), lambda o: torch_schedulers.LambdaLR(o, lambda t: 1.0)),
     "step": (dict(step_size=7, gamma=0.5), lambda o: torch_schedulers.StepLR(o, 7, 0.5)),
     "multistep": (dict(milestones=[10, 25], gamma=0.3), lambda o: torch_schedulers.MultiStepLR(o, [10, 25], 0.3)),

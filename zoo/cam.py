@@ -316,6 +316,66 @@ def save_localization(scores: dict[str, dict[str, float] | None], model: str, pa
 # -- during training ---------------------------------------------------------------------------
 
 
+def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, data: str | None = None,
+                    split: str = "test", n: int = 32, method: str = "gradcam", layer: str | None = None,
+                    out: str | Path = "cams") -> tuple[Path, int]:
+    """Class activation maps of a trained model drawn over its images, as ``OUT/METHOD.png``.
+
+    The images are files (`images`, prepared as the model was trained) or the first `n` of a dataset's `split`
+    (`data`, by default the checkpoint's own; its boxes drawn where it has them). Each title names the predicted
+    class and its probability, and the file or the true class. Returns the picture's path and the image count.
+    """
+    from zoo.checkpoint import checkpoint_datamodule, read_checkpoint
+    from zoo.classifier import ImageClassifier
+    from zoo.data.files import denormalize, read_images
+
+    model = ImageClassifier.load_from_checkpoint(ckpt_path, map_location="cpu").eval()
+    h = model.hparams
+    names = h.class_names or [str(i) for i in range(h.num_classes)]
+    labels, boxes, captions = None, None, None
+    if images:
+        described = read_checkpoint(ckpt_path)["zoo"].get("data") or {}
+        mean, std = described.get("mean"), described.get("std")
+        if mean is None or std is None:
+            raise InputError(f"checkpoint {str(ckpt_path)!r} does not say how its images were normalized; "
+                             "use --data instead of --images")
+        x, shown, paths = read_images(images, h.image_size, h.in_chans, mean, std)
+        captions = [p.name for p in paths]
+    else:
+        _, datamodule = checkpoint_datamodule(ckpt_path, data)
+        x, labels = (t[:n] for t in datamodule.normalized(split))
+        split_boxes = getattr(datamodule, "boxes", {}).get(split)
+        boxes = split_boxes[:n] if split_boxes is not None else None
+        shown = denormalize(x, datamodule.mean, datamodule.std)
+    result = compute_cam(model, x, method=method, layer=layer)
+    titles = [(f"{captions[i]}: " if captions else "") + f"{names[target]} ({prob:.2f})"
+              + (f" / true {names[labels[i]]}" if labels is not None else "")
+              for i, (target, prob) in enumerate(zip(result.targets.tolist(), result.probs.tolist(), strict=True))]
+    path = Path(out) / f"{method}.png"
+    save_grid(shown, result.maps, titles, str(path), boxes=boxes)
+    return path, len(x)
+
+
+def evaluate_checkpoint(ckpt_path: str | Path, data: str | None = None, split: str = "test",
+                        layer: str | None = None, out: str | Path = "cams"
+                        ) -> tuple[dict[str, dict[str, float] | None], Path, int]:
+    """Score every CAM method's localization by a trained model on a dataset with boxes (the whole `split`).
+
+    Writes ``OUT/localization.csv``; returns the scores (:func:`evaluate_localization`), its path and the image count.
+    """
+    from zoo.checkpoint import checkpoint_datamodule
+    from zoo.classifier import ImageClassifier
+
+    model = ImageClassifier.load_from_checkpoint(ckpt_path, map_location="cpu").eval()
+    name, datamodule = checkpoint_datamodule(ckpt_path, data)
+    boxes = getattr(datamodule, "boxes", {}).get(split)
+    if boxes is None:
+        raise InputError(f"dataset {name!r} has no object boxes to score against; use cluttered_digits")
+    x, y = datamodule.normalized(split)
+    scores = evaluate_localization(model, x, y, boxes, layer)
+    return scores, save_localization(scores, model.hparams.model, Path(out) / "localization.csv"), len(x)
+
+
 class CAMLogger(L.Callback):
     """Every `every_n_epochs`, a CAM grid of the same validation images, as PNG and to TensorBoard.
 

@@ -141,7 +141,6 @@ def _weight_cell(value: Any) -> str:
 
 def cmd_cam(argv: list[str]) -> None:
     import argparse
-    import os
 
     parser = argparse.ArgumentParser(
         prog="zoo cam",
@@ -161,46 +160,15 @@ def cmd_cam(argv: list[str]) -> None:
                         help="score every method on the whole split; needs a dataset with boxes")
     args = parser.parse_args(argv)
     from zoo import cam
-    from zoo.checkpoint import checkpoint_datamodule, read_checkpoint
-    from zoo.classifier import ImageClassifier
-    from zoo.data.files import denormalize, read_images
 
-    checkpoint_data = read_checkpoint(args.ckpt_path)["zoo"].get("data") or {}
-    model = ImageClassifier.load_from_checkpoint(args.ckpt_path, map_location="cpu").eval()
-    h = model.hparams
-    names = h.class_names or [str(i) for i in range(h.num_classes)]
     output_folder(args.out)
-    if args.images:
-        mean, std = checkpoint_data.get("mean"), checkpoint_data.get("std")
-        if mean is None or std is None:
-            raise InputError(f"checkpoint {args.ckpt_path!r} does not say how its images were normalized; "
-                             "use --data instead of --images")
-        x, shown, paths = read_images(args.images, h.image_size, h.in_chans, mean, std)
-        labels, boxes, captions = None, None, [p.name for p in paths]
-    else:
-        name, datamodule = checkpoint_datamodule(args.ckpt_path, args.data)
-        split_x, split_y = datamodule.normalized(args.split)
-        all_boxes = getattr(datamodule, "boxes", {}).get(args.split)
-        if args.evaluate:
-            if all_boxes is None:
-                raise InputError(f"dataset {name!r} has no object boxes to score against; use cluttered_digits")
-            scores = cam.evaluate_localization(model, split_x, split_y, all_boxes, args.layer)
-            print(table(cam.localization_rows(scores), ["method", "pointing_game", "box_iou"]))
-            path = cam.save_localization(scores, h.model, Path(args.out) / "localization.csv")
-            print(f"scores of {len(split_x)} {args.split} images (targets: the true classes) -> {path}")
-        x, labels = split_x[:args.n], split_y[:args.n]
-        boxes = all_boxes[:args.n] if all_boxes is not None else None
-        shown = denormalize(x, datamodule.mean, datamodule.std)
-        captions = None
-    result = cam.compute_cam(model, x, method=args.method, layer=args.layer)
-    titles = []
-    for i, (target, prob) in enumerate(zip(result.targets.tolist(), result.probs.tolist(), strict=True)):
-        head = captions[i] + ": " if captions else ""
-        truth = f" / true {names[labels[i]]}" if labels is not None else ""
-        titles.append(f"{head}{names[target]} ({prob:.2f}){truth}")
-    path = os.path.join(args.out, f"{args.method}.png")
-    cam.save_grid(shown, result.maps, titles, path, boxes=boxes)
-    print(f"{args.method} maps of {len(x)} images -> {path}")
+    if args.evaluate:
+        scores, path, n = cam.evaluate_checkpoint(args.ckpt_path, args.data, args.split, args.layer, args.out)
+        print(table(cam.localization_rows(scores), ["method", "pointing_game", "box_iou"]))
+        print(f"scores of {n} {args.split} images (targets: the true classes) -> {path}")
+    path, n = cam.draw_checkpoint(args.ckpt_path, args.images, args.data, args.split, args.n, args.method,
+                                  args.layer, args.out)
+    print(f"{args.method} maps of {n} images -> {path}")
 
 
 def cmd_features(argv: list[str]) -> None:
@@ -223,18 +191,11 @@ def cmd_features(argv: list[str]) -> None:
     parser.add_argument("--out", default="features.npz", help="the .npz file to write (default: features.npz)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
-    import yaml
-
     from zoo.checkpoint import read_checkpoint
     from zoo.features import dataset_features, save_features
 
     path = output_file(args.out, args.overwrite, (".npz",))
-    arguments = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InputError(f"--set takes KEY=VALUE pairs, got {item!r}")
-        arguments[key] = yaml.safe_load(value)
+    arguments = _pairs(args.set)
     name, features = dataset_features(args.ckpt_path, args.data, arguments, tuple(args.splits), args.batch_size,
                                       args.stage)
     for split in args.splits:
@@ -286,14 +247,20 @@ def cmd_predict_files(argv: list[str]) -> None:
     print(f"{done} images -> {args.out}" + (f"; {len(skipped)} files skipped (not images)" if skipped else ""))
 
 
-def _value(text: str) -> Any:
-    """A command-line value as Python: numbers and booleans parsed (YAML rules), anything else a string."""
+def _pairs(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE ...`` as a dict; values as Python by YAML's rules (numbers, booleans, lists), else strings."""
     import yaml
 
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--set takes KEY=VALUE pairs, got {item!r}")
+        try:
+            pairs[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            pairs[key] = value
+    return pairs
 
 
 def cmd_data(argv: list[str]) -> None:
@@ -326,12 +293,7 @@ def cmd_data(argv: list[str]) -> None:
     from zoo.cam import save_grid
 
     output_file(args.out, args.overwrite, (".png",))
-    kwargs = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InputError(f"--set takes KEY=VALUE pairs, got {item!r}")
-        kwargs[key] = _value(value)
+    kwargs = _pairs(args.set)
     if args.augment:
         kwargs["augment"] = args.augment
     try:
