@@ -97,6 +97,18 @@ def test_shipped_weights_give_their_stated_accuracy_on_the_real_test_set(elsewhe
     assert round(100 * result["test_acc"], 2) == weights.meta["top1"]
 
 
+def test_shipped_weights_state_the_committed_leaderboards_mean():
+    """Each weight's ``leaderboard_top1`` is its model's mean top-1 over the committed Fashion-MNIST leaderboard's
+    runs (benchmarks/results/fashion_mnist), so adding runs to the leaderboard cannot leave it stale."""
+    from zoo import bench
+
+    rows = bench.read_rows(Path(__file__).parents[1] / "benchmarks" / "results" / "fashion_mnist" / bench.RESULTS)
+    for weights in zoo.weights.list_weights():
+        top1 = [float(r["top1"]) for r in rows if r["model"] == weights.model and r["status"] == "done"]
+        assert len(top1) == 3 and weights.meta["leaderboard_top1"] == round(float(np.mean(top1)), 2), weights.model
+        assert "mean over 3 seeds" in weights.meta["recipe"]
+
+
 def test_the_command_line_lists_and_uses_the_shipped_weights(tmp_path):
     from tests.conftest import run_zoo
 
