@@ -18,7 +18,9 @@ PUBLISHED = {  # torchvision's documented parameter counts
     "densenet121": 7_978_856, "googlenet": 6_624_904, "alexnet": 61_100_840,
 }
 
-PAPER_MILLIONS = {  # as printed in He et al. 2016 Table 6, Huang et al. 2017 Table 2, Zagoruyko & Komodakis 2016
+PAPER_MILLIONS = {  # as printed in He et al. 2016 Table 6, Huang et al. 2017 Table 2, Zagoruyko & Komodakis 2016,
+    # Jordan 2024 (airbench94)
+    "airbench": "1.97",
     "resnet20": "0.27", "resnet32": "0.46", "resnet44": "0.66", "resnet56": "0.85", "resnet110": "1.7",
     "densenet40": "1.0", "densenet_bc100": "0.8", "wrn28_10": "36.5",
 }
@@ -194,3 +196,37 @@ def test_densenet40_has_no_bottleneck_or_compression():
     assert not hasattr(net.features.denseblock1.denselayer1, "conv1")
     t = net.features.transition1.conv
     assert t.in_channels == t.out_channels == 16 + 12 * 12
+
+
+def test_airbench_whitening_makes_real_patches_uncorrelated_with_unit_variance():
+    """After fit on real scans (scikit-learn's digits), the whitening layer's first half of channels has the
+    identity covariance over the patches; its second half is the same, negated; before, channels are pixels."""
+    from zoo.models.airbench import PatchWhitening
+
+    images = zoo.data.create("digits", image_size=16, val_split=0).normalized("train")[0][:500]
+    layer = PatchWhitening(in_chans=1, kernel_size=2)
+    before = layer(images)
+    torch.testing.assert_close(before[:, :4], torch.stack([images[:, 0, i:i + 15, j:j + 15] for i in (0, 1)
+                                                           for j in (0, 1)], dim=1))
+    layer.fit(images)
+    out = layer(images)
+    half = out[:, :4].permute(1, 0, 2, 3).reshape(4, -1)
+    covariance = torch.cov(half.double())
+    off_diagonal = covariance - torch.diag(covariance.diag())
+    assert off_diagonal.abs().max() < 1e-3  # uncorrelated
+    # unit variance, but for eps=5e-4 added to each eigenvalue: the faintest direction (about 0.01) is a little below
+    assert 0.9 < covariance.diag().min() and covariance.diag().max() < 1.001
+    torch.testing.assert_close(out[:, 4:], -out[:, :4])
+    assert not any(p.requires_grad for p in layer.parameters())  # frozen: buffers only
+
+
+def test_airbench_starts_from_identities_with_frozen_norm_scales():
+    net = zoo.create_model("airbench", in_chans=1, image_size=28, widths=(32, 64, 128))
+    second_conv = net.stages[0][4]
+    assert torch.equal(second_conv.weight, nn.init.dirac_(torch.empty_like(second_conv.weight)))
+    first_conv = net.stages[1][0]  # 32 -> 64: identity on the first 32 filters, He-initialised after
+    assert torch.equal(first_conv.weight[:32], nn.init.dirac_(torch.empty(32, 32, 3, 3)))
+    assert first_conv.weight[32:].abs().sum() > 0
+    frozen = [n for n, p in net.named_parameters() if not p.requires_grad]
+    assert frozen and all(n.endswith("weight") and isinstance(net.get_submodule(n.rsplit(".", 1)[0]),
+                                                              nn.BatchNorm2d) for n in frozen)

@@ -179,3 +179,62 @@ def test_create_without_sizes_builds_the_net_create_model_builds(name):
     info = zoo.model_info(name)
     assert (model.hparams.in_chans, model.hparams.image_size) == (info.input_size[0], info.input_size[1])
     assert model.hparams.num_classes == (1000 if info.input_size[1] == 224 else 10)
+
+
+def test_tta_averages_the_mirrored_and_shifted_views():
+    torch.manual_seed(0)
+    model = zoo.create("airbench", num_classes=10, in_chans=1, image_size=12, widths=(4, 8, 8)).eval()
+    x = torch.randn(3, 1, 12, 12)
+    with torch.no_grad():
+        plain = model.net(x)
+        model.tta = "flip"
+        torch.testing.assert_close(model.evaluate(x), (plain + model.net(x.flip(-1))) / 2)
+        model.tta = "flip_shift"
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        views = [x, padded[..., :12, :12], padded[..., 2:, 2:]]
+        mirrored = [(model.net(v) + model.net(v.flip(-1))) / 2 for v in views]
+        torch.testing.assert_close(model.evaluate(x), mirrored[0] / 2 + (mirrored[1] + mirrored[2]) / 4)
+        assert not torch.allclose(model.evaluate(x), plain)
+        torch.testing.assert_close(model.predict_step(x, 0), model.evaluate(x).softmax(dim=1))
+    with pytest.raises(InputError, match="unknown tta 'rotate'; choose one of: none, flip, flip_shift"):
+        zoo.create("lenet5", tta="rotate")
+
+
+def test_bias_lr_scale_sets_the_rate_of_the_parameters_that_do_not_decay():
+    model = zoo.create("airbench", in_chans=1, image_size=28, bias_lr_scale=16.0,
+                       optimizer=functools.partial(torch.optim.SGD, lr=0.2, weight_decay=5e-4))
+    groups = model.configure_optimizers().param_groups
+    weights, biases = groups
+    assert weights["lr"] == 0.2 and weights["weight_decay"] == 5e-4 and all(p.ndim > 1 for p in weights["params"])
+    assert biases["lr"] == pytest.approx(3.2) and biases["weight_decay"] == 0.0
+    assert {id(p) for p in biases["params"]} == {id(m.bias) for m in model.net.modules()
+                                                  if isinstance(m, torch.nn.BatchNorm2d)}
+    with pytest.raises(InputError, match="bias_lr_scale must be positive"):
+        zoo.create("lenet5", bias_lr_scale=0)
+
+
+def test_a_fresh_fit_whitens_from_its_first_batch_a_resumed_one_keeps_its_filters(tmp_path):
+    data = zoo.data.create("digits", image_size=16, batch_size=256, val_split=0)
+
+    def airbench_seeing(seen):
+        model = zoo.create("airbench", num_classes=10, in_chans=1, image_size=16, widths=(8, 8, 8))
+        fit = model.net.whiten.fit
+        model.net.whiten.fit = lambda images: (seen.append(images.clone()), fit(images))
+        return model
+
+    seen = []
+    model = airbench_seeing(seen)
+    pixels = model.net.whiten.weight.clone()
+    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=2, enable_checkpointing=False)
+    trainer.fit(model, data)
+    assert len(seen) == 1 and len(seen[0]) == 256  # the first batch, once
+    assert abs(float(seen[0].mean())) < 0.2 and float(seen[0].std()) == pytest.approx(1.0, abs=0.2)  # normalized
+    assert not torch.equal(model.net.whiten.weight, pixels)
+    path = tmp_path / "one.ckpt"
+    trainer.save_checkpoint(path)
+
+    resumed_seen = []
+    resumed = airbench_seeing(resumed_seen)
+    _trainer(tmp_path, max_epochs=2, limit_train_batches=2, enable_checkpointing=False).fit(resumed, data,
+                                                                                            ckpt_path=path)
+    assert resumed_seen == [] and torch.equal(resumed.net.whiten.weight, model.net.whiten.weight)

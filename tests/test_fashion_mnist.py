@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
+import torch
 
 import zoo
 from zoo.data.mnist import FashionMNISTDataModule
@@ -149,3 +150,22 @@ def test_the_transfer_table_orderings_that_hold_with_a_clear_margin(tmp_path):
                             for seed in (0, 1, 2)]) for s in strategies}
         assert mean["linear probe, stage below"] > mean["linear probe, last stage"] + 5, (target, mean)
         assert mean["scratch"] > mean["linear probe, last stage"] + 5, (target, mean)
+
+
+def test_the_speed_records_config_trains_on_every_training_image_and_times_to_the_last_test_prediction(elsewhere):
+    """benchmarks/speedrun.py's fit, cut to two batches and one test batch: all 60,000 training images, no
+    validation, the whitening set from the first batch, the Stopwatch's time ending after the test."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "speedrun.py"
+    spec = importlib.util.spec_from_file_location("speedrun", path)
+    speedrun = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speedrun)
+    result, watch = speedrun.timed_fit(".", True, config=speedrun.CONFIG, options={
+        "trainer.max_epochs": 1, "trainer.limit_train_batches": 2, "trainer.limit_test_batches": 1})
+    assert 0 <= result.test_acc <= 100 and watch.seconds > 0 and watch.setup_s > 0
+    assert watch.test_end > watch.first_batch > watch.created
+    assert len(result.datamodule.train_set) == 60_000 and len(result.datamodule.val_set) == 0
+    assert result.best_val_acc is None and result.checkpoint.name == "best.ckpt"
+    whiten = result.model.net.whiten
+    assert whiten.weight.shape == (8, 1, 2, 2) and not torch.equal(whiten.weight, type(whiten)(1).weight)

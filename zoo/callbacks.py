@@ -97,7 +97,8 @@ class RandomState(Callback):
 
 
 class Checkpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint, with ``last.ckpt`` written at the end of every epoch.
+    """Lightning's ModelCheckpoint, with ``last.ckpt`` written at the end of every epoch; without validation
+    images nothing is monitored (the best checkpoint is the newest).
 
     With ``save_last=True`` Lightning 2.6 writes ``last.ckpt`` only when it also writes a top-k
     checkpoint, i.e. when the monitored metric improves: a fit killed later lost every epoch since, and
@@ -107,6 +108,9 @@ class Checkpoint(ModelCheckpoint):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         self.stage = stage
+        val_set = getattr(getattr(trainer, "datamodule", None), "val_set", None)
+        if stage == "fit" and self.monitor and val_set is not None and len(val_set) == 0:
+            self.monitor = None  # no validation images (val_split=0): "best" is the newest epoch
         if stage == "fit" and self.dirpath and trainer.is_global_zero:
             remove_stale_temporaries(self.dirpath)  # a killed fit's half-written checkpoints
 

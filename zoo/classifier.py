@@ -22,6 +22,8 @@ from zoo.schedules import Schedule
 
 Loss = Literal["cross_entropy", "hinge"]
 LOSSES: tuple[str, ...] = Loss.__args__
+TTA = Literal["none", "flip", "flip_shift"]
+TTAS: tuple[str, ...] = TTA.__args__
 AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers, as in Szegedy et al. 2015
 
 
@@ -44,6 +46,12 @@ class ImageClassifier(L.LightningModule):
         log_grad_norm: log the total L2 norm of the gradients (``grad_norm``) at every step.
         weight_decay_norm_and_bias: apply the optimizer's weight decay to biases and normalization
             weights too (by default, as in timm, only weight matrices and convolution kernels decay).
+        bias_lr_scale: learning-rate factor of the parameters that do not decay (biases and normalization
+            weights); airbench (Jordan 2024) trains its BatchNorm biases 64 times faster than its weights.
+        tta: test-time augmentation in validation, test and prediction: ``none``; ``flip``: the mean of the
+            scores of the image and its mirror image; ``flip_shift``: as airbench, half that and half the same
+            for the image shifted by one pixel up-left and down-right (six passes). Only for data whose mirror
+            images are of the same class (not digits).
         l1_penalty: strength of the L1 regularization ``sum |W|`` added to the loss
             (weights only, as weight decay); with `l2_penalty` too it is the elastic net.
         l2_penalty: strength of the L2 regularization ``sum W^2`` added to the loss.
@@ -74,6 +82,8 @@ class ImageClassifier(L.LightningModule):
         class_names: list[str] | None = None,
         log_grad_norm: bool = False,
         weight_decay_norm_and_bias: bool = False,
+        bias_lr_scale: float = 1.0,
+        tta: TTA = "none",
         l1_penalty: float = 0.0,
         l2_penalty: float = 0.0,
         channels_last: bool = False,
@@ -94,6 +104,10 @@ class ImageClassifier(L.LightningModule):
             raise InputError(f"unknown loss {loss!r}; choose one of: {', '.join(LOSSES)}")
         if not 0.0 <= label_smoothing < 1.0:
             raise InputError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        if tta not in TTAS:
+            raise InputError(f"unknown tta {tta!r}; choose one of: {', '.join(TTAS)}")
+        if bias_lr_scale <= 0:
+            raise InputError(f"bias_lr_scale must be positive, got {bias_lr_scale!r}")
         for name, value in (("l1_penalty", l1_penalty), ("l2_penalty", l2_penalty)):
             if value < 0:
                 raise InputError(f"{name} must not be negative, got {value!r}")
@@ -114,6 +128,7 @@ class ImageClassifier(L.LightningModule):
         # the epoch's training sums [loss x images, top-1 hits, top-5 hits, images], kept on the device
         self._train_sums: torch.Tensor | None = None
         self.weight_decay_norm_and_bias = weight_decay_norm_and_bias
+        self.bias_lr_scale, self.tta = bias_lr_scale, tta
         self.l1_penalty, self.l2_penalty = l1_penalty, l2_penalty
         self.channels_last = channels_last
         self.configure_models(model_kwargs, weights, reset_head, probe_stage, compile)
@@ -175,6 +190,18 @@ class ImageClassifier(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x) if self._compiled is None else self._compiled(x)
 
+    def evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores for evaluation: :meth:`forward`, averaged over the `tta` views of each image."""
+        if self.tta == "none":
+            return self(x)
+        scores = (self(x) + self(x.flip(-1))) / 2
+        if self.tta == "flip_shift":
+            padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+            h, w = x.shape[-2:]
+            shifted = [padded[..., :h, :w], padded[..., 2:, 2:]]
+            scores = scores / 2 + sum((self(s) + self(s.flip(-1))) / 2 for s in shifted) / 4
+        return scores
+
     def decayed_parameters(self, parameters: Any = None) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
         """The trainable parameters (or the given ones) split into (weights, biases and normalization weights),
         as timm does: parameters with one dimension or less do not decay (unless ``weight_decay_norm_and_bias``).
@@ -221,7 +248,7 @@ class ImageClassifier(L.LightningModule):
     def _step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's loss, and the main head's loss alone (without GoogLeNet's auxiliary heads)."""
         x, y = batch
-        scores = self(x)
+        scores = self(x) if stage == "train" else self.evaluate(x)
         aux = []
         if isinstance(scores, tuple):  # auxiliary classifiers (GoogLeNet), in training only
             scores, *aux = scores
@@ -293,10 +320,18 @@ class ImageClassifier(L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         """Class probabilities, ``[N, num_classes]``; the batch may be images or (images, labels)."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(x).softmax(dim=1)
+        return self.evaluate(x).softmax(dim=1)
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = None
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """A net with a ``data_init(images)`` method (airbench's whitening) sees the first training batch of a
+        fresh fit, as the net sees it (on the device, augmented, normalized). A resumed fit keeps what its
+        checkpoint holds; a net started from weights keeps theirs."""
+        init = getattr(self.net, "data_init", None)
+        if init is not None and self.global_step == 0 and batch_idx == 0 and not self.starts_from_weights:
+            init(batch[0])
 
     def on_train_epoch_end(self) -> None:
         if self._train_sums is None:
@@ -318,7 +353,8 @@ class ImageClassifier(L.LightningModule):
         for parameters, scale in stages:
             weights, others = self.decayed_parameters(parameters)
             groups += [{"params": weights, "lr_scale": scale}] if weights else []
-            groups += [{"params": others, "weight_decay": 0.0, "lr_scale": scale}] if others else []
+            if others:
+                groups += [{"params": others, "weight_decay": 0.0, "lr_scale": scale * self.bias_lr_scale}]
         optimizer = self.optimizer(groups)
         for group in optimizer.param_groups:
             group["lr"] *= group.get("lr_scale", 1.0)

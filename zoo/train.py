@@ -463,8 +463,10 @@ class ZooCLI(LightningCLI):
             self.result.test_metrics.update({key: float(value) for key, value in results[0].items()})
         if not trainer.is_global_zero:
             return
-        if best:
+        if best and self.result.best_val_acc is not None:
             print(f"best validation accuracy: {self.result.best_val_acc:.2f}%  checkpoint: {best}")
+        elif best:
+            print(f"checkpoint: {best}")
         if results:
             top5 = results[0].get("test_acc5")
             extra = f" (top-5 {100 * top5:.2f}%)" if top5 is not None else ""
@@ -574,6 +576,8 @@ _DROP_ADVERTISEMENT = _DropAdvertisement()
 def run_lightning(argv: list[str]) -> ZooCLI:
     # deprecations inside Lightning's own calls of torch and jsonargparse: nothing a zoo user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # val_split=0 (no validation, as the speed record trains) leaves an empty validation loader, on purpose
+    warnings.filterwarnings("ignore", message=r"Total length of `DataLoader` across ranks is zero")
     for handler_logger in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
         logging.getLogger(handler_logger).addFilter(_DROP_ADVERTISEMENT)  # a no-op if already there
     ZooCLI.user_chose_data = bool({"--data", "--config"} & {a.split("=", 1)[0] for a in argv})

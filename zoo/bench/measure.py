@@ -67,6 +67,36 @@ class EpochClock(L.Callback):
         return sum(e["images"] for e in steady) / seconds if seconds > 0 else None
 
 
+class Stopwatch(L.Callback):
+    """A fit's time to result: from its first training batch to the end of its test (the last prediction of the
+    test set, test-time augmentation included), as speed records count it; ``setup_s`` is what came before the
+    first batch (reading the data into memory, building the net)."""
+
+    def __init__(self) -> None:
+        self.created = time.perf_counter()
+        self.first_batch: float | None = None
+        self.test_end: float | None = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        if self.first_batch is None:
+            self.first_batch = time.perf_counter()
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()
+        self.test_end = time.perf_counter()
+
+    @property
+    def seconds(self) -> float | None:
+        """First training batch to the end of the test; None before both happened."""
+        return None if self.first_batch is None or self.test_end is None else self.test_end - self.first_batch
+
+    @property
+    def setup_s(self) -> float | None:
+        return None if self.first_batch is None else self.first_batch - self.created
+
+
 def _median_time(step: Callable[[], Any], rounds: int, cuda: bool) -> float:
     times = []
     for _ in range(rounds):
