@@ -44,15 +44,21 @@ def test_gradcam_points_at_the_digit(trained):
     assert (cwd / "out" / "gradcam.png").is_file()
 
 
-def test_the_library_draws_and_scores_what_the_command_does(trained, tmp_path):
+def test_the_library_draws_and_scores_what_the_command_does(trained, tmp_path, monkeypatch):
     """`zoo cam` is one library call each: zoo.cam.draw_checkpoint and zoo.cam.evaluate_checkpoint."""
     from zoo.cam import draw_checkpoint, evaluate_checkpoint
 
     cwd, run = trained
     best = run / "checkpoints" / "best.ckpt"
+    loads = []
+    zoo.cam._model.cache_clear()
+    load = zoo.ImageClassifier.load_from_checkpoint
+    monkeypatch.setattr(zoo.ImageClassifier, "load_from_checkpoint",
+                        lambda *a, **k: (loads.append(a), load(*a, **k))[1])
     path, n = draw_checkpoint(best, split="val", n=5, method="cam", out=tmp_path)
     assert (path, n) == (tmp_path / "cam.png", 5) and Image.open(path).size[0] > 300
     scores, csv_path, n = evaluate_checkpoint(best, out=tmp_path)
+    assert len(loads) == 1  # as `zoo cam --evaluate` does both: one load of the checkpoint (and of its data)
     assert n == 720 and csv_path == tmp_path / "localization.csv"  # 360 test scans, 2 placements each
     assert scores["gradcam"]["pointing_game"] >= 0.9
     with pytest.raises(zoo.ZooError, match="dataset 'digits' has no object boxes"):
@@ -70,10 +76,12 @@ def test_cam_on_image_files_skips_what_is_not_an_image(trained, tmp_path):
         Image.fromarray((image[0].clamp(0, 1).numpy() * 255).astype(np.uint8)).save(folder / f"digit{i}.png")
     (folder / "broken.png").write_bytes(b"not a png")
     proc = run_zoo("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--images", str(folder),
-                   "--method", "gradcam++", "--out", str(tmp_path / "out"), cwd=cwd)
+                   "--method", "gradcam++", "--evaluate", "--out", str(tmp_path / "out"), cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "skipping" in proc.stderr and "broken.png" in proc.stderr
     assert "gradcam++ maps of 3 images" in proc.stdout
+    # --evaluate scores the checkpoint's dataset (the files have no boxes), the files are drawn
+    assert "scores of 720 test images" in proc.stdout and (tmp_path / "out" / "localization.csv").is_file()
     assert (tmp_path / "out" / "gradcam++.png").is_file()
 
 

@@ -15,6 +15,7 @@ the same sequence as pytorch-grad-cam.
 """
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -316,6 +317,30 @@ def save_localization(scores: dict[str, dict[str, float] | None], model: str, pa
 # -- during training ---------------------------------------------------------------------------
 
 
+def _stamp(ckpt_path: str | Path) -> tuple[str, int]:
+    """The checkpoint's absolute path and modification time: what the loaders below are cached by."""
+    path = Path(ckpt_path).resolve()
+    return str(path), path.stat().st_mtime_ns if path.is_file() else -1
+
+
+@functools.lru_cache(maxsize=1)
+def _model(path: str, _mtime: int) -> Any:
+    from zoo.classifier import ImageClassifier
+
+    return ImageClassifier.load_from_checkpoint(path, map_location="cpu").eval()
+
+
+@functools.lru_cache(maxsize=1)
+def _datamodule(path: str, _mtime: int, data: str | None) -> tuple[str, Any]:
+    from zoo.checkpoint import checkpoint_datamodule
+
+    return checkpoint_datamodule(path, data)
+
+
+# ``zoo cam --evaluate`` scores and draws with the same checkpoint and dataset: the last one of each is kept
+# (for an unchanged file), so that loading and setting up the data happen once.
+
+
 def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, data: str | None = None,
                     split: str = "test", n: int = 32, method: str = "gradcam", layer: str | None = None,
                     out: str | Path = "cams") -> tuple[Path, int]:
@@ -325,11 +350,10 @@ def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, 
     (`data`, by default the checkpoint's own; its boxes drawn where it has them). Each title names the predicted
     class and its probability, and the file or the true class. Returns the picture's path and the image count.
     """
-    from zoo.checkpoint import checkpoint_datamodule, read_checkpoint
-    from zoo.classifier import ImageClassifier
+    from zoo.checkpoint import read_checkpoint
     from zoo.data.files import denormalize, read_images
 
-    model = ImageClassifier.load_from_checkpoint(ckpt_path, map_location="cpu").eval()
+    model = _model(*_stamp(ckpt_path))
     h = model.hparams
     names = h.class_names or [str(i) for i in range(h.num_classes)]
     labels, boxes, captions = None, None, None
@@ -342,7 +366,7 @@ def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, 
         x, shown, paths = read_images(images, h.image_size, h.in_chans, mean, std)
         captions = [p.name for p in paths]
     else:
-        _, datamodule = checkpoint_datamodule(ckpt_path, data)
+        _, datamodule = _datamodule(*_stamp(ckpt_path), data)
         x, labels = (t[:n] for t in datamodule.normalized(split))
         split_boxes = getattr(datamodule, "boxes", {}).get(split)
         boxes = split_boxes[:n] if split_boxes is not None else None
@@ -363,11 +387,8 @@ def evaluate_checkpoint(ckpt_path: str | Path, data: str | None = None, split: s
 
     Writes ``OUT/localization.csv``; returns the scores (:func:`evaluate_localization`), its path and the image count.
     """
-    from zoo.checkpoint import checkpoint_datamodule
-    from zoo.classifier import ImageClassifier
-
-    model = ImageClassifier.load_from_checkpoint(ckpt_path, map_location="cpu").eval()
-    name, datamodule = checkpoint_datamodule(ckpt_path, data)
+    model = _model(*_stamp(ckpt_path))
+    name, datamodule = _datamodule(*_stamp(ckpt_path), data)
     boxes = getattr(datamodule, "boxes", {}).get(split)
     if boxes is None:
         raise InputError(f"dataset {name!r} has no object boxes to score against; use cluttered_digits")

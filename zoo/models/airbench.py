@@ -63,8 +63,9 @@ class Airbench(ZooNet):
 
     As the paper's airbench94: the convolutions start as identities on their first input channels (dirac
     initialisation, the rest He-initialised), the BatchNorm scales are frozen at 1, the logits are scaled by
-    1/9 (the paper's learning rates assume it). Call :meth:`data_init` with training images before training (zoo's classifier does, with the first
-    batch of a fresh fit) to set the whitening filters; :meth:`ZooNet` protocol otherwise.
+    1/9 (the paper's learning rates assume it). Call :meth:`data_init` with training images before training
+    (zoo's classifier does, with the first batch of a fresh fit) to set the whitening filters; the
+    :class:`ZooNet` protocol otherwise.
     """
 
     head_names = ("pool", "fc")
