@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 import zoo
 from zoo.bench.measure import Stopwatch
 from zoo.train import FitResult
@@ -114,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row(f"ablation: {name}", result, watch))
     summary = summarize(rows)
     if args.json:
-        args.json.write_text(json.dumps({"runs": rows, "summary": summary}, indent=1) + "\n")
+        config = yaml.safe_load(CONFIG.read_text())  # what was measured: a test compares it with the shipped one
+        args.json.write_text(json.dumps({"config": config, "runs": rows, "summary": summary}, indent=1) + "\n")
     return 0
 
 

@@ -35,7 +35,9 @@ class ZooNet(nn.Module):
       ``pre_logits=True`` the vector the final linear layer reads;
     - ``reset_classifier(num_classes)``: a new final layer, the rest kept;
     - ``num_features``, ``num_classes``, ``in_chans``, ``min_size``;
-    - ``head_modules()`` / ``backbone_modules()``: the split fine-tuning freezes by.
+    - ``head_modules()`` / ``backbone_modules()``: the split fine-tuning freezes by;
+    - optionally ``data_init(images)``: layers set from data (airbench's whitening), given the first training
+      batch of a fresh fit by :class:`zoo.ImageClassifier`.
 
     Subclasses set ``classifier_name`` (the final ``nn.Linear``) and ``head_names`` (the child
     modules after the last feature map) and implement the two ``forward_*`` methods.
