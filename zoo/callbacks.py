@@ -35,22 +35,24 @@ class DivergenceStop(Callback):
             return
         value = float(loss)  # one scalar sync a step: a NaN must stop training at once, not an epoch later
         if not math.isfinite(value):
-            raise TrainingError(f"the training loss became {value} {self._where_and_hint(trainer)}")
+            where, hint = self._where_and_hint(trainer)
+            raise TrainingError(f"the training loss became {value} {where}; {hint}")
         if self.first is None:
             self.first = value
         self.above = self.above + 1 if value > self.factor * self.first else 0
         if self.above >= self.patience:
-            where, hint = self._where_and_hint(trainer).split("; ", 1)
+            where, hint = self._where_and_hint(trainer)
             raise TrainingError(f"the training loss diverged: {value:.3g} {where}, above {self.factor:g} times its "
                                 f"first value ({self.first:.3g}) for {self.patience} steps; {hint}")
 
     @staticmethod
-    def _where_and_hint(trainer: L.Trainer) -> str:
+    def _where_and_hint(trainer: L.Trainer) -> tuple[str, str]:
         """The step and what to do, written only when training stops (not at every step)."""
         optimizers = trainer.optimizers
-        return (f"at step {trainer.global_step} (epoch {trainer.current_epoch}); lower the learning rate "
-                f"(--model.optimizer.lr, now {optimizers[0].param_groups[0]['lr'] if optimizers else None}) or "
-                "clip gradients (--trainer.gradient_clip_val 1)")
+        return (f"at step {trainer.global_step} (epoch {trainer.current_epoch})",
+                f"lower the learning rate (--model.optimizer.lr, now "
+                f"{optimizers[0].param_groups[0]['lr'] if optimizers else None}) or clip gradients "
+                "(--trainer.gradient_clip_val 1)")
 
 
 class InitialLossCheck(Callback):
