@@ -387,8 +387,9 @@ def evaluate_checkpoint(ckpt_path: str | Path, data: str | None = None, split: s
 
     Writes ``OUT/localization.csv``; returns the scores (:func:`evaluate_localization`), its path and the image count.
     """
-    model = _model(*_stamp(ckpt_path))
-    name, datamodule = _datamodule(*_stamp(ckpt_path), data)
+    stamp = _stamp(ckpt_path)
+    model = _model(*stamp)
+    name, datamodule = _datamodule(*stamp, data)
     boxes = getattr(datamodule, "boxes", {}).get(split)
     if boxes is None:
         raise InputError(f"dataset {name!r} has no object boxes to score against; use cluttered_digits")
