@@ -111,6 +111,14 @@ def test_import_zoo_loads_nothing_heavy():
     assert not loaded_after("import zoo, zoo.cli") & {"torch", "lightning", "torchvision", "numpy", "timm"}
 
 
+def test_listing_and_describing_load_no_pytorch():
+    """``zoo models``, ``zoo info NAME``, ``zoo data list`` read zoo's catalog and answer in a fraction of a second:
+    no PyTorch, Lightning or NumPy is imported (a model of a plugin still is, when named)."""
+    code = ("import zoo.cli\nfor argv in (['models'], ['models', '--family', 'vgg'], ['info', 'resnet18'], "
+            "['data', 'list'], ['models', '--pretrained']):\n    zoo.cli.main(argv)")
+    assert not loaded_after(code) & {"torch", "lightning", "torchvision", "numpy"}
+
+
 def test_a_plain_net_needs_no_lightning():
     """``zoo.create_model`` is PyTorch only: the nets are usable (and exportable) without Lightning."""
     loaded = loaded_after("import zoo\nzoo.create_model('resnet20')")

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 import textwrap
@@ -44,6 +45,31 @@ def test_model_info_measures_params_and_macs():
     # C1 28*28*6*25 + C3 10*10*16*150 + C5 400*120 + F6 120*84 + out 84*10
     assert info.macs == 117_600 + 240_000 + 48_000 + 10_080 + 840
     assert info.arguments["activation"] == "tanh"
+
+
+def test_the_catalog_is_what_the_live_registry_measures():
+    """zoo/catalog.json, which ``zoo models``, ``zoo info`` and ``zoo data list`` read so as to answer without
+    importing PyTorch, is the registry measured now: adding or changing a model or dataset of zoo's rewrites it."""
+    from zoo.registry import _described_info, catalog, live_catalog, measure_info
+
+    live = json.loads(json.dumps(live_catalog()))
+    assert catalog() == live, "zoo/catalog.json is stale; run: python -c 'import zoo.registry as r; r.write_catalog()'"
+    assert {"resnet18", "lenet5", "airbench", "knn"} <= set(live["models"]) and "fashion_mnist" in live["datasets"]
+    for name in live["models"]:  # read back: the same values of the same types, arguments in the builder's order
+        described, measured = _described_info(name), measure_info(name)
+        assert described == measured and list(described.arguments) == list(measured.arguments)
+    assert zoo.model_info("resnet18").weights["torchvision:IMAGENET1K_V1"]["acc@1"] == 69.758
+
+
+def test_a_name_registered_before_zoos_own_is_measured_not_read(monkeypatch):
+    """The catalog describes zoo's own entries only: a name of another (here registered while zoo's own are not
+    loaded) is measured, and the listing holds both."""
+    from zoo.registry import Registry, catalog
+
+    fresh = Registry("model", "zoo models", builtin="zoo.models", catalog="models")
+    fresh._entries["resnet18"] = object()  # someone's own resnet18, registered before zoo's
+    assert not fresh.is_described("resnet18") and fresh.is_described("lenet5")
+    assert set(fresh.names()) == set(catalog()["models"]) and not fresh._builtin_loaded
 
 
 def test_unknown_name_suggests_the_closest():

@@ -5,8 +5,8 @@
 ``bench`` are zoo's own.
 """
 
-import inspect
 import sys
+import textwrap
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -66,12 +66,10 @@ def cmd_models(argv: list[str]) -> None:
     parser.add_argument("--pretrained", action="store_true",
                         help="only models with zoo's own pretrained weights (zoo:TAG), with their test accuracy")
     args = parser.parse_args(argv)
-    from zoo.registry import MODELS, list_models, model_info
+    from zoo.registry import MODELS, list_models, list_weights, model_info
 
     names = list_models(args.pattern or "*", args.exclude + ([] if args.pattern else ["*/*"]), args.family)
     if args.pretrained:
-        from zoo.weights import list_weights
-
         with_weights = {w.model for w in list_weights()}
         names = [n for n in names if n in with_weights]
         if not names:
@@ -108,10 +106,9 @@ def cmd_info(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="zoo info", description="Show one registered model in full.")
     parser.add_argument("name", help="a registry name (see: zoo models)")
     args = parser.parse_args(argv)
-    from zoo.registry import MODELS, model_info
+    from zoo.registry import model_info
 
     info = model_info(args.name)
-    doc = inspect.getdoc(MODELS.get(args.name).builder) or ""
     rows = [
         ["name", info.name], ["family", info.family], ["paper", info.paper],
         ["params", f"{info.params:,}"], ["MACs", f"{info.macs:,}"],
@@ -119,7 +116,7 @@ def cmd_info(argv: list[str]) -> None:
         ["CAM layer", info.cam_layer or "-"],
     ]
     rows += [[f"--model.{k}", repr(v)] for k, v in info.arguments.items()]
-    print(doc.split("\n\n")[0] + "\n")
+    print(textwrap.fill(info.summary, 100) + "\n")
     print(table(rows, ["", ""]).split("\n", 2)[2])
     if info.weights:
         keys = ["dataset", "acc@1", "leaderboard acc@1", "acc@5", "params", "input", "min_size", "recipe", "sha256"]
@@ -282,14 +279,12 @@ def cmd_data(argv: list[str]) -> None:
     show.add_argument("--out", default="grid.png", help="the PNG to write (default: grid.png)")
     show.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
-    from zoo import data
-    from zoo.registry import DATASETS
-
     if args.action == "list":
-        rows = [[n, " ".join((inspect.getdoc(DATASETS.get(n)) or "").split("\n\n")[0].split())]  # the summary, whole
-                for n in DATASETS.names()]
-        print(table(rows, ["dataset", "what"]))
+        from zoo.registry import DATASETS, dataset_summary
+
+        print(table([[n, dataset_summary(n)] for n in DATASETS.names()], ["dataset", "what"]))
         return
+    from zoo import data
     from zoo.cam import save_grid
 
     output_file(args.out, args.overwrite, (".png",))

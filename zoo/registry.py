@@ -3,26 +3,36 @@
 Models register with :func:`register_model`; installed packages can add their own through the
 entry-point group ``zoo.models``. zoo's own families (:mod:`zoo.models`) register on the first
 look-up; the plugins load when a name that is not zoo's own is asked for, or a listing includes theirs.
+
+Listing and describing zoo's own models and datasets imports nothing heavy: ``catalog.json`` beside this module
+holds what :func:`model_info` measures for each of them and each DataModule's summary, written by
+:func:`write_catalog` and checked against the live registry by tests/test_registry.py. Building a net is what
+imports PyTorch.
 """
 
+from __future__ import annotations
+
+import ast
+import dataclasses
 import difflib
 import fnmatch
 import functools
 import importlib.metadata
 import inspect
+import json
 import types
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-import torch
-from torch import nn
 
 from zoo.errors import UnknownNameError, ZooError
 
 if TYPE_CHECKING:
     import lightning as L
+    import torch
+    from torch import nn
 
 T = TypeVar("T")
 
@@ -38,6 +48,8 @@ class Registry(Generic[T]):
             not a module, so the owner can register it.
         builtin: zoo's own module that registers the built-in entries, imported on first look-up too (so
             ``import zoo`` stays light: nothing is built or imported before a name is asked for).
+        catalog: the section of catalog.json that names and describes the built-in entries: listing them then
+            imports nothing; asking for one still imports `builtin`.
     """
 
     def __init__(
@@ -47,6 +59,7 @@ class Registry(Generic[T]):
         group: str | None = None,
         on_plugin: Callable[[str, Any], None] | None = None,
         builtin: str | None = None,
+        catalog: str | None = None,
     ) -> None:
         self.kind = kind
         self.hint = hint
@@ -56,6 +69,7 @@ class Registry(Generic[T]):
         self.builtin = builtin
         self._discovered = group is None
         self._builtin_loaded = builtin is None
+        self.catalog = catalog
 
     def add(self, name: str, entry: T) -> None:
         if not isinstance(name, str) or not name:
@@ -93,12 +107,11 @@ class Registry(Generic[T]):
         """
         include = [include] if isinstance(include, str) else list(include)
         exclude = [exclude] if isinstance(exclude, str) else list(exclude)
-        self._load_builtin()
         if "*/*" not in exclude:
             self.discover()
         return sorted(
             n
-            for n in self._entries
+            for n in {*self._entries, *self.described()}
             if any(fnmatch.fnmatchcase(n, p) for p in include)
             and not any(fnmatch.fnmatchcase(n, p) for p in exclude)
         )
@@ -108,6 +121,19 @@ class Registry(Generic[T]):
         if name not in self._entries:
             self.discover()
         return name in self._entries
+
+    def described(self) -> dict[str, Any]:
+        """The built-in entries as catalog.json describes them, by name, read instead of importing `builtin`.
+        Without a catalog section, `builtin` is imported and nothing is described."""
+        if self.catalog is None:
+            self._load_builtin()
+            return {}
+        return catalog()[self.catalog]
+
+    def is_described(self, name: str) -> bool:
+        """Whether `name` is a built-in entry that catalog.json describes (not one registered before them)."""
+        return self.catalog is not None and name in catalog()[self.catalog] and (
+            self._builtin_loaded or name not in self._entries)
 
     def plugins(self) -> list[str]:
         """The names of the installed plugins of the entry-point group, without loading them."""
@@ -159,6 +185,7 @@ class ModelInfo:
     by :class:`torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2). ``cam_layer`` and ``min_size``
     are the registered ones, else the built net's attributes of those names (plugins set them per net).
     ``weights`` maps the names of pretrained weights to their metadata (``acc@1``, ``params``, ...).
+    ``summary`` is the first paragraph of the builder's documentation.
     """
 
     name: str
@@ -171,6 +198,7 @@ class ModelInfo:
     macs: int
     arguments: dict[str, Any]
     weights: dict[str, dict[str, Any]] = field(default_factory=dict)
+    summary: str = ""
 
 
 def _register_plugin_builder(name: str, obj: Any) -> None:
@@ -181,7 +209,8 @@ def _register_plugin_builder(name: str, obj: Any) -> None:
     register_model(obj, name=name, family="plugin")
 
 
-MODELS: Registry[ModelEntry] = Registry("model", "zoo models", "zoo.models", _register_plugin_builder, "zoo.models")
+MODELS: Registry[ModelEntry] = Registry("model", "zoo models", "zoo.models", _register_plugin_builder, "zoo.models",
+                                        "models")
 
 
 def register_model(
@@ -280,17 +309,29 @@ def list_models(
 ) -> list[str]:
     """Registered model names matching fnmatch patterns (``"res*"``), optionally of one family."""
     names = MODELS.names(include, exclude)
-    return names if family is None else [n for n in names if MODELS.get(n).family == family]
+    if family is None:
+        return names
+    return [n for n in names if (MODELS.described()[n]["family"] if MODELS.is_described(n) else MODELS.get(n).family)
+            == family]
 
 
 def model_info(name: str) -> ModelInfo:
-    """Metadata of a registered model with its parameter count and MACs at the default input."""
-    entry = MODELS.get(name)
-    params, macs, cam_layer, min_size = _measure(name)
+    """Metadata of a registered model with its parameter count and MACs at the default input.
+
+    zoo's own models are read from catalog.json (measured as below when it was written; nothing is imported);
+    the rest are built on the meta device and measured."""
+    info = _described_info(name) if MODELS.is_described(name) else measure_info(name)
     zoo_weights = {w.name: {"dataset": w.meta.get("dataset"), "acc@1": w.meta.get("top1"),
                             "leaderboard acc@1": w.meta.get("leaderboard_top1"), "params": w.meta.get("params"),
                             "input": "x".join(map(str, w.meta.get("input_size", []))) or None,
                             "sha256": w.sha256[:12]} for w in list_weights(name)}
+    return dataclasses.replace(info, weights={**info.weights, **zoo_weights})
+
+
+def measure_info(name: str) -> ModelInfo:
+    """:func:`model_info` without zoo's own pretrained weights, measured now (builds the net on the meta device)."""
+    entry = MODELS.get(name)
+    params, macs, cam_layer, min_size = _measure(name)
     return ModelInfo(
         name=entry.name,
         family=entry.family,
@@ -301,8 +342,59 @@ def model_info(name: str) -> ModelInfo:
         params=params,
         macs=macs,
         arguments=builder_arguments(entry.builder),
-        weights={**entry.weights, **(_torchvision_weights(name) if entry.torchvision_weights else {}), **zoo_weights},
+        weights={**entry.weights, **(_torchvision_weights(name) if entry.torchvision_weights else {})},
+        summary=summary(entry.builder),
     )
+
+
+def summary(obj: Any) -> str:
+    """The first paragraph of `obj`'s docstring, on one line."""
+    return " ".join((inspect.getdoc(obj) or "").split("\n\n")[0].split())
+
+
+# -- catalog.json: zoo's own models and datasets, described without importing them --------------------------------
+
+CATALOG = Path(__file__).with_name("catalog.json")
+
+
+@functools.cache
+def catalog() -> dict[str, dict[str, Any]]:
+    """catalog.json: ``models`` (name -> :class:`ModelInfo` fields, default arguments as Python literals) and
+    ``datasets`` (name -> summary)."""
+    return json.loads(CATALOG.read_text())
+
+
+def _described_info(name: str) -> ModelInfo:
+    record = dict(catalog()["models"][name])
+    record["input_size"] = tuple(record["input_size"])
+    record["arguments"] = {k: ast.literal_eval(v) for k, v in record["arguments"].items()}
+    return ModelInfo(**record)
+
+
+def live_catalog() -> dict[str, dict[str, Any]]:
+    """What catalog.json should hold, measured from the live registry (imports and builds every own model)."""
+    MODELS._load_builtin()
+    DATASETS._load_builtin()
+    models = {}
+    for name, entry in sorted(MODELS._entries.items()):
+        if entry.builder.__module__.startswith("zoo.models."):
+            record = asdict(measure_info(name))
+            for key, value in record["arguments"].items():
+                if ast.literal_eval(repr(value)) != value:
+                    raise ZooError(f"model {name!r}: the default {key}={value!r} is no Python literal; the catalog "
+                                   "cannot hold it")
+                record["arguments"][key] = repr(value)
+            models[name] = record
+    datasets = {name: summary(cls) for name, cls in sorted(DATASETS._entries.items())
+                if cls.__module__.startswith("zoo.data.")}
+    return {"models": models, "datasets": datasets}
+
+
+def write_catalog() -> None:
+    """Rewrite catalog.json from the live registry: run ``python -c "import zoo.registry as r; r.write_catalog()"``
+    after adding or changing one of zoo's own models or datasets (tests/test_registry.py says when)."""
+    CATALOG.write_text(json.dumps(live_catalog(), indent=1) + "\n")
+    catalog.cache_clear()
 
 
 def _torchvision_weights(name: str) -> dict[str, dict[str, Any]]:
@@ -313,10 +405,15 @@ def _torchvision_weights(name: str) -> dict[str, dict[str, Any]]:
     for weights in tvm.get_model_weights(name):
         imagenet = weights.meta.get("_metrics", {}).get("ImageNet-1K", {})
         found[f"torchvision:{weights.name}"] = {
-            "dataset": "ImageNet-1K", "acc@1": imagenet.get("acc@1"), "acc@5": imagenet.get("acc@5"),
+            "dataset": "ImageNet-1K", "acc@1": _number(imagenet.get("acc@1")), "acc@5": _number(imagenet.get("acc@5")),
             "params": weights.meta.get("num_params"), "recipe": weights.meta.get("recipe"),
         }
     return found
+
+
+def _number(value: float | None) -> float | None:
+    """None for a figure torchvision lists as NaN (weights for features only, never scored)."""
+    return None if value is None or value != value else value
 
 
 def builder_arguments(builder: Callable[..., Any]) -> dict[str, Any]:
@@ -330,6 +427,7 @@ def builder_arguments(builder: Callable[..., Any]) -> dict[str, Any]:
 
 def count_macs(net: nn.Module, input_shape: tuple[int, ...], device: torch.device | str = "cpu") -> int:
     """Multiply-accumulates of one forward pass of one input of `input_shape` (FlopCounterMode's FLOPs / 2)."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -340,6 +438,8 @@ def count_macs(net: nn.Module, input_shape: tuple[int, ...], device: torch.devic
 @functools.cache
 def _measure(name: str) -> tuple[int, int, str | None, int]:
     """Parameters, MACs, and the net's own ``cam_layer`` and ``min_size``, at the default input on the meta device."""
+    import torch
+
     entry = MODELS.get(name)
     try:
         with torch.device("meta"):
@@ -368,9 +468,15 @@ def _check_arguments(entry: ModelEntry, kwargs: dict[str, Any]) -> None:
 
 # -- datasets (zoo.data) -------------------------------------------------------------------
 
-DATASETS: Registry["type[L.LightningDataModule]"] = Registry("dataset", "zoo data list", builtin="zoo.data")
+DATASETS: Registry[type[L.LightningDataModule]] = Registry("dataset", "zoo data list", builtin="zoo.data",
+                                                          catalog="datasets")
 
 D = TypeVar("D", bound=type)
+
+
+def dataset_summary(name: str) -> str:
+    """The first paragraph of the registered DataModule's documentation (zoo's own read from catalog.json)."""
+    return DATASETS.described()[name] if DATASETS.is_described(name) else summary(DATASETS.get(name))
 
 
 def dataset_name(cls: type) -> str | None:

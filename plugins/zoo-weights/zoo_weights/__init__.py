@@ -1,5 +1,6 @@
-"""zoo's own pretrained weights, registered with :func:`zoo.weights.register_weights` when zoo looks them up.
+"""zoo's own pretrained weights, registered with :func:`zoo.registry.register_weights` when zoo looks them up.
 
+It imports :mod:`zoo.registry` only (no PyTorch), so that listing zoo's models stays quick.
 ``weights.json`` lists each file with its sha256, the builder arguments it fits and its metadata; the
 files are safetensors (tensors only, nothing to unpickle). ``make_weights.py`` beside this package
 writes both from a zoo checkpoint.
@@ -8,7 +9,7 @@ writes both from a zoo checkpoint.
 import json
 from pathlib import Path
 
-from zoo.weights import Weights, register_weights
+from zoo.registry import Weights, register_weights
 
 HERE = Path(__file__).resolve().parent
 
