@@ -150,6 +150,29 @@ def test_predict_csv_cells_are_never_formulas_and_topk_fits_the_classes(checkpoi
                                                                           "prob_2"]
 
 
+def test_predictions_use_the_checkpoints_test_time_augmentation(checkpoint, tmp_path):
+    """A model tested with flips (tta) predicts files with flips too: the CSV's probabilities are the mean of
+    each image's and its mirror's scores, as in its test, not the plain forward pass."""
+    from zoo.predict import predict_files
+
+    path, data = checkpoint
+    saved = torch.load(path, weights_only=True)
+    saved["hyper_parameters"]["tta"] = "flip"
+    torch.save(saved, tmp_path / "flip.ckpt")
+    (tmp_path / "images").mkdir()
+    pixels = np.zeros((8, 8), dtype=np.uint8)
+    pixels[1:7, 1:3] = 255  # a bar on the left: not its own mirror image
+    Image.fromarray(pixels).save(tmp_path / "images" / "bar.png")
+    predict_files(tmp_path / "flip.ckpt", [tmp_path / "images"], tmp_path / "p.csv", topk=1)
+    prob = float(next(csv.DictReader(open(tmp_path / "p.csv")))["prob_1"])
+    model = zoo.ImageClassifier.load_from_checkpoint(path).eval()
+    x, _, _ = read_images([tmp_path / "images"], 32, 1, data.mean, data.std)
+    with torch.no_grad():
+        plain, flipped = model(x).softmax(1)[0], ((model(x) + model(x.flip(-1))) / 2).softmax(1)[0]
+    assert prob == pytest.approx(flipped.max().item(), abs=1e-5)
+    assert abs(plain.max().item() - flipped.max().item()) > 1e-3  # the two differ: the test can tell them apart
+
+
 def test_outputs_are_never_overwritten_silently_and_bad_paths_are_one_error(checkpoint, tmp_path):
     from zoo.atomic import output_folder
     from zoo.predict import predict_files

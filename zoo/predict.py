@@ -55,7 +55,7 @@ def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], ou
             if x is None:
                 continue
             with torch.no_grad():
-                probs, classes = model(x).softmax(1).topk(topk, dim=1)
+                probs, classes = model.evaluate(x).softmax(1).topk(topk, dim=1)  # with its test-time augmentation
             for path, p, c in zip(kept, probs.tolist(), classes.tolist(), strict=True):
                 writer.writerow(safe_row([str(path)] + [v for i in range(topk) for v in (names[c[i]], f"{p[i]:.6f}")]))
             done += len(kept)
