@@ -108,6 +108,28 @@ def test_cli_export_and_predict(checkpoint, tmp_path):
     assert len(kept) == 3
 
 
+def test_cli_predicts_a_datasets_split_with_labels_and_accuracy(checkpoint, tmp_path):
+    """Without --images, zoo predict scores the test split of the checkpoint's own dataset: one row per image with
+    its true label, and the accuracy printed is the model's on those images."""
+    path, data = checkpoint
+    proc = run_zoo("predict", "--ckpt_path", str(path), "--topk", "2", "--out", "test.csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.DictReader(open(tmp_path / "test.csv")))
+    x, y = data.normalized("test")
+    assert list(rows[0]) == ["index", "label", "class_1", "prob_1", "class_2", "prob_2"]
+    assert [int(r["index"]) for r in rows] == list(range(len(y))) and len(y) > 300
+    assert [r["label"] for r in rows] == [data.class_names[i] for i in y.tolist()]
+    model = zoo.ImageClassifier.load_from_checkpoint(path).eval()
+    with torch.no_grad():
+        top = model(x).argmax(1)
+    assert [r["class_1"] for r in rows] == [data.class_names[i] for i in top.tolist()]
+    accuracy = 100 * (top == y).float().mean().item()
+    assert 50 < accuracy < 100  # two epochs of lenet5: learnt something, not everything
+    assert f"{len(y)} test images of digits -> test.csv; top-1 accuracy {accuracy:.2f} %" in proc.stdout
+    proc = run_zoo("predict", "--ckpt_path", str(path), "--images", "x.png", "--data", "digits", cwd=tmp_path)
+    assert proc.returncode == 2 and "with --images the files are predicted" in proc.stderr
+
+
 def test_predict_errors(checkpoint, tmp_path):
     from zoo.predict import predict_files
 

@@ -223,25 +223,41 @@ def cmd_export(argv: list[str]) -> None:
     print(export(args.ckpt_path, args.format, args.out, args.overwrite))
 
 
-def cmd_predict_files(argv: list[str]) -> None:
+def cmd_predict(argv: list[str]) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
         prog="zoo predict",
-        description="Top-k classes and probabilities for image files, written to a CSV; images are converted, "
-                    "resized and normalized as the checkpoint's model was trained. (Without --images, "
-                    "`zoo predict` is LightningCLI's predict loop over a DataModule.)")
+        description="Top-k classes and probabilities, one CSV row per image, scored as the model's test was (with its "
+                    "test-time augmentation): image files (--images; converted, resized and normalized as the model "
+                    "was trained), or else a dataset's split (by default the test split of the dataset the checkpoint "
+                    "was trained on), with each image's true label and the top-1 accuracy.",
+        epilog="examples: zoo predict --ckpt_path CKPT --images ./scans --out predictions.csv\n"
+               "          zoo predict --ckpt_path CKPT --split test --topk 1")
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by zoo fit")
-    parser.add_argument("--images", required=True, nargs="+", help="image files or folders (searched recursively)")
+    parser.add_argument("--images", nargs="+", help="image files or folders (searched recursively)")
+    parser.add_argument("--data", help="without --images: a registered dataset (default: the checkpoint's own)")
+    parser.add_argument("--split", choices=["train", "val", "test"], default="test",
+                        help="without --images: the split to predict (default: test)")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="without --images: arguments of the dataset, e.g. data_dir=./data")
     parser.add_argument("--topk", type=int, help="classes per image (default: 3, or all of a model with fewer)")
     parser.add_argument("--out", default="predictions.csv", help="the CSV to write (default: predictions.csv)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=64, help="images scored at once (default: 64)")
     args = parser.parse_args(argv)
-    from zoo.predict import predict_files
+    from zoo import predict
 
-    done, skipped = predict_files(args.ckpt_path, args.images, args.out, args.topk, args.batch_size, args.overwrite)
-    print(f"{done} images -> {args.out}" + (f"; {len(skipped)} files skipped (not images)" if skipped else ""))
+    if args.images:
+        if args.data or args.set:
+            raise InputError("--data and --set choose a dataset to predict; with --images the files are predicted")
+        done, skipped = predict.predict_files(args.ckpt_path, args.images, args.out, args.topk, args.batch_size,
+                                              args.overwrite)
+        print(f"{done} images -> {args.out}" + (f"; {len(skipped)} files skipped (not images)" if skipped else ""))
+        return
+    name, done, accuracy = predict.predict_split(args.ckpt_path, args.out, args.data, args.split, _pairs(args.set),
+                                                 args.topk, args.batch_size, args.overwrite)
+    print(f"{done} {args.split} images of {name} -> {args.out}; top-1 accuracy {accuracy:.2f} %")
 
 
 def _pairs(items: list[str]) -> dict[str, Any]:
@@ -475,7 +491,7 @@ def _bench_speed(argv: list[str]) -> None:
 
 
 COMMANDS = {"models": cmd_models, "info": cmd_info, "cam": cmd_cam, "export": cmd_export, "data": cmd_data,
-            "cv": cmd_cv, "search": cmd_search, "features": cmd_features, "bench": cmd_bench}
+            "cv": cmd_cv, "search": cmd_search, "features": cmd_features, "bench": cmd_bench, "predict": cmd_predict}
 
 
 RENAMED = {"--ckpt": "--ckpt_path", "--batch-size": "--batch_size", "--batch": "--batch_size",
@@ -496,10 +512,6 @@ def current_spellings(argv: list[str]) -> list[str]:
     return out
 
 
-def _is_file_predict(argv: list[str]) -> bool:
-    """``zoo predict --images ...`` predicts image files; without --images it is LightningCLI's predict loop."""
-    return argv[0] == "predict" and any(a.split("=", 1)[0] == "--images" for a in argv[1:])
-
 OVERVIEW = """usage: zoo COMMAND [options]
 
 Train, evaluate and inspect image classifiers from the zoo registry.
@@ -509,7 +521,7 @@ Lightning commands (LightningCLI; `zoo COMMAND --help` lists every option):
              fine-tune one: zoo fit --model resnet18 --model.weights torchvision:IMAGENET1K_V1 --finetune linear_probe
   validate   evaluate on the validation split: zoo validate --config CONFIG --ckpt_path CKPT
   test       evaluate on the test split:       zoo test --config CONFIG --ckpt_path CKPT
-  predict    class probabilities for the data's predict split (LightningCLI), or for image files:
+  predict    top-k classes of image files, or of a dataset's split, to a CSV:
              zoo predict --ckpt_path CKPT --images DIR --topk 3 --out predictions.csv
 
   cv         k-fold cross-validation of a run: zoo cv --config CONFIG --folds 5
@@ -555,8 +567,6 @@ def main(argv: list[str] | None = None) -> None:
             print(OVERVIEW)
         elif argv[0] in COMMANDS:
             COMMANDS[argv[0]](current_spellings(argv[1:]))
-        elif _is_file_predict(argv):  # --images is no renamed flag: the spellings are changed (and warned) once
-            cmd_predict_files(current_spellings(argv[1:]))
         else:
             from zoo.train import LIGHTNING_COMMANDS, run_lightning
 

@@ -1,14 +1,15 @@
-"""Top-k predictions for image files, prepared with the checkpoint's own preprocessing."""
+"""Top-k predictions for image files or a dataset's split, prepared with the checkpoint's own preprocessing."""
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from zoo.atomic import atomic_path, output_file
-from zoo.checkpoint import read_checkpoint
+from zoo.checkpoint import checkpoint_datamodule, read_checkpoint
 from zoo.classifier import ImageClassifier
 from zoo.data.files import image_paths, read_images
 from zoo.errors import InputError
@@ -21,44 +22,103 @@ def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], ou
 
     `topk` defaults to 3, or every class of a model with fewer. Files that are not readable images are
     skipped with a warning and returned. An existing `out` is replaced only with `overwrite`. The CSV is written
-    under a temporary name and renamed when complete.
+    under a temporary name and renamed when complete. The model scores as in its test (with its test-time
+    augmentation).
 
     Returns:
         the number of images predicted and the paths skipped.
     """
     out = output_file(out, overwrite, (".csv",))
-    model = ImageClassifier.load_from_checkpoint(checkpoint_path, map_location="cpu").eval()
-    h = model.hparams
+    model, topk = _model(checkpoint_path, topk)
     data = read_checkpoint(checkpoint_path)["zoo"].get("data") or {}
     if data.get("mean") is None:
         raise InputError(f"checkpoint {str(checkpoint_path)!r} does not say how its images were normalized")
-    topk = min(3, h.num_classes) if topk is None else topk  # a 2-class model: both
-    if not 1 <= topk <= h.num_classes:
-        raise InputError(f"--topk must be between 1 and the {h.num_classes} classes, got {topk}")
-    names = h.class_names or [str(i) for i in range(h.num_classes)]
+    h = model.hparams
     paths = image_paths(sources)
     if not paths:
         raise InputError(f"no files in {', '.join(map(str, sources))}")
-    out = Path(out)
-    done, skipped = 0, []
-    with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file"] + [f"{c}_{i}" for i in range(1, topk + 1) for c in ("class", "prob")])
-        batches = range(0, len(paths), batch_size)
-        for start in tqdm(batches, desc="predict", unit="batch", disable=len(batches) == 1):
+    skipped: list[Path] = []
+
+    def batches() -> Iterator[tuple[list[list[str]], torch.Tensor]]:
+        for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
             try:  # unreadable files are reported by read_images and left out of `kept`
                 x, _, kept = read_images(chunk, h.image_size, h.in_chans, data["mean"], data["std"])
             except InputError:  # nothing readable in this chunk
                 x, kept = None, []
-            skipped += [p for p in chunk if p not in kept]
-            if x is None:
-                continue
-            with torch.no_grad():
-                probs, classes = model.evaluate(x).softmax(1).topk(topk, dim=1)  # with its test-time augmentation
-            for path, p, c in zip(kept, probs.tolist(), classes.tolist(), strict=True):
-                writer.writerow(safe_row([str(path)] + [v for i in range(topk) for v in (names[c[i]], f"{p[i]:.6f}")]))
-            done += len(kept)
-        if done == 0:  # leaves no file
-            raise InputError(f"no readable images in {', '.join(map(str, sources))}")
+            skipped.extend(p for p in chunk if p not in kept)
+            if x is not None:
+                yield [[str(p)] for p in kept], x
+
+    done = _write_csv(out, model, topk, ["file"], batches(), -(-len(paths) // batch_size),
+                      f"no readable images in {', '.join(map(str, sources))}")
     return done, skipped
+
+
+def predict_split(checkpoint_path: str | Path, out: str | Path, data: str | None = None, split: str = "test",
+                  arguments: dict[str, Any] | None = None, topk: int | None = None, batch_size: int = 256,
+                  overwrite: bool = False) -> tuple[str, int, float]:
+    """Write ``index, label, class_1, prob_1, ..., class_k, prob_k`` for each image of a dataset's split to the
+    CSV `out`: by default the test split of the dataset the checkpoint was trained on, prepared as in training.
+
+    `arguments` override the dataset's (as ``--set``); `index` is the image's place in the split, `label` its true
+    class. `topk`, `overwrite` and the scoring are as in :func:`predict_files`.
+
+    Returns:
+        the dataset's name, the number of images and the top-1 accuracy (%) of the predictions.
+    """
+    out = output_file(out, overwrite, (".csv",))
+    model, topk = _model(checkpoint_path, topk)
+    name, datamodule = checkpoint_datamodule(checkpoint_path, data, arguments)
+    if datamodule.in_chans != model.hparams.in_chans:
+        raise InputError(f"the data has in_chans={datamodule.in_chans} but the model takes {model.hparams.in_chans}; "
+                         "give data with the model's channels")
+    x, y = datamodule.normalized(split)
+    labels = datamodule.class_names
+    hits = 0
+
+    def batches() -> Iterator[tuple[list[list[str]], torch.Tensor]]:
+        for start in range(0, len(x), batch_size):
+            stop = min(start + batch_size, len(x))
+            yield [[str(i), labels[int(y[i])]] for i in range(start, stop)], x[start:stop]
+
+    def check(keys: list[list[str]], classes: list[list[int]]) -> None:
+        nonlocal hits
+        hits += sum(int(y[int(key[0])]) == top[0] for key, top in zip(keys, classes, strict=True))
+
+    n = _write_csv(out, model, topk, ["index", "label"], batches(), -(-len(x) // batch_size),
+                   f"the {split} split of {name} has no images", check)
+    return name, n, 100 * hits / n
+
+
+def _model(checkpoint_path: str | Path, topk: int | None) -> tuple[ImageClassifier, int]:
+    model = ImageClassifier.load_from_checkpoint(checkpoint_path, map_location="cpu").eval()
+    classes = model.hparams.num_classes
+    topk = min(3, classes) if topk is None else topk  # a 2-class model: both
+    if not 1 <= topk <= classes:
+        raise InputError(f"--topk must be between 1 and the {classes} classes, got {topk}")
+    return model, topk
+
+
+def _write_csv(out: Path, model: ImageClassifier, topk: int, keys: list[str],
+               batches: Iterable[tuple[list[list[str]], torch.Tensor]], total: int, empty: str,
+               seen: Callable[[list[list[str]], list[list[int]]], None] | None = None) -> int:
+    """One row per image, ``*keys, class_1, prob_1, ...``: the batches' key cells, then the model's top-k classes
+    (with its test-time augmentation), and `seen` is told each batch's keys and top-k class indices. Written under
+    a temporary name, renamed when complete; `empty` is the error when no batch came (no file is left)."""
+    names = model.hparams.class_names or [str(i) for i in range(model.hparams.num_classes)]
+    done = 0
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(keys + [f"{c}_{i}" for i in range(1, topk + 1) for c in ("class", "prob")])
+        for cells, x in tqdm(batches, desc="predict", unit="batch", total=total, disable=total == 1):
+            with torch.no_grad():
+                probs, classes = model.evaluate(x).softmax(1).topk(topk, dim=1)
+            for key, p, c in zip(cells, probs.tolist(), classes.tolist(), strict=True):
+                writer.writerow(safe_row(key + [v for i in range(topk) for v in (names[c[i]], f"{p[i]:.6f}")]))
+            if seen is not None:
+                seen(cells, classes.tolist())
+            done += len(cells)
+        if done == 0:  # leaves no file
+            raise InputError(empty)
+    return done

@@ -48,8 +48,8 @@ from zoo.classifier import ImageClassifier, classifier_for  # noqa: E402
 from zoo.errors import InputError, zoo_error_behind  # noqa: E402
 from zoo.registry import DATASETS, MODELS, ModelEntry, dataset_name  # noqa: E402
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-DESCRIPTION = ("Train, evaluate and predict with a registered model (--model NAME, --model.help NAME) on a "
+LIGHTNING_COMMANDS = ("fit", "validate", "test")  # zoo predict is zoo's own (zoo/predict.py)
+DESCRIPTION = ("Train and evaluate a registered model (--model NAME, --model.help NAME) on a "
                "registered DataModule (--data NAME), as LightningCLI does.")
 LINKED = ("num_classes", "in_chans", "image_size", "class_names")
 DEFAULT_MODEL, DEFAULT_DATA = "lenet5", "digits"
@@ -281,6 +281,11 @@ class ZooCLI(LightningCLI):
     user_chose_data = False  # --data or --config was given (else a checkpoint's own data is used)
     given: dict[str, str] = {}  # options given on the command line, --model.num_classes -> "5" (to check them)
     result: "FitResult | None" = None  # after fit: what came of it
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """fit, validate and test: ``zoo predict`` is zoo's own command, which writes what it predicts."""
+        return {k: v for k, v in LightningCLI.subcommands().items() if k in LIGHTNING_COMMANDS}
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         for key in LINKED:
@@ -526,7 +531,7 @@ def expand_shorthands(argv: list[str]) -> list[str]:
     """Replace ``--model NAME`` and ``--data NAME`` (registry names) by their class paths, and
     ``--finetune STRATEGY`` by ``--finetune.strategy STRATEGY``.
 
-    Without ``--model``/``--data`` (and without ``--config``), fit/validate/test/predict get lenet5 and
+    Without ``--model``/``--data`` (and without ``--config``), fit/validate/test get lenet5 and
     digits. They are added as arguments, not parser defaults: jsonargparse would carry a default
     class's arguments over to the class the user picks.
     """
