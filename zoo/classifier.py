@@ -215,6 +215,8 @@ class ImageClassifier(L.LightningModule):
 
     def penalty(self) -> torch.Tensor | None:
         """``l1_penalty * sum |W| + l2_penalty * sum W^2`` over the weights, or None when both are 0."""
+        if not (self.l1_penalty or self.l2_penalty):
+            return None  # asked at every step: no walk over the parameters when there is nothing to add
         weights = [p for p in self.decayed_parameters()[0] if p.ndim > 1]
         return weight_penalty(weights, self.l1_penalty, self.l2_penalty)
 
