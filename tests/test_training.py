@@ -86,7 +86,7 @@ def test_optimizers_by_short_name_on_the_command_line(tmp_path):
 # -- penalties -------------------------------------------------------------------------------------
 
 
-def test_l1_and_l2_penalties_are_the_seeds_sums_over_the_weights():
+def test_l1_and_l2_penalties_are_the_textbook_sums_over_the_weights():
     model = zoo.create("lenet5", num_classes=10, in_chans=1, l1_penalty=1e-3, l2_penalty=1e-2)
     weights = [p for p in model.net.parameters() if p.ndim > 1]
     expected = sum(1e-3 * w.abs().sum() + 1e-2 * (w * w).sum() for w in weights)
