@@ -23,6 +23,7 @@ COMMANDS = [  # (label, command, goal in seconds or None)
     ("zoo models --help", [ZOO, "models", "--help"], 0.5),
     ("zoo cam --help", [ZOO, "cam", "--help"], 0.5),
     ("zoo bench --help", [ZOO, "bench", "--help"], 0.5),
+    ("zoo predict --help", [ZOO, "predict", "--help"], 0.5),
     ("zoo data list", [ZOO, "data", "list"], 2.0),
     ("zoo info resnet20", [ZOO, "info", "resnet20"], 2.0),
     ("zoo models", [ZOO, "models"], 2.0),
