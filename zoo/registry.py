@@ -319,8 +319,10 @@ def model_info(name: str) -> ModelInfo:
     """Metadata of a registered model with its parameter count and MACs at the default input.
 
     zoo's own models are read from catalog.json (measured as below when it was written; nothing is imported);
-    the rest are built on the meta device and measured."""
-    info = _described_info(name) if MODELS.is_described(name) else measure_info(name)
+    the rest are built on the meta device and measured, as are zoo's models that list torchvision's weights when
+    the installed torchvision is not the one the catalog read them from."""
+    described = MODELS.is_described(name) and not _torchvision_changed(name)
+    info = _described_info(name) if described else measure_info(name)
     zoo_weights = {w.name: {"dataset": w.meta.get("dataset"), "acc@1": w.meta.get("top1"),
                             "leaderboard acc@1": w.meta.get("leaderboard_top1"), "params": w.meta.get("params"),
                             "input": "x".join(map(str, w.meta.get("input_size", []))) or None,
@@ -358,10 +360,23 @@ CATALOG = Path(__file__).with_name("catalog.json")
 
 
 @functools.cache
-def catalog() -> dict[str, dict[str, Any]]:
-    """catalog.json: ``models`` (name -> :class:`ModelInfo` fields, default arguments as Python literals) and
-    ``datasets`` (name -> summary)."""
+def catalog() -> dict[str, Any]:
+    """catalog.json: ``models`` (name -> :class:`ModelInfo` fields, default arguments as Python literals),
+    ``datasets`` (name -> summary), and the ``torchvision`` version whose weights ``torchvision_models`` list."""
     return json.loads(CATALOG.read_text())
+
+
+@functools.cache
+def _torchvision_version() -> str | None:
+    try:
+        return importlib.metadata.version("torchvision")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _torchvision_changed(name: str) -> bool:
+    """Whether model `name` lists torchvision's weights, read by catalog.json from another torchvision than this."""
+    return name in catalog()["torchvision_models"] and catalog()["torchvision"] != _torchvision_version()
 
 
 def _described_info(name: str) -> ModelInfo:
@@ -371,7 +386,7 @@ def _described_info(name: str) -> ModelInfo:
     return ModelInfo(**record)
 
 
-def live_catalog() -> dict[str, dict[str, Any]]:
+def live_catalog() -> dict[str, Any]:
     """What catalog.json should hold, measured from the live registry (imports and builds every own model)."""
     MODELS._load_builtin()
     DATASETS._load_builtin()
@@ -387,7 +402,8 @@ def live_catalog() -> dict[str, dict[str, Any]]:
             models[name] = record
     datasets = {name: summary(cls) for name, cls in sorted(DATASETS._entries.items())
                 if cls.__module__.startswith("zoo.data.")}
-    return {"models": models, "datasets": datasets}
+    return {"models": models, "datasets": datasets, "torchvision": _torchvision_version(),
+            "torchvision_models": [name for name in models if MODELS._entries[name].torchvision_weights]}
 
 
 def write_catalog() -> None:
