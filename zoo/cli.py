@@ -1,8 +1,7 @@
 """The ``zoo`` command: each subcommand parses its arguments, makes one library call and prints.
 
-``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's (:mod:`zoo.train`); ``models``,
-``info``, ``data``, ``cam``, ``features``, ``export``, ``predict --images``, ``cv``, ``search`` and
-``bench`` are zoo's own.
+``fit``, ``validate`` and ``test`` are LightningCLI's (:mod:`zoo.train`); ``models``, ``info``, ``data``,
+``cam``, ``features``, ``export``, ``predict``, ``cv``, ``search`` and ``bench`` are zoo's own.
 """
 
 import sys
@@ -521,8 +520,6 @@ Lightning commands (LightningCLI; `zoo COMMAND --help` lists every option):
              fine-tune one: zoo fit --model resnet18 --model.weights torchvision:IMAGENET1K_V1 --finetune linear_probe
   validate   evaluate on the validation split: zoo validate --config CONFIG --ckpt_path CKPT
   test       evaluate on the test split:       zoo test --config CONFIG --ckpt_path CKPT
-  predict    top-k classes of image files, or of a dataset's split, to a CSV:
-             zoo predict --ckpt_path CKPT --images DIR --topk 3 --out predictions.csv
 
   cv         k-fold cross-validation of a run: zoo cv --config CONFIG --folds 5
   search     hyperparameter search: zoo search --config CONFIG --grid model.optimizer.lr=0.1,0.01
@@ -541,6 +538,8 @@ Looking inside and shipping:
              zoo features --ckpt_path CKPT --data digits --out features.npz
   export     onnx, torchscript, exported-program or safetensors, parity-checked:
              zoo export --ckpt_path CKPT --format onnx --out model.onnx
+  predict    top-k classes of image files, or of a dataset's split, to a CSV:
+             zoo predict --ckpt_path CKPT --images DIR --topk 3 --out predictions.csv
 
 Defaults: `zoo fit` alone trains lenet5 on scikit-learn's digits and writes runs/<model>-<data>/version_<n>/
 (checkpoints/best.ckpt, metrics.csv, config.yaml). --model.help NAME shows a model's own options.
