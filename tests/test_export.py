@@ -128,6 +128,9 @@ def test_cli_predicts_a_datasets_split_with_labels_and_accuracy(checkpoint, tmp_
     assert f"{len(y)} test images of digits -> test.csv; top-1 accuracy {accuracy:.2f} %" in proc.stdout
     proc = run_zoo("predict", "--ckpt_path", str(path), "--images", "x.png", "--data", "digits", cwd=tmp_path)
     assert proc.returncode == 2 and "with --images the files are predicted" in proc.stderr
+    proc = run_zoo("predict", "--ckpt_path", str(path), "--set", "image_size=16", "--out", "t16.csv", cwd=tmp_path)
+    assert proc.returncode == 2 and "the data has image_size=16 but the model takes 32" in proc.stderr
+    assert not (tmp_path / "t16.csv").exists()
 
 
 def test_predict_errors(checkpoint, tmp_path):

@@ -70,9 +70,11 @@ def predict_split(checkpoint_path: str | Path, out: str | Path, data: str | None
     out = output_file(out, overwrite, (".csv",))
     model, topk = _model(checkpoint_path, topk)
     name, datamodule = checkpoint_datamodule(checkpoint_path, data, arguments)
-    if datamodule.in_chans != model.hparams.in_chans:
-        raise InputError(f"the data has in_chans={datamodule.in_chans} but the model takes {model.hparams.in_chans}; "
-                         "give data with the model's channels")
+    for what in ("in_chans", "image_size"):
+        have, want = getattr(datamodule, what), model.hparams[what]
+        if have != want:
+            raise InputError(f"the data has {what}={have} but the model takes {want}; give data that fits the model "
+                             f"(e.g. --set {what}={want})")
     x, y = datamodule.normalized(split)
     labels = datamodule.class_names
     hits = 0
