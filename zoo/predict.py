@@ -1,7 +1,7 @@
 """Top-k predictions for image files or a dataset's split, prepared with the checkpoint's own preprocessing."""
 
 import csv
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,9 @@ def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], ou
             if x is not None:
                 yield [[str(p)] for p in kept], x
 
-    done = _write_csv(out, model, topk, ["file"], batches(), -(-len(paths) // batch_size),
+    top1 = _write_csv(out, model, topk, ["file"], batches(), -(-len(paths) // batch_size),
                       f"no readable images in {', '.join(map(str, sources))}")
-    return done, skipped
+    return len(top1), skipped
 
 
 def predict_split(checkpoint_path: str | Path, out: str | Path, data: str | None = None, split: str = "test",
@@ -77,20 +77,15 @@ def predict_split(checkpoint_path: str | Path, out: str | Path, data: str | None
                              f"(e.g. --set {what}={want})")
     x, y = datamodule.normalized(split)
     labels = datamodule.class_names
-    hits = 0
 
     def batches() -> Iterator[tuple[list[list[str]], torch.Tensor]]:
         for start in range(0, len(x), batch_size):
             stop = min(start + batch_size, len(x))
             yield [[str(i), labels[int(y[i])]] for i in range(start, stop)], x[start:stop]
 
-    def check(keys: list[list[str]], classes: list[list[int]]) -> None:
-        nonlocal hits
-        hits += sum(int(y[int(key[0])]) == top[0] for key, top in zip(keys, classes, strict=True))
-
-    n = _write_csv(out, model, topk, ["index", "label"], batches(), -(-len(x) // batch_size),
-                   f"the {split} split of {name} has no images", check)
-    return name, n, 100 * hits / n
+    top1 = _write_csv(out, model, topk, ["index", "label"], batches(), -(-len(x) // batch_size),
+                      f"the {split} split of {name} has no images")
+    return name, len(top1), 100 * (torch.tensor(top1) == y).float().mean().item()
 
 
 def _model(checkpoint_path: str | Path, topk: int | None) -> tuple[ImageClassifier, int]:
@@ -103,13 +98,12 @@ def _model(checkpoint_path: str | Path, topk: int | None) -> tuple[ImageClassifi
 
 
 def _write_csv(out: Path, model: ImageClassifier, topk: int, keys: list[str],
-               batches: Iterable[tuple[list[list[str]], torch.Tensor]], total: int, empty: str,
-               seen: Callable[[list[list[str]], list[list[int]]], None] | None = None) -> int:
+               batches: Iterable[tuple[list[list[str]], torch.Tensor]], total: int, empty: str) -> list[int]:
     """One row per image, ``*keys, class_1, prob_1, ...``: the batches' key cells, then the model's top-k classes
-    (with its test-time augmentation), and `seen` is told each batch's keys and top-k class indices. Written under
-    a temporary name, renamed when complete; `empty` is the error when no batch came (no file is left)."""
+    (with its test-time augmentation). Written under a temporary name, renamed when complete; `empty` is the error
+    when no batch came (no file is left). Returns each row's top class, in order."""
     names = model.hparams.class_names or [str(i) for i in range(model.hparams.num_classes)]
-    done = 0
+    top1: list[int] = []
     with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(keys + [f"{c}_{i}" for i in range(1, topk + 1) for c in ("class", "prob")])
@@ -118,9 +112,7 @@ def _write_csv(out: Path, model: ImageClassifier, topk: int, keys: list[str],
                 probs, classes = model.evaluate(x).softmax(1).topk(topk, dim=1)
             for key, p, c in zip(cells, probs.tolist(), classes.tolist(), strict=True):
                 writer.writerow(safe_row(key + [v for i in range(topk) for v in (names[c[i]], f"{p[i]:.6f}")]))
-            if seen is not None:
-                seen(cells, classes.tolist())
-            done += len(cells)
-        if done == 0:  # leaves no file
+            top1 += classes[:, 0].tolist()
+        if not top1:  # leaves no file
             raise InputError(empty)
-    return done
+    return top1
