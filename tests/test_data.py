@@ -237,7 +237,7 @@ def test_under_ddp_each_test_image_is_in_exactly_one_ranks_share():
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("size", [32, 96])
 def test_each_preset_keeps_shape_and_dtype_and_changes_pixels(preset, size):
-    from zoo.data.memory import collate
+    from zoo.data.base import collate
 
     torch.manual_seed(0)
     dm = zoo.data.create("fake", image_size=size, train_size=64, val_split=0, augment=preset, batch_size=64)

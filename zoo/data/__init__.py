@@ -18,12 +18,12 @@ def list_datasets(include: str = "*") -> list[str]:
 
 
 # each module registers its DataModules
+from zoo.data.base import ImageDataModule  # noqa: E402
 from zoo.data.cifar import CIFAR10DataModule, CIFAR100DataModule  # noqa: E402
 from zoo.data.cluttered import ClutteredDigitsDataModule  # noqa: E402
 from zoo.data.digits import DigitsDataModule  # noqa: E402
 from zoo.data.fake import FakeDataModule  # noqa: E402
 from zoo.data.folder import FolderDataModule  # noqa: E402
-from zoo.data.memory import ImageDataModule  # noqa: E402
 from zoo.data.mnist import FashionMNISTDataModule, MNISTDataModule  # noqa: E402
 
 __all__ = ["DATASETS", "CIFAR10DataModule", "CIFAR100DataModule", "ClutteredDigitsDataModule", "DigitsDataModule",

@@ -18,7 +18,7 @@ import torch
 from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.datasets.utils import download_and_extract_archive
 
-from zoo.data.memory import DownloadedDataModule, resize
+from zoo.data.base import DownloadedDataModule, resize
 from zoo.errors import InputError, ZooError
 from zoo.registry import register_datamodule
 
@@ -139,7 +139,7 @@ class CIFAR10DataModule(CIFARDataModule):
         batch_size: images per batch.
         val_split: validation images taken from the 50,000 training images.
         augment: ``standard`` by default (pad-4 random crop + horizontal flip).
-        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.memory.ImageDataModule`).
+        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.base.ImageDataModule`).
     """
 
     source = CIFAR10
@@ -167,7 +167,7 @@ class CIFAR100DataModule(CIFARDataModule):
         batch_size: images per batch.
         val_split: validation images taken from the 50,000 training images.
         augment: ``standard`` by default (pad-4 random crop + horizontal flip).
-        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.memory.ImageDataModule`).
+        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.base.ImageDataModule`).
     """
 
     source = CIFAR100

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
+from zoo.data.base import ImageDataModule, TensorImages, channel_stats
 from zoo.data.digits import DigitsDataModule, digits_split
-from zoo.data.memory import ImageDataModule, TensorImages, channel_stats
 from zoo.errors import InputError
 from zoo.registry import register_datamodule
 
@@ -35,7 +35,7 @@ class ClutteredDigitsDataModule(ImageDataModule):
         copies: placements of each scan (per split).
         seed: seed of the placements and clutter.
         augment: ``none`` (the default: placement is the augmentation) or another preset.
-        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.memory.ImageDataModule`),
+        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.base.ImageDataModule`),
             but not ``folds`` or ``val_split``: the split is the digits one.
     """
 

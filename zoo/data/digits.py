@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from zoo.data.memory import ImageDataModule, split_train_val
+from zoo.data.base import ImageDataModule, split_train_val
 from zoo.errors import InputError
 from zoo.registry import register_datamodule
 
@@ -52,7 +52,7 @@ class DigitsDataModule(ImageDataModule):
             would turn digits into other shapes.
         classes: keep only these digits, labelled 0, 1, ... in the order given (e.g. ``[5, 6, 7, 8, 9]`` for a
             transfer task); the test images are those of the full split.
-        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.memory.ImageDataModule`).
+        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.base.ImageDataModule`).
     """
 
     num_classes = 10

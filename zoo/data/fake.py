@@ -4,7 +4,7 @@ from typing import Any
 
 import torch
 
-from zoo.data.memory import ImageDataModule
+from zoo.data.base import ImageDataModule
 from zoo.errors import InputError
 from zoo.registry import register_datamodule
 
@@ -20,7 +20,7 @@ class FakeDataModule(ImageDataModule):
         train_size: training images (the validation split is taken from them).
         test_size: test images.
         seed: seed of the images and labels.
-        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.memory.ImageDataModule`).
+        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.base.ImageDataModule`).
     """
 
     def __init__(self, num_classes: int = 10, image_size: int = 32, in_chans: int = 3, train_size: int = 1000,

@@ -14,8 +14,8 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
 from zoo.atomic import atomic_path
+from zoo.data.base import ImageDataModule, channel_stats, split_train_val
 from zoo.data.files import decoded
-from zoo.data.memory import ImageDataModule, channel_stats, split_train_val
 from zoo.errors import InputError
 from zoo.registry import register_datamodule
 
@@ -95,7 +95,7 @@ class FolderDataModule(ImageDataModule):
         batch_size: images per batch.
         val_split: without a ``val/`` folder, the validation images taken from the training images.
         num_workers: DataLoader worker processes that decode images (use the CPU cores you have).
-        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.memory.ImageDataModule`).
+        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.base.ImageDataModule`).
     """
 
     def __init__(self, data_dir: str = "images", image_size: int = 224, in_chans: int = 3,

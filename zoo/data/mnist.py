@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torchvision import datasets
 
-from zoo.data.memory import DownloadedDataModule, resize
+from zoo.data.base import DownloadedDataModule, resize
 from zoo.errors import InputError, ZooError
 from zoo.registry import register_datamodule
 
@@ -152,7 +152,7 @@ class MNISTDataModule(MNISTLikeDataModule):
         val_split: validation images taken from the 60,000 training images.
         augment: ``crop`` by default (shifts, no flip: a mirrored digit is another shape).
         classes: keep only these classes, labelled 0, 1, ... in the order given (e.g. ``[5, 6, 7, 8, 9]``).
-        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.memory.ImageDataModule`).
+        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.base.ImageDataModule`).
     """
 
     dataset = datasets.MNIST
@@ -183,7 +183,7 @@ class FashionMNISTDataModule(MNISTLikeDataModule):
             set: none 85.8 %, crop 82.6 %, standard 80.4 %); give ``standard`` for long schedules.
         classes: keep only these classes, labelled 0, 1, ... in the order given (e.g. ``[5, 6, 7, 8, 9]``: Sandal,
             Shirt, Sneaker, Bag, Ankle boot).
-        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.memory.ImageDataModule`).
+        **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.base.ImageDataModule`).
     """
 
     dataset = datasets.FashionMNIST
