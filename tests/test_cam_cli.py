@@ -61,8 +61,10 @@ def test_the_library_draws_and_scores_what_the_command_does(trained, tmp_path, m
     assert len(loads) == 1  # as `zoo cam --evaluate` does both: one load of the checkpoint (and of its data)
     assert n == 720 and csv_path == tmp_path / "localization.csv"  # 360 test scans, 2 placements each
     assert scores["gradcam"]["pointing_game"] >= 0.9
+    with pytest.raises(zoo.ZooError, match="data has image_size=32 but the model takes 64; .* --set image_size=64"):
+        evaluate_checkpoint(best, data="digits", out=tmp_path)  # refused before any net sees the data
     with pytest.raises(zoo.ZooError, match="dataset 'digits' has no object boxes"):
-        evaluate_checkpoint(best, data="digits", out=tmp_path)
+        evaluate_checkpoint(best, data="digits", out=tmp_path, arguments={"image_size": 64})
 
 
 def test_cam_on_image_files_skips_what_is_not_an_image(trained, tmp_path):
@@ -98,7 +100,7 @@ def test_test_subcommand_uses_the_checkpoints_own_data(trained):
 def test_cam_errors(trained):
     cwd, run = trained
     best = str(run / "checkpoints" / "best.ckpt")
-    proc = run_zoo("cam", "--ckpt_path", best, "--data", "digits", "--evaluate", cwd=cwd)
+    proc = run_zoo("cam", "--ckpt_path", best, "--data", "digits", "--set", "image_size=64", "--evaluate", cwd=cwd)
     assert proc.returncode == 2 and "dataset 'digits' has no object boxes" in proc.stderr
     proc = run_zoo("cam", "--ckpt_path", best, "--images", "nowhere", cwd=cwd)
     assert proc.returncode == 2 and "'nowhere' is neither a file nor a directory" in proc.stderr

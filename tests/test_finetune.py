@@ -355,6 +355,11 @@ def test_features_command_writes_embeddings_for_a_linear_probe(digits04, tmp_pat
     with torch.no_grad():
         expected = model.net.forward_head(model.net.forward_features(x[:4]), pre_logits=True)
     assert np.allclose(f["test_features"][:4], expected.numpy(), atol=1e-5)
+    from zoo.features import dataset_features
+
+    # LeNet-5's fixed-size layers would fail deep in torch: the data is checked against the net first
+    with pytest.raises(zoo.ZooError, match=r"data has image_size=16 but the model takes 32; .* --set image_size=32"):
+        dataset_features(digits04, arguments={"image_size": 16})
 
 
 def test_adapt_input_conv_keeps_the_response_exactly_when_its_docstring_says():

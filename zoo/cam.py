@@ -16,6 +16,7 @@ the same sequence as pytorch-grad-cam.
 
 import contextlib
 import functools
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,10 +332,10 @@ def _model(path: str, _mtime: int) -> Any:
 
 
 @functools.lru_cache(maxsize=1)
-def _datamodule(path: str, _mtime: int, data: str | None) -> tuple[str, Any]:
+def _datamodule(path: str, _mtime: int, data: str | None, arguments: str) -> tuple[str, Any]:
     from zoo.checkpoint import checkpoint_datamodule
 
-    return checkpoint_datamodule(path, data)
+    return checkpoint_datamodule(path, data, json.loads(arguments))
 
 
 # ``zoo cam --evaluate`` scores and draws with the same checkpoint and dataset: the last one of each is kept
@@ -343,11 +344,12 @@ def _datamodule(path: str, _mtime: int, data: str | None) -> tuple[str, Any]:
 
 def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, data: str | None = None,
                     split: str = "test", n: int = 32, method: str = "gradcam", layer: str | None = None,
-                    out: str | Path = "cams") -> tuple[Path, int]:
+                    out: str | Path = "cams", arguments: dict[str, Any] | None = None) -> tuple[Path, int]:
     """Class activation maps of a trained model drawn over its images, as ``OUT/METHOD.png``.
 
     The images are files (`images`, prepared as the model was trained) or the first `n` of a dataset's `split`
-    (`data`, by default the checkpoint's own; its boxes drawn where it has them). Each title names the predicted
+    (`data`, by default the checkpoint's own, `arguments` overriding its arguments as ``--set`` does; its boxes
+    drawn where it has them). Each title names the predicted
     class and its probability, and the file or the true class. Returns the picture's path and the image count.
     """
     from zoo.checkpoint import read_checkpoint
@@ -366,7 +368,7 @@ def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, 
         x, shown, paths = read_images(images, h.image_size, h.in_chans, mean, std)
         captions = [p.name for p in paths]
     else:
-        _, datamodule = _datamodule(*_stamp(ckpt_path), data)
+        _, datamodule = _datamodule(*_stamp(ckpt_path), data, json.dumps(arguments or {}, sort_keys=True))
         x, labels = (t[:n] for t in datamodule.normalized(split))
         split_boxes = getattr(datamodule, "boxes", {}).get(split)
         boxes = split_boxes[:n] if split_boxes is not None else None
@@ -381,15 +383,16 @@ def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, 
 
 
 def evaluate_checkpoint(ckpt_path: str | Path, data: str | None = None, split: str = "test",
-                        layer: str | None = None, out: str | Path = "cams"
+                        layer: str | None = None, out: str | Path = "cams", arguments: dict[str, Any] | None = None
                         ) -> tuple[dict[str, dict[str, float] | None], Path, int]:
-    """Score every CAM method's localization by a trained model on a dataset with boxes (the whole `split`).
+    """Score every CAM method's localization by a trained model on a dataset with boxes (the whole `split`; the
+    dataset's `arguments` as in :func:`draw_checkpoint`).
 
     Writes ``OUT/localization.csv``; returns the scores (:func:`evaluate_localization`), its path and the image count.
     """
     stamp = _stamp(ckpt_path)
     model = _model(*stamp)
-    name, datamodule = _datamodule(*stamp, data)
+    name, datamodule = _datamodule(*stamp, data, json.dumps(arguments or {}, sort_keys=True))
     boxes = getattr(datamodule, "boxes", {}).get(split)
     if boxes is None:
         raise InputError(f"dataset {name!r} has no object boxes to score against; use cluttered_digits")

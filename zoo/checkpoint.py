@@ -136,16 +136,24 @@ def checkpoint_datamodule(ckpt: str | Path, name: str | None = None,
                           arguments: dict[str, Any] | None = None) -> tuple[str, Any]:
     """The dataset `name` (default: the one the checkpoint `ckpt` was trained on, with its arguments), set up.
 
-    `arguments` override the dataset's; returns the dataset's name and the DataModule after ``setup()``.
+    `arguments` override the dataset's; returns the dataset's name and the DataModule after ``setup()``. Data
+    whose channels or image size differ from the net's is an :class:`InputError` naming the option that fits.
     """
     from zoo.data import create
 
-    described = read_checkpoint(ckpt)["zoo"].get("data") or {}
+    checkpoint = read_checkpoint(ckpt)
+    described = checkpoint["zoo"].get("data") or {}
     name = name or described.get("name")
     if name is None:
         raise InputError(f"checkpoint {str(ckpt)!r} does not name its dataset; give --data NAME")
     own = described.get("arguments", {}) if name == described.get("name") else {}
     datamodule = create(name, **{**own, **(arguments or {})})
+    hparams = checkpoint.get("hyper_parameters", {})
+    for what in ("in_chans", "image_size"):
+        have, want = getattr(datamodule, what, None), hparams.get(what)
+        if None not in (have, want) and have != want:
+            raise InputError(f"the data has {what}={have} but the model takes {want}; give data that fits the model "
+                             f"(e.g. --set {what}={want})")
     datamodule.setup()
     return name, datamodule
 

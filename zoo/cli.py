@@ -147,6 +147,8 @@ def cmd_cam(argv: list[str]) -> None:
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by zoo fit")
     parser.add_argument("--images", nargs="+", help="image files or folders (prepared as the model was trained)")
     parser.add_argument("--data", help="a registered dataset (default: the one the checkpoint was trained on)")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="without --images: arguments of the dataset, e.g. data_dir=./data")
     parser.add_argument("--split", choices=["train", "val", "test"], default="test", help="(default: test)")
     parser.add_argument("--n", type=int, default=32, help="how many images of the split to draw (default: 32)")
     parser.add_argument("--method", choices=CAM_METHODS, default="gradcam", help="(default: gradcam)")
@@ -158,12 +160,14 @@ def cmd_cam(argv: list[str]) -> None:
     from zoo import cam
 
     output_folder(args.out)
+    arguments = _pairs(args.set)
     if args.evaluate:
-        scores, path, n = cam.evaluate_checkpoint(args.ckpt_path, args.data, args.split, args.layer, args.out)
+        scores, path, n = cam.evaluate_checkpoint(args.ckpt_path, args.data, args.split, args.layer, args.out,
+                                                  arguments)
         print(table(cam.localization_rows(scores), ["method", "pointing_game", "box_iou"]))
         print(f"scores of {n} {args.split} images (targets: the true classes) -> {path}")
     path, n = cam.draw_checkpoint(args.ckpt_path, args.images, args.data, args.split, args.n, args.method,
-                                  args.layer, args.out)
+                                  args.layer, args.out, arguments)
     print(f"{args.method} maps of {n} images -> {path}")
 
 

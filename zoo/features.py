@@ -43,14 +43,9 @@ def dataset_features(ckpt: str | Path, data: str | None = None, arguments: dict[
     Returns the dataset's name and ``{"class_names", "<split>_features" [N, D], "<split>_labels" [N]}``.
     """
     net = net_from_checkpoint(ckpt)
-    hparams = read_checkpoint(ckpt)["hyper_parameters"]
-    in_chans = hparams["in_chans"]
     if stage is not None:
-        net = stage_probe(net, stage, hparams["image_size"])
+        net = stage_probe(net, stage, read_checkpoint(ckpt)["hyper_parameters"]["image_size"])
     name, datamodule = checkpoint_datamodule(ckpt, data, arguments)
-    if datamodule.in_chans != in_chans:
-        raise InputError(f"the data has in_chans={datamodule.in_chans} but the model takes {in_chans}; "
-                         "give data with the model's channels")
     out: dict[str, np.ndarray] = {"class_names": np.array(datamodule.class_names)}
     for split in splits:
         x, y = datamodule.normalized(split)

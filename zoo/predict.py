@@ -70,11 +70,6 @@ def predict_split(checkpoint_path: str | Path, out: str | Path, data: str | None
     out = output_file(out, overwrite, (".csv",))
     model, topk = _model(checkpoint_path, topk)
     name, datamodule = checkpoint_datamodule(checkpoint_path, data, arguments)
-    for what in ("in_chans", "image_size"):
-        have, want = getattr(datamodule, what), model.hparams[what]
-        if have != want:
-            raise InputError(f"the data has {what}={have} but the model takes {want}; give data that fits the model "
-                             f"(e.g. --set {what}={want})")
     x, y = datamodule.normalized(split)
     labels = datamodule.class_names
 
