@@ -18,6 +18,10 @@ time.
 
 The same measurement serves any recipe: ``--config zoo/configs/fashion_mnist.yaml --target 95 --baseline-epochs 0``
 times zoo's headline recipe (docs/fashion_mnist.md).
+
+With ``--json``, the file is rewritten after every run, and a run already in it (made with the same config) is not
+run again: an interrupted measurement resumes, and one of several hours can be made a seed at a time. Give a new
+file to measure again.
 """
 
 import argparse
@@ -33,6 +37,7 @@ from pathlib import Path
 import yaml
 
 import zoo
+from zoo.atomic import atomic_path
 from zoo.bench.measure import Stopwatch
 from zoo.train import FitResult
 
@@ -103,42 +108,68 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--verbose", action="store_true", help="show each fit's progress")
     args = parser.parse_args(argv)
-    rows, quiet = [], not args.verbose
+    quiet = not args.verbose
+    config = yaml.safe_load(args.config.read_text())  # what was measured: a test compares it with the shipped one
+    rows = resumed(args.json, config)
+    done = {r["run"] for r in rows}
+
+    def keep(new: dict) -> None:
+        rows.append(new)
+        if args.json:
+            with atomic_path(args.json) as temporary:
+                temporary.write_text(json.dumps({"config": config, "runs": rows,
+                                                 "summary": summarize(rows, args.target, quiet=True)}, indent=1) + "\n")
+
     with tempfile.TemporaryDirectory() as temporary:
         root = str(args.runs or temporary)
         for seed in args.seeds:
+            if f"record seed {seed}" in done:
+                continue
             result, watch = timed_fit(root, quiet, config=args.config, options={"seed_everything": seed})
-            rows.append(row(f"record seed {seed}", result, watch))
+            new = row(f"record seed {seed}", result, watch)
             for tta in ("flip", "none"):
                 acc, seconds = retest(result, tta, quiet)
-                rows[-1][f"acc_tta_{tta}"], rows[-1][f"test_s_tta_{tta}"] = acc, seconds
+                new[f"acc_tta_{tta}"], new[f"test_s_tta_{tta}"] = acc, seconds
                 print(f"{'tested again with tta ' + tta:>40}: {acc:6.2f} %  (the test {seconds:.1f} s)", flush=True)
-        if args.baseline_epochs:
+            keep(new)
+        if args.baseline_epochs and f"resnet20 {args.baseline_epochs} epochs" not in done:
             result, watch = timed_fit(root, quiet, "resnet20", "fashion_mnist", options={
                 **BASELINE, "seed_everything": 0, "trainer.max_epochs": args.baseline_epochs})
-            rows.append(row(f"resnet20 {args.baseline_epochs} epochs", result, watch))
+            keep(row(f"resnet20 {args.baseline_epochs} epochs", result, watch))
         for name, options in ABLATIONS.items() if args.ablations else ():
-            result, watch = timed_fit(root, quiet, config=args.config, options={"seed_everything": 0, **options})
-            rows.append(row(f"ablation: {name}", result, watch))
-    summary = summarize(rows, args.target)
-    if args.json:
-        config = yaml.safe_load(args.config.read_text())  # what was measured: a test compares it with the shipped one
-        args.json.write_text(json.dumps({"config": config, "runs": rows, "summary": summary}, indent=1) + "\n")
+            if f"ablation: {name}" not in done:
+                result, watch = timed_fit(root, quiet, config=args.config, options={"seed_everything": 0, **options})
+                keep(row(f"ablation: {name}", result, watch))
+    summarize(rows, args.target)
     return 0
 
 
-def summarize(rows: list[dict], target: float = TARGET) -> dict:
-    """Print and return the record's mean and spread, and its ratio to the baseline."""
+def resumed(path: Path | None, config: dict) -> list[dict]:
+    """The runs already in the JSON file `path`, if it measured the same config (else none: a different recipe
+    is not resumed, it is refused)."""
+    if path is None or not path.exists():
+        return []
+    kept = json.loads(path.read_text())
+    if kept.get("config") != config:
+        sys.exit(f"speedrun: {path} holds runs of another config; give a new --json file (or delete this one)")
+    print(f"speedrun: resuming {path}: {', '.join(r['run'] for r in kept['runs']) or 'no runs yet'} already there",
+          flush=True)
+    return kept["runs"]
+
+
+def summarize(rows: list[dict], target: float = TARGET, quiet: bool = False) -> dict:
+    """Print (unless `quiet`) and return the record's mean and spread, and its ratio to the baseline."""
     record = [r for r in rows if r["run"].startswith("record")]
     if not record:
         return {}
+    say = (lambda *_: None) if quiet else print
     accs, times = [r["acc"] for r in record], [r["seconds"] for r in record]
     summary = {"seeds": len(accs), "mean_acc": statistics.mean(accs),
                "std_acc": statistics.stdev(accs) if len(accs) > 1 else 0.0, "mean_seconds": statistics.mean(times),
                "max_seconds": max(times), "target": target, "reached": statistics.mean(accs) >= target}
     for tta in ("flip", "none"):
         summary[f"mean_acc_tta_{tta}"] = statistics.mean(r[f"acc_tta_{tta}"] for r in record)
-    print(f"record: {summary['mean_acc']:.2f} +- {summary['std_acc']:.2f} % over {len(accs)} seeds "
+    say(f"record: {summary['mean_acc']:.2f} +- {summary['std_acc']:.2f} % over {len(accs)} seeds "
           f"(tta flip {summary['mean_acc_tta_flip']:.2f} %, none {summary['mean_acc_tta_none']:.2f} %), "
           f"{summary['mean_seconds']:.1f} s a run ({summary['mean_seconds'] / 60:.1f} min, longest "
           f"{summary['max_seconds']:.1f} s); target {target} %: {'reached' if summary['reached'] else 'NOT reached'}")
@@ -146,7 +177,7 @@ def summarize(rows: list[dict], target: float = TARGET) -> dict:
     if base:
         summary["baseline_ratio"] = base[0]["seconds"] / summary["mean_seconds"]
         bound = "" if base[0]["acc"] >= target else f" (a lower bound: resnet20 reached {base[0]['acc']:.2f} %)"
-        print(f"resnet20 time / record time: {summary['baseline_ratio']:.2f}{bound}")
+        say(f"resnet20 time / record time: {summary['baseline_ratio']:.2f}{bound}")
     return summary
 
 

@@ -153,15 +153,20 @@ def test_the_transfer_table_orderings_that_hold_with_a_clear_margin(tmp_path):
         assert mean["scratch"] > mean["linear probe, last stage"] + 5, (target, mean)
 
 
-def test_the_speed_records_config_trains_on_every_training_image_and_times_to_the_last_test_prediction(elsewhere):
-    """benchmarks/speedrun.py's fit, cut to two batches and one test batch: all 60,000 training images, no
-    validation, the whitening set from the first batch, the Stopwatch's time ending after the test."""
+def _speedrun():
     import importlib.util
 
     path = Path(__file__).parents[1] / "benchmarks" / "speedrun.py"
     spec = importlib.util.spec_from_file_location("speedrun", path)
     speedrun = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(speedrun)
+    return speedrun
+
+
+def test_the_speed_records_config_trains_on_every_training_image_and_times_to_the_last_test_prediction(elsewhere):
+    """benchmarks/speedrun.py's fit, cut to two batches and one test batch: all 60,000 training images, no
+    validation, the whitening set from the first batch, the Stopwatch's time ending after the test."""
+    speedrun = _speedrun()
     result, watch = speedrun.timed_fit(".", True, config=speedrun.CONFIG, options={
         "trainer.max_epochs": 1, "trainer.limit_train_batches": 2, "trainer.limit_test_batches": 1})
     assert 0 <= result.test_acc <= 100 and watch.seconds > 0 and watch.setup_s > 0
@@ -170,6 +175,34 @@ def test_the_speed_records_config_trains_on_every_training_image_and_times_to_th
     assert result.best_val_acc is None and result.checkpoint.name == "best.ckpt"
     whiten = result.model.net.whiten
     assert whiten.weight.shape == (8, 1, 2, 2) and not torch.equal(whiten.weight, type(whiten)(1).weight)
+
+
+def test_a_speedrun_resumes_from_its_json_a_run_at_a_time(elsewhere, monkeypatch):
+    """With --json the figures are written after every run; a second call runs only the runs not yet there, and
+    a file of another config is refused, not mixed in. (Each fit cut to two batches and one test batch.)"""
+    speedrun, fits = _speedrun(), []
+    timed_fit = speedrun.timed_fit
+
+    def cut(root, quiet, model=None, data=None, config=None, options=None):
+        fits.append(options["seed_everything"])
+        return timed_fit(root, quiet, model, data, config, {**options, "trainer.max_epochs": 1,
+                                                             "trainer.limit_train_batches": 2,
+                                                             "trainer.limit_test_batches": 1})
+
+    monkeypatch.setattr(speedrun, "timed_fit", cut)
+    out = Path("speedrun.json")
+    assert speedrun.main(["--seeds", "0", "1", "--baseline-epochs", "0", "--json", str(out)]) == 0
+    first = json.loads(out.read_text())
+    assert fits == [0, 1] and [r["run"] for r in first["runs"]] == ["record seed 0", "record seed 1"]
+    assert first["summary"]["seeds"] == 2 and "acc_tta_flip" in first["runs"][1]
+    assert speedrun.main(["--seeds", "0", "1", "2", "--baseline-epochs", "0", "--json", str(out)]) == 0
+    again = json.loads(out.read_text())
+    assert fits == [0, 1, 2] and again["runs"][:2] == first["runs"] and again["summary"]["seeds"] == 3
+    other = Path("other.yaml")
+    other.write_text(speedrun.CONFIG.read_text().replace("max_epochs: 16", "max_epochs: 15"))
+    with pytest.raises(SystemExit, match="holds runs of another config"):
+        speedrun.main(["--config", str(other), "--seeds", "3", "--baseline-epochs", "0", "--json", str(out)])
+    assert fits == [0, 1, 2] and json.loads(out.read_text()) == again
 
 
 def test_the_speed_records_page_states_the_committed_runs_of_the_shipped_config():
