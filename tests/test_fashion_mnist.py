@@ -220,3 +220,7 @@ def test_the_speed_records_page_states_the_committed_runs_of_the_shipped_config(
     for r in record:
         assert f"| {r['run'].removeprefix('record seed ')} | {r['acc']:.2f} | {r['seconds']:.0f} |" in page
     assert f"**{results['summary']['mean_acc']:.2f} ± {results['summary']['std_acc']:.2f}**" in page
+    ablations = json.loads((root / "benchmarks" / "results" / "speedrun_ablations.json").read_text())
+    assert ablations["config"] == results["config"] and len(ablations["runs"]) == 3  # each trick off, on the record
+    for r in ablations["runs"]:
+        assert f"| {r['acc']:.2f} (seed 0" in page and f"| {r['seconds']:,.0f} |" in page, r["run"]
