@@ -3,6 +3,7 @@
 import yaml
 
 import zoo
+from zoo.checkpoint import read_checkpoint
 
 
 def test_fit_from_python_trains_tests_and_leaves_a_rerunnable_run(tmp_path, monkeypatch):
@@ -37,3 +38,30 @@ def test_configs_saved_before_zoo_train_still_name_their_classes():
     import zoo.train
 
     assert zoo.cli.lenet5 is zoo.train.lenet5 and zoo.cli.RunLogger is zoo.train.RunLogger
+
+
+def test_zoos_trainer_profiles_nothing_unless_asked_and_keeps_lightnings_checkpoint_key(tmp_path, monkeypatch):
+    """The default profiler is a shared no-op (Lightning's pass-through one costs a generator context per hook and
+    callback); ``--trainer.profiler simple`` still profiles. zoo's checkpoint keeps Lightning's ``state_key`` (its
+    state in checkpoints is filed under it), cached, and follows its settings when they change."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    from zoo.callbacks import Checkpoint
+    from zoo.train import NoProfiler, run_lightning
+
+    monkeypatch.chdir(tmp_path)
+    short = ["fit", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches",
+             "1", "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false"]
+    cli = run_lightning(short)
+    assert type(cli.trainer.profiler) is NoProfiler
+    with cli.trainer.profiler.profile("a"), cli.trainer.profiler.profile("b"):  # nested, as Lightning's hooks are
+        pass
+    checkpoint = cli.trainer.checkpoint_callback
+    assert isinstance(checkpoint, Checkpoint)
+    assert checkpoint.state_key == ModelCheckpoint.state_key.fget(checkpoint)
+    assert checkpoint.state_key in read_checkpoint(cli.result.checkpoint)["callbacks"]
+    checkpoint.monitor = "val_loss"
+    assert "val_loss" in checkpoint.state_key and checkpoint.state_key == ModelCheckpoint.state_key.fget(checkpoint)
+    profiled = run_lightning([*short, "--trainer.profiler", "simple"])
+    assert isinstance(profiled.trainer.profiler, SimpleProfiler)

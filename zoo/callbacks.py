@@ -120,6 +120,15 @@ class Checkpoint(ModelCheckpoint):
         if stage == "fit" and self.dirpath and trainer.is_global_zero:
             remove_stale_temporaries(self.dirpath)  # a killed fit's half-written checkpoints
 
+    @property
+    def state_key(self) -> str:
+        """Lightning's key, kept until the settings it names change: Lightning asks for it at every hook of every
+        step (to name the profiler's action) and builds it with a ``repr`` each time."""
+        settings = (self.monitor, self.mode, self._every_n_train_steps, self._every_n_epochs, self._train_time_interval)
+        if getattr(self, "_state_key", (None, ""))[0] != settings:
+            self._state_key = (settings, super().state_key)
+        return self._state_key[1]
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restored for fitting only: an evaluation (``zoo test``) saves nothing and keeps its own folder."""
         if getattr(self, "stage", "fit") == "fit":

@@ -125,8 +125,9 @@ class ImageClassifier(L.LightningModule):
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.log_grad_norm = log_grad_norm
-        # the epoch's training sums [loss x images, top-1 hits, top-5 hits, images], kept on the device
+        # the epoch's training sums [loss x images, top-1 hits, top-5 hits], kept on the device, and its images
         self._train_sums: torch.Tensor | None = None
+        self._train_images = 0
         self.weight_decay_norm_and_bias = weight_decay_norm_and_bias
         self.bias_lr_scale, self.tta = bias_lr_scale, tta
         self.l1_penalty, self.l2_penalty = l1_penalty, l2_penalty
@@ -278,12 +279,13 @@ class ImageClassifier(L.LightningModule):
         """Add a training batch's loss and hits to the epoch's sums, on the device, without a sync.
 
         Measured on LeNet/digits (benchmarks/overhead.py): a self.log call or a torchmetrics update per
-        step each cost a few percent of a small step; these five tensor ops cost a fraction of that.
+        step each cost a few percent of a small step; these few tensor ops cost a fraction of that (the image count
+        is a Python int).
         """
-        n = torch.tensor(len(y), device=scores.device, dtype=torch.float32)
-        hits = scores.topk(min(5, scores.shape[1]), dim=1).indices == y[:, None]
-        sums = torch.stack([loss * n, hits[:, 0].sum().float(), hits.any(dim=1).sum().float(), n])
+        hits = (scores.topk(min(5, scores.shape[1]), dim=1).indices == y[:, None]).float()  # one hit a row at most
+        sums = torch.stack([loss.float() * len(y), hits[:, 0].sum(), hits.sum()])
         self._train_sums = sums if self._train_sums is None else self._train_sums + sums
+        self._train_images += len(y)
 
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
@@ -325,7 +327,7 @@ class ImageClassifier(L.LightningModule):
         return self.evaluate(x).softmax(dim=1)
 
     def on_train_epoch_start(self) -> None:
-        self._train_sums = None
+        self._train_sums, self._train_images = None, 0
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """A net with a ``data_init(images)`` method (airbench's whitening) sees the first training batch of a
@@ -338,7 +340,8 @@ class ImageClassifier(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         if self._train_sums is None:
             return
-        loss, top1, top5, n = self.trainer.strategy.reduce(self._train_sums, reduce_op="sum")  # all processes
+        sums = torch.cat([self._train_sums, self._train_sums.new_tensor([self._train_images])])
+        loss, top1, top5, n = self.trainer.strategy.reduce(sums, reduce_op="sum")  # all processes
         # every rank holds the same totals now; sync_dist averages equal values (one scalar collective an
         # epoch) and tells Lightning the value is global, so DDP runs don't warn that it is one rank's
         self.log("train_loss_epoch", loss / n, prog_bar=True, sync_dist=True)

@@ -12,6 +12,7 @@ the saved ``config.yaml`` names the class it re-runs. ``data`` picks a registere
 """
 
 import argparse
+import contextlib
 import csv
 import difflib
 import importlib
@@ -40,6 +41,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter  # noqa: E402
 from lightning.pytorch.loggers.logger import rank_zero_experiment  # noqa: E402
+from lightning.pytorch.profilers import PassThroughProfiler  # noqa: E402
 
 from zoo.atomic import atomic_path  # noqa: E402
 from zoo.callbacks import ProgressBar  # noqa: E402
@@ -275,6 +277,18 @@ class _AppendingWriter(ExperimentWriter):
                 self.metrics_keys = next(csv.reader(f), [])
 
 
+class NoProfiler(PassThroughProfiler):
+    """Lightning's default profiler, which records nothing, without its cost: Lightning opens a
+    ``profile(action)`` context at each hook of the module, the strategy and every callback (about 120 a
+    training step with zoo's callbacks, 46 for a bare Trainer), and the pass-through profiler makes each a
+    new generator-based context manager. Here they are one shared no-op."""
+
+    _nothing = contextlib.nullcontext()
+
+    def profile(self, action_name: str) -> contextlib.AbstractContextManager:
+        return self._nothing
+
+
 class ZooCLI(LightningCLI):
     """LightningCLI with zoo's links, checkpointing, logging and a final test of the best checkpoint."""
 
@@ -309,7 +323,7 @@ class ZooCLI(LightningCLI):
         """``--trainer.enable_checkpointing false`` leaves out zoo's checkpoint callback; zoo's progress bar
         (:class:`zoo.callbacks.ProgressBar`) is added unless the bar is off or the user chose another, and
         checkpoints are written atomically (:class:`zoo.checkpoint.AtomicCheckpointIO`) unless the user chose
-        another checkpoint plugin.
+        another checkpoint plugin, and nothing is profiled (:class:`NoProfiler`) unless ``--trainer.profiler`` asks.
 
         Lightning refuses a ModelCheckpoint together with enable_checkpointing=False; the fit's
         final test then uses the last weights.
@@ -324,6 +338,8 @@ class ZooCLI(LightningCLI):
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):  # unless the user chose their own
             config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
+        if config.get("profiler") is None:
+            config = {**config, "profiler": NoProfiler()}
         if self.subcommand == "fit" and config.get("logger") in (False, None) and not config.get("default_root_dir"):
             # the run folder, logger or not (not written into the saved config: a re-run gets a new folder)
             config = {**config, "default_root_dir": str(next_run_folder(self.config[self.subcommand]))}
