@@ -88,7 +88,7 @@ def test_stem_follows_the_image_size_unless_set():
 
 
 FAMILY_REPRESENTATIVES = ["alexnet", "vgg11_bn", "googlenet", "resnet18", "resnet20", "densenet121", "densenet40",
-                          "wrn28_10"]
+                          "wrn28_10", "alexnet_s", "vgg16_bn_s", "googlenet_s", "densenet_bc40_s"]
 
 
 @pytest.mark.parametrize("name", FAMILY_REPRESENTATIVES)
@@ -230,3 +230,37 @@ def test_airbench_starts_from_identities_with_frozen_norm_scales():
     frozen = [n for n, p in net.named_parameters() if not p.requires_grad]
     assert frozen and all(n.endswith("weight") and isinstance(net.get_submodule(n.rsplit(".", 1)[0]),
                                                               nn.BatchNorm2d) for n in frozen)
+
+
+def test_small_forms_keep_their_familys_structure():
+    """The `_s` forms: the layers that define each family, at the sizes their docs give, on 28x28 images."""
+    x = torch.randn(2, 1, 28, 28)
+    alexnet = zoo.create_model("alexnet_s")
+    convs = [m for m in alexnet.features if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 96, 192, 128, 128]
+    assert sum(isinstance(m, nn.MaxPool2d) for m in alexnet.features) == 3
+    assert [m.out_features for m in alexnet.classifier if isinstance(m, nn.Linear)] == [1024, 1024, 10]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in alexnet.modules())
+    assert alexnet.forward_features(x).shape == (2, 128, 4, 4)
+
+    vgg = zoo.create_model("vgg16_bn_s")
+    convs = [m for m in vgg.features if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 13 and {c.kernel_size for c in convs} == {(3, 3)}
+    assert [c.out_channels for c in convs] == [16, 16, 32, 32, 64, 64, 64, 128, 128, 128, 128, 128, 128]
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in vgg.features) == 13
+    assert vgg.forward_features(x).shape == (2, 128, 1, 1)
+    assert isinstance(vgg.get_submodule("features.42"), nn.ReLU)  # CAM reads the last ReLU: 2x2 at 28 px, not 1x1
+
+    googlenet = zoo.create_model("googlenet_s")
+    modules = [m for n, m in googlenet.named_children() if n.startswith("inception")]
+    assert len(modules) == 9
+    branch3 = modules[0].branch3  # the paper's 1x1 reduction, then 5x5
+    assert [b.conv.kernel_size for b in branch3] == [(1, 1), (5, 5)]
+    assert [m.out_chans for m in modules] == [64, 120, 128, 128, 128, 132, 208, 208, 256]  # Table 1 / 4
+    assert googlenet.forward_features(x).shape == (2, 256, 4, 4)
+
+    densenet = zoo.create_model("densenet_bc40_s")
+    layers = [m for m in densenet.modules() if type(m).__name__ == "DenseLayer"]
+    assert len(layers) == 18 and {m.conv2.out_channels for m in layers} == {16}  # 3 x 6 bottleneck layers, k = 16
+    assert densenet.forward_features(x).shape == (2, 176, 3, 3)
+    assert zoo.model_info("densenet_bc40_s").params < zoo.model_info("densenet_bc100").params / 2

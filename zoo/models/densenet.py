@@ -82,8 +82,9 @@ class DenseNet(ZooNet):
     """Stem, dense blocks joined by transitions, a final BatchNorm, ReLU, global pooling and a linear layer.
 
     Stems: ``imagenet`` is 7x7/2 convolution, BN, ReLU, 3x3/2 max-pool; ``cifar`` a 3x3/1 convolution,
-    BN and ReLU without the pool (for the ImageNet nets on small inputs); ``plain`` the paper's CIFAR
-    stem, one 3x3 convolution alone.
+    BN and ReLU without the pool (for the ImageNet nets on small inputs); ``pooled`` the same with the
+    3x3/2 max-pool (zoo's small-input forms: the dense blocks start at half the image's size); ``plain``
+    the paper's CIFAR stem, one 3x3 convolution alone.
     """
 
     classifier_name = "classifier"
@@ -92,15 +93,18 @@ class DenseNet(ZooNet):
     def __init__(self, growth_rate: int, block_config: tuple[int, ...], num_init_features: int,
                  bn_size: int | None = 4, compression: float = 0.5, drop_rate: float = 0.0, num_classes: int = 1000,
                  in_chans: int = 3, stem: str = "imagenet", init: str = "he", memory_efficient: bool = False) -> None:
-        super().__init__(num_classes, in_chans, min_size=32 if stem == "imagenet" else 2 ** (len(block_config) - 1))
+        halvings = len(block_config) - 1 + (stem == "pooled")  # transitions, and the pooled stem's max-pool
+        super().__init__(num_classes, in_chans, min_size=32 if stem == "imagenet" else 2 ** halvings)
         if stem == "imagenet":
             layers = [("conv0", nn.Conv2d(in_chans, num_init_features, kernel_size=7, stride=2, padding=3, bias=False)),
                       ("norm0", nn.BatchNorm2d(num_init_features)), ("relu0", nn.ReLU(inplace=True)),
                       ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1))]
         else:
             layers = [("conv0", nn.Conv2d(in_chans, num_init_features, kernel_size=3, stride=1, padding=1, bias=False))]
-            if stem == "cifar":
+            if stem in ("cifar", "pooled"):
                 layers += [("norm0", nn.BatchNorm2d(num_init_features)), ("relu0", nn.ReLU(inplace=True))]
+            if stem == "pooled":
+                layers += [("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1))]
         self.features = nn.Sequential(OrderedDict(layers))
         channels = num_init_features
         for i, num_layers in enumerate(block_config):
@@ -206,6 +210,17 @@ def densenet_bc100(num_classes: int = 10, in_chans: int = 3, image_size: int = 3
     return DenseNet(12, (16, 16, 16), 24, 4, 0.5, drop_rate, num_classes, in_chans, "plain", init, memory_efficient)
 
 
+@register_model(family="densenet", paper=PAPER + "; small-input form: zoo's DenseNet-BC (L=40, k=16) with a pooling "
+                "stem", min_size=8, cam_layer="features")
+def densenet_bc40_s(num_classes: int = 10, in_chans: int = 1, image_size: int = 28, init: str = "he",
+                    drop_rate: float = 0.0, memory_efficient: bool = False) -> DenseNet:
+    return DenseNet(16, (6, 6, 6), 32, 4, 0.5, drop_rate, num_classes, in_chans, "pooled", init, memory_efficient)
+
+
 densenet40.__doc__ = "DenseNet for CIFAR, 40 layers, growth rate 12, no bottleneck or compression, 1.0M parameters.\n"
 densenet40.__doc__ += _CIFAR_ARGS
 densenet_bc100.__doc__ = "DenseNet-BC for CIFAR, 100 layers, growth rate 12, 0.8M parameters.\n" + _CIFAR_ARGS
+densenet_bc40_s.__doc__ = ("DenseNet-BC's small-input form: 40 layers, growth rate 16, a 3x3 convolution and a 3x3/2 "
+                           "max-pool before the three dense blocks (so they run at 14, 7 and 4 px on 28x28 images), "
+                           "0.31M parameters.\n" + _CIFAR_ARGS.replace("any size from 4 up; the paper's is 32",
+                                                                      "any size; made for 28 and 32"))

@@ -127,7 +127,8 @@ class ZooNet(nn.Module):
 class FeaturesClassifierNet(ZooNet):
     """torchvision's plain layout: ``features``, ``avgpool``, then ``classifier`` ending in the final layer.
 
-    LeNet, AlexNet and VGG share it; the pre-logits width is that of the classifier's last hidden layer.
+    LeNet, AlexNet and VGG share it; the pre-logits width is that of the classifier's last hidden layer, or
+    ``num_features`` where the final layer reads the pooled map directly.
     """
 
     head_names = ("avgpool", "classifier")
@@ -138,7 +139,8 @@ class FeaturesClassifierNet(ZooNet):
 
     @property
     def pre_logits_features(self) -> int:
-        return [m for m in self.classifier[:-1] if isinstance(m, nn.Linear)][-1].out_features
+        hidden = [m for m in self.classifier[:-1] if isinstance(m, nn.Linear)]
+        return hidden[-1].out_features if hidden else self.num_features
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

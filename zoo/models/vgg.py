@@ -108,3 +108,40 @@ def vgg19(**kwargs: Any) -> VGG:
 def vgg19_bn(**kwargs: Any) -> VGG:
     """VGG-19 with batch normalization (configuration E)."""
     return vgg(19, True, **kwargs)
+
+
+class SmallVGG(FeaturesClassifierNet):
+    """VGG-16's thirteen 3x3 convolutions with BatchNorm at a quarter of the widths (16 to 128), for small images.
+
+    The five max-pools round up, so a 28x28 image leaves the last as 1x1 (32x32 too); global average pooling and
+    one linear layer follow, as in the CIFAR VGGs of kuangliu/pytorch-cifar, where the ImageNet nets have three
+    fully connected layers of 4096.
+    """
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 3, init: str = "he") -> None:
+        super().__init__(num_classes, in_chans, min_size=1)
+        layers: list[nn.Module] = list(make_layers([v if v == "M" else v // 4 for v in cfgs["D"]], batch_norm=True))
+        if in_chans != 3:
+            layers[0] = nn.Conv2d(in_chans, layers[0].out_channels, kernel_size=3, padding=1)
+        for m in layers:
+            if isinstance(m, nn.MaxPool2d):
+                m.ceil_mode = True
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = 128
+        self.classifier = nn.Sequential(nn.Linear(self.num_features, num_classes))
+        init_weights(self, init)
+
+
+@register_model(family="vgg", paper=f"{PAPER}; small-input form: kuangliu/pytorch-cifar's VGG at a quarter of the "
+                "widths", min_size=1, cam_layer="features.42")
+def vgg16_bn_s(num_classes: int = 10, in_chans: int = 1, image_size: int = 28, init: str = "he") -> SmallVGG:
+    """VGG-16 with batch normalization, small-input form: 13 convolutions of 16-128 channels, 0.92M parameters.
+
+    Args:
+        num_classes: number of classes.
+        in_chans: image channels.
+        image_size: input height and width (any size; made for 28 and 32).
+        init: weight initialisation: ``he`` (default, for the BatchNorm net), ``xavier`` or ``normal``.
+    """
+    return SmallVGG(num_classes, in_chans, init)
