@@ -17,7 +17,8 @@ from torch import nn
 
 import zoo
 from zoo.errors import CheckpointError, InputError, ZooError
-from zoo.finetune import Finetune, adapt_input_conv, backbone_stages, load_weights, training_stages
+from zoo.finetune import Finetune, backbone_stages, training_stages
+from zoo.weights import adapt_input_conv, load_weights
 
 
 def _offline(*args, **kwargs):
@@ -364,7 +365,7 @@ def test_features_command_writes_embeddings_for_a_linear_probe(digits04, tmp_pat
 
 def test_adapt_input_conv_keeps_the_response_exactly_when_its_docstring_says():
     """Alike channels give the same response for 1 and multiples of 3 channels (from RGB), not for 2 or 4."""
-    from zoo.finetune import adapt_input_conv
+    from zoo.weights import adapt_input_conv
 
     torch.manual_seed(0)
     weight = torch.randn(8, 3, 3, 3)

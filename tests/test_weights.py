@@ -129,3 +129,81 @@ def test_the_data_normalizes_as_given(tmp_path):
     assert (rgb.mean, rgb.std) == ([0.5] * 3, [0.25] * 3)
     with pytest.raises(ZooError, match="normalize gives 2 means and 2 stds for 3-channel images"):
         zoo.data.create("fake", in_chans=3, image_size=8, normalize=([0.5] * 2, [0.25] * 2)).setup()
+
+
+@pytest.fixture()
+def relu_lenet(registered, tmp_path):
+    """Weights of a 4-class LeNet-5 with ReLU for 20x20 grey images: nothing about them is lenet5's default."""
+    torch.manual_seed(0)
+    net = zoo.create_model("lenet5", num_classes=4, in_chans=1, image_size=20, activation="relu")
+    path = tmp_path / "lenet5-relu.safetensors"
+    save_file(net.state_dict(), path)
+    names = ["ant", "bee", "cat", "dog"]
+    registered(Weights("lenet5", "relu", sha256_of(path), file=str(path),
+                       arguments={"num_classes": 4, "in_chans": 1, "image_size": 20, "activation": "relu"},
+                       meta={"input_size": [1, 20, 20], "mean": [0.25], "std": [0.5], "class_names": names,
+                             "top1": 50.0}))
+    return net, names
+
+
+def test_what_the_caller_leaves_unset_comes_from_the_weights(relu_lenet):
+    net, names = relu_lenet
+    x = torch.randn(2, 1, 20, 20)
+    model = zoo.create("lenet5", weights="zoo:relu").eval()
+    assert {k: model.hparams[k] for k in ("num_classes", "in_chans", "image_size", "activation", "class_names")} == {
+        "num_classes": 4, "in_chans": 1, "image_size": 20, "activation": "relu", "class_names": names}
+    assert torch.equal(model(x), net.eval()(x))  # the same net, ReLU and all
+    plain = zoo.create_model("lenet5", weights="zoo:relu").eval()
+    assert torch.equal(plain(x), net(x)) and plain.pretrained_cfg["class_names"] == names
+    assert plain.pretrained_cfg["mean"] == [0.25] and plain.pretrained_cfg["input_size"] == (1, 20, 20)
+    # a value the caller gives is an adaptation asked for: other classes, a new final layer; the rest loaded
+    seven = zoo.create("lenet5", weights="zoo:relu", num_classes=7)
+    assert seven.net.num_classes == 7 and seven.hparams.class_names is None
+    assert torch.equal(seven.net.features[0].weight, net.features[0].weight)
+
+
+def test_pretrained_means_the_models_zoo_weights(relu_lenet):
+    net, _ = relu_lenet
+    assert zoo.create_model("lenet5", pretrained=True).pretrained_cfg["weights"] == zoo.weights.list_weights(
+        "lenet5")[0].name
+    assert "lenet5" in zoo.list_models(pretrained=True) and "vgg16" not in zoo.list_models(pretrained=True)
+    assert set(zoo.list_models(pretrained=True)) <= set(zoo.list_models())
+    with pytest.raises(ZooError, match="'vgg16' has no pretrained zoo weights; models that have: .*lenet5"):
+        zoo.create_model("vgg16", pretrained=True)
+    assert not hasattr(zoo.create_model("lenet5"), "pretrained_cfg")  # untrained: nothing to record
+
+
+def test_transforms_are_the_preprocessing_the_weights_expect(relu_lenet):
+    from PIL import Image
+
+    preprocess = get_weights("lenet5", "relu").transforms()
+    grey = torch.randint(0, 256, (1, 20, 20), dtype=torch.uint8)
+    expected = (grey.float() / 255 - 0.25) / 0.5
+    assert torch.allclose(preprocess(grey), expected, atol=1e-6)
+    rgb = Image.fromarray(torch.randint(0, 256, (40, 30, 3), dtype=torch.uint8).numpy())  # other size, colour
+    assert preprocess(rgb).shape == (1, 20, 20)
+    batch = torch.rand(5, 1, 20, 20)  # float 0..1, a batch
+    assert torch.allclose(preprocess(batch), (batch - 0.25) / 0.5, atol=1e-6)
+
+
+def test_the_data_normalizes_as_the_weights_expect_unless_told_otherwise(relu_lenet):
+    import lightning as L
+
+    model = zoo.create("lenet5", weights="zoo:relu")
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, limit_test_batches=1)
+    data = zoo.data.create("fake", num_classes=4, in_chans=1, image_size=20, test_size=8)
+    trainer.test(model, data, verbose=False)
+    assert (data.mean, data.std) == ([0.25], [0.5]) and data.hparams["normalize"] == ([0.25], [0.5])
+    own = zoo.data.create("fake", num_classes=4, in_chans=1, image_size=20, test_size=8, normalize=([0.1], [0.2]))
+    trainer.test(model, own, verbose=False)
+    assert (own.mean, own.std) == ([0.1], [0.2])
+
+
+def test_torch_hub_loads_zoo_models_from_a_checkout():
+    from conftest import ROOT
+
+    net = torch.hub.load(str(ROOT), "resnet20", source="local", weights="zoo:fashion_mnist")
+    assert net.in_chans == 1 and net.pretrained_cfg["weights"] == "zoo:fashion_mnist"
+    assert torch.hub.load(str(ROOT), "googlenet_s", source="local", num_classes=3).num_classes == 3
+    with pytest.raises(RuntimeError, match="resnt20"):
+        torch.hub.load(str(ROOT), "resnt20", source="local")

@@ -18,14 +18,15 @@ if TYPE_CHECKING:
     from zoo import data, weights
     from zoo.classifier import ImageClassifier
     from zoo.errors import ZooError
-    from zoo.registry import ModelInfo, create_model, list_models, model_info, register_model
+    from zoo.models import create_model
+    from zoo.registry import ModelInfo, list_models, model_info, register_model
     from zoo.train import fit
 
 _HOMES = {
     "ImageClassifier": "zoo.classifier",
     "ZooError": "zoo.errors",
     "ModelInfo": "zoo.registry",
-    "create_model": "zoo.registry",
+    "create_model": "zoo.models",
     "list_models": "zoo.registry",
     "model_info": "zoo.registry",
     "register_model": "zoo.registry",

@@ -7,7 +7,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from zoo.atomic import remove_stale_temporaries
 from zoo.checkpoint import restore_rng_states, rng_states
@@ -100,6 +100,31 @@ class RandomState(Callback):
         rng = checkpoint.get("zoo", {}).get("rng")
         if rng is not None and trainer.state.fn == "fit":
             restore_rng_states(rng)
+
+
+class PretrainedNormalization(Callback):
+    """Data that normalizes as the pretrained weights the model started from expect, unless told otherwise.
+
+    :class:`zoo.ImageClassifier` built with zoo's weights (``weights="zoo:TAG"``) brings this callback along
+    (Lightning's ``configure_callbacks``): a zoo DataModule without its own ``normalize`` then uses the weights'
+    mean and std instead of its training images' statistics.
+    """
+
+    def __init__(self, weights: str, mean: list[float], std: list[float]) -> None:
+        self.weights, self.mean, self.std = weights, list(mean), list(std)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        from zoo.data.base import ImageDataModule
+
+        data = trainer.datamodule
+        if isinstance(data, ImageDataModule) and data.normalize is None:
+            data.use_normalization(self.mean, self.std)
+            rank_zero_info(f"zoo: normalizing as {self.weights} expects (mean {_rounded(self.mean)}, std "
+                           f"{_rounded(self.std)})")
+
+
+def _rounded(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.4f}" for v in values) + "]"
 
 
 class Checkpoint(ModelCheckpoint):

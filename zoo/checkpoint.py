@@ -160,14 +160,14 @@ def checkpoint_datamodule(ckpt: str | Path, name: str | None = None,
 
 def net_from_checkpoint(path: str | Path) -> torch.nn.Module:
     """The trained net of a zoo checkpoint, rebuilt from its registry name and arguments (no LightningModule)."""
-    from zoo.registry import create_model
+    from zoo.registry import build_model
 
     checkpoint = read_checkpoint(path)
     hparams = dict(checkpoint.get("hyper_parameters", {}))
     for key in ("loss", "label_smoothing", "class_names"):  # the classifier's, not the net's
         hparams.pop(key, None)
     stage = hparams.pop("probe_stage", None)
-    net = create_model(hparams.pop("model"), **hparams)
+    net = build_model(hparams.pop("model"), **hparams)
     if stage is not None:
         from zoo.models.net import stage_probe
 

@@ -9,16 +9,18 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from zoo.callbacks import DivergenceStop, InitialLossCheck, RandomState
+from zoo.callbacks import DivergenceStop, InitialLossCheck, PretrainedNormalization, RandomState
 from zoo.checkpoint import read_checkpoint, zoo_entry
 from zoo.errors import InputError
 from zoo.losses import multiclass_hinge_loss, weight_penalty
 from zoo.models.net import stage_probe
-from zoo.registry import create_model, default_arguments
+from zoo.registry import build_model, default_arguments
 from zoo.schedules import Schedule
+from zoo.weights import builder_defaults, load_weights, pretrained_cfg, zoo_weights
 
 Loss = Literal["cross_entropy", "hinge"]
 LOSSES: tuple[str, ...] = Loss.__args__
@@ -59,7 +61,7 @@ class ImageClassifier(L.LightningModule):
             on recent GPUs, especially with mixed precision).
         compile: run the net through ``torch.compile`` (the first batches take longer while it compiles).
         weights: pretrained weights to start from: a zoo checkpoint (``.ckpt``), ``torchvision:IMAGENET1K_V1``,
-            ``timm:resnet18.a1_in1k``, or a ``.pth``/``.safetensors`` state dict (see :mod:`zoo.finetune`); the
+            ``timm:resnet18.a1_in1k``, or a ``.pth``/``.safetensors`` state dict (see :mod:`zoo.weights`); the
             final layer is new when the classes differ, the first convolution adapted to ``in_chans``.
         reset_head: with `weights`, start from a new final layer even when the weights' one fits (a new task
             with as many classes).
@@ -94,10 +96,16 @@ class ImageClassifier(L.LightningModule):
         **model_kwargs: Any,
     ) -> None:
         super().__init__()
+        made_with = builder_defaults(model, weights)  # zoo's weights: the net's arguments they were made with
         own = default_arguments(model)
+        own |= {k: v for k, v in made_with.items() if k in own}  # num_classes, in_chans, image_size
+        model_kwargs = {**{k: v for k, v in made_with.items() if k not in own}, **model_kwargs}  # the net's own
         num_classes = own["num_classes"] if num_classes is None else num_classes
         in_chans = own["in_chans"] if in_chans is None else in_chans
         image_size = own["image_size"] if image_size is None else image_size
+        made = zoo_weights(model, weights)
+        if class_names is None and made is not None and num_classes == made.arguments.get("num_classes"):
+            class_names = made.meta.get("class_names")
         if num_classes is None:
             raise InputError(f"model {model!r} has no default number of classes; give num_classes")
         if loss not in LOSSES:
@@ -141,13 +149,13 @@ class ImageClassifier(L.LightningModule):
         """The net (``self.net``): built by registry name with the net's own `model_kwargs`, its `weights` loaded,
         a stage probe put on top."""
         hp = self.hparams
-        self.net = create_model(hp.model, num_classes=hp.num_classes, in_chans=hp.in_chans, image_size=hp.image_size,
-                                **model_kwargs)
+        self.net = build_model(hp.model, num_classes=hp.num_classes, in_chans=hp.in_chans, image_size=hp.image_size,
+                               **model_kwargs)
         self.starts_from_weights = bool(weights)
         if weights:  # not a hyperparameter: the checkpoint holds the result, reloading it must not fetch them again
-            from zoo.finetune import load_weights
-
-            load_weights(self.net, weights, hp.model, reset_head)
+            notes = load_weights(self.net, weights, hp.model, reset_head)
+            self.net.pretrained_cfg = self.pretrained_cfg = pretrained_cfg(hp.model, weights, self.net)
+            rank_zero_info(f"zoo: loaded {weights}" + (f" ({'; '.join(notes)})" if notes else ""))
         if probe_stage is not None:
             self.net = stage_probe(self.net, probe_stage, hp.image_size)
         # one image: Lightning's model summary then shows each layer's in/out sizes and the FLOPs ("0 Total Flops")
@@ -304,10 +312,16 @@ class ImageClassifier(L.LightningModule):
         when the first loss is far from that of random scores.
 
         Lightning asks again for each ``fit``/``test`` of the same Trainer; the ones already there stay.
+        With zoo's pretrained weights, the data normalizes as they expect unless it was told otherwise
+        (:class:`~zoo.callbacks.PretrainedNormalization`).
         """
         present = self._trainer.callbacks if self._trainer is not None else []
         kinds = (DivergenceStop, RandomState, InitialLossCheck)
-        return [kind() for kind in kinds if not any(isinstance(c, kind) for c in present)]
+        callbacks: list[L.Callback] = [kind() for kind in kinds if not any(isinstance(c, kind) for c in present)]
+        cfg = getattr(self, "pretrained_cfg", None) or {}
+        if cfg.get("mean") is not None and cfg.get("std") is not None:
+            callbacks.append(PretrainedNormalization(cfg["weights"], cfg["mean"], cfg["std"]))
+        return callbacks
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.log_grad_norm:

@@ -153,12 +153,12 @@ def _exported_program(net: nn.Module, x: torch.Tensor, path: Path, meta: str) ->
 def _safetensors(net: nn.Module, x: torch.Tensor, path: Path, meta: str) -> Any:
     from safetensors.torch import load_file, save_file
 
-    from zoo.registry import create_model
+    from zoo.registry import build_model
 
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata={"zoo": meta})
     info = json.loads(meta)
     _, c, s, _ = info["input"]["shape"]
-    twin = create_model(info["model"], num_classes=info["num_classes"], in_chans=c, image_size=s,
+    twin = build_model(info["model"], num_classes=info["num_classes"], in_chans=c, image_size=s,
                         **info["model_arguments"])
     twin.load_state_dict(load_file(str(path)), strict=True)
     return twin.eval()

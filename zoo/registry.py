@@ -286,8 +286,11 @@ def _take_arguments_of(variant: Callable[..., Any], family: Callable[..., Any]) 
     variant.__doc__ = f"{inspect.getdoc(variant) or variant.__name__}\n\n{args}".strip()
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build the plain ``nn.Module`` registered as `name`, e.g. ``create_model("mlp", num_classes=10)``."""
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the plain ``nn.Module`` registered as `name` with the builder's arguments, untrained.
+
+    :func:`zoo.create_model` is the public way, with pretrained weights too.
+    """
     entry = MODELS.get(name)
     _check_arguments(entry, kwargs)
     return entry.builder(**kwargs)
@@ -306,13 +309,18 @@ def list_models(
     include: str | Iterable[str] = "*",
     exclude: str | Iterable[str] = (),
     family: str | None = None,
+    pretrained: bool = False,
 ) -> list[str]:
-    """Registered model names matching fnmatch patterns (``"res*"``), optionally of one family."""
+    """Registered model names matching fnmatch patterns (``"res*"``), optionally of one family, or (timm's
+    ``pretrained=True``) only those with zoo weights (``zoo.create_model(name, pretrained=True)``)."""
     names = MODELS.names(include, exclude)
-    if family is None:
-        return names
-    return [n for n in names if (MODELS.described()[n]["family"] if MODELS.is_described(n) else MODELS.get(n).family)
-            == family]
+    if family is not None:
+        names = [n for n in names
+                 if (MODELS.described()[n]["family"] if MODELS.is_described(n) else MODELS.get(n).family) == family]
+    if pretrained:
+        have = {w.model for w in list_weights()}
+        names = [n for n in names if n in have]
+    return names
 
 
 def model_info(name: str) -> ModelInfo:
@@ -550,6 +558,28 @@ class Weights:
         """The (mean, std) the net expects its images normalized with, or None if not recorded."""
         mean, std = self.meta.get("mean"), self.meta.get("std")
         return (list(mean), list(std)) if mean is not None and std is not None else None
+
+    def transforms(self) -> Callable[[Any], torch.Tensor]:
+        """The preprocessing these weights expect, as torchvision's ``Weights.transforms()``: a PIL image or an
+        image tensor (uint8 0..255 or float 0..1, ``[C, H, W]`` or a batch) to the normalized float tensor the net
+        takes: converted to the weights' channels (grey or RGB), resized to their input size, normalized with their
+        mean and std.
+
+        Example:
+            >>> preprocess = zoo.weights.get_weights("resnet20", "fashion_mnist").transforms()  # doctest: +SKIP
+            >>> net(preprocess(PIL.Image.open("shoe.png")).unsqueeze(0))  # doctest: +SKIP
+        """
+        import torch
+        from torchvision.transforms import v2
+
+        channels, height, width = self.meta.get("input_size") or (
+            self.arguments.get("in_chans", 3), self.arguments.get("image_size", 224), self.arguments.get("image_size",
+                                                                                                          224))
+        steps: list[Any] = [v2.ToImage(), v2.Grayscale(1) if channels == 1 else v2.RGB(),
+                            v2.Resize((height, width), antialias=True), v2.ToDtype(torch.float32, scale=True)]
+        if self.normalization is not None:
+            steps.append(v2.Normalize(*self.normalization))
+        return v2.Compose(steps)
 
 
 WEIGHTS: Registry[Weights] = Registry("weights", "zoo models --pretrained", "zoo.weights")

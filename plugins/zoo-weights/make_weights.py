@@ -1,7 +1,7 @@
 """Turn a zoo checkpoint into shipped weights: a safetensors file and its entry in weights.json.
 
     python plugins/zoo-weights/make_weights.py CKPT --tag fashion_mnist --leaderboard-top1 89.9 \\
-        --recipe benchmarks/suites/fashion_mnist.yaml
+        --recipe "zoo bench --suite fashion_mnist (seed 0)"
 
 The net's weights are saved as safetensors; the entry records their sha256, the builder arguments, the
 normalization and class names the checkpoint's data used, and the top-1 accuracy measured here on the
@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 import zoo
 from zoo.checkpoint import read_checkpoint
 from zoo.data import DATASETS
+from zoo.registry import MODELS, builder_arguments
 from zoo.weights import sha256_of
 
 HERE = Path(__file__).resolve().parent / "zoo_weights"
@@ -42,7 +43,8 @@ def main() -> None:
     path = HERE / "files" / f"{name}-{args.tag}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.net.state_dict().items()}, path)
-    arguments = {k: hparams[k] for k in ("num_classes", "in_chans", "image_size") if k in hparams}
+    net_arguments = builder_arguments(MODELS.get(name).builder)  # num_classes, in_chans, image_size, the net's own
+    arguments = {k: v for k, v in hparams.items() if k in net_arguments}
     entry = {
         "model": name, "tag": args.tag, "file": path.name, "sha256": sha256_of(path), "arguments": arguments,
         "meta": {

@@ -52,7 +52,7 @@ def measure_speed(models: list[str], batches: list[int], precisions: list[str], 
     the machine hits both alike. Mixed precision is ``torch.autocast`` with the dtype. A model with
     an ImageNet reference is built with ``stem="imagenet"`` (the same layers).
     """
-    from zoo.registry import MODELS, builder_arguments, create_model
+    from zoo.registry import MODELS, build_model, builder_arguments
     from zoo.version import __version__
 
     for precision in precisions:
@@ -66,7 +66,7 @@ def measure_speed(models: list[str], batches: list[int], precisions: list[str], 
         entry = MODELS.get(name)
         found = reference_net(name)
         kwargs = {"stem": "imagenet"} if found and "stem" in builder_arguments(entry.builder) else {}
-        ours = create_model(name, **kwargs)
+        ours = build_model(name, **kwargs)
         nets = {"zoo": ours} | ({"reference": found[1]} if found else {})
         chans, height, _ = entry.input_size
         size = image_size or height

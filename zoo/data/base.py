@@ -229,7 +229,7 @@ class ImageDataModule(L.LightningDataModule):
         """The (mean, std) to normalize with: `normalize` when given, else the training images' own.
 
         Given for other channels than the images have, as pretrained weights adapted to them are (see
-        :func:`zoo.finetune.adapt_input_conv`): one channel's values serve every channel, and grey images
+        :func:`zoo.weights.adapt_input_conv`): one channel's values serve every channel, and grey images
         take the mean of the channels' values.
         """
         if self.normalize is None:
@@ -243,6 +243,16 @@ class ImageDataModule(L.LightningDataModule):
             raise InputError(f"normalize gives {len(mean)} means and {len(std)} stds for {self.in_chans}-channel "
                              f"images; give one of each per channel")
         return mean, std
+
+    def use_normalization(self, mean: list[float], std: list[float]) -> None:
+        """Normalize with this (mean, std) from now on, as if given as `normalize` (pretrained weights' own).
+
+        Works before or after :meth:`setup`; the checkpoint's record of the data says it too.
+        """
+        self.normalize = (list(mean), list(std))
+        self.hparams["normalize"] = self.normalize
+        self.mean, self.std = self.normalization(lambda: self.normalize)  # per channel, as setup makes them
+        self._augment = None
 
     def sample_transform(self) -> Callable | None:
         """The per-image part of the training augmentation: the preset's, then the custom `transform`."""

@@ -1,6 +1,47 @@
-"""Plain ``nn.Module`` architectures, one file per family; importing this registers them all."""
+"""Plain ``nn.Module`` architectures, one file per family; importing this registers them all.
+
+:func:`create_model` builds one by name, untrained or with pretrained weights (timm's ``create_model``).
+"""
+
+from typing import Any
+
+from torch import nn
 
 from zoo.models import airbench, alexnet, densenet, googlenet, knn, lenet, linear, mlp, resnet, vgg, wrn  # noqa: F401  (registration)
 from zoo.models.net import ZooNet
+from zoo.registry import build_model
 
-__all__ = ["ZooNet"]
+
+def create_model(name: str, weights: str | None = None, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """The plain ``nn.Module`` registered as `name`, e.g. ``create_model("mlp", num_classes=10)``.
+
+    Args:
+        name: a registered model (``zoo models``).
+        weights: pretrained weights to load: ``zoo:TAG`` (zoo's own, ``zoo models --pretrained``), a checkpoint
+            (``.ckpt``), a state dict file, ``torchvision:NAME`` or ``timm:NAME`` (see :mod:`zoo.weights`).
+        pretrained: load the model's default zoo weights (timm's convention); ``weights`` names others.
+        **kwargs: the builder's arguments (``zoo info NAME``). With zoo's weights, those left out are the
+            weights' own (``num_classes``, ``in_chans``, ``image_size``); one given otherwise adapts them: a new
+            final layer for other classes, the first convolution summed or repeated for other channels.
+
+    The net built with weights records them in ``net.pretrained_cfg`` (timm's name): the source, and for zoo's
+    weights the normalization (``mean``, ``std``), ``class_names``, input size and test accuracy they come with.
+
+    Example:
+        >>> net = zoo.create_model("resnet20", pretrained=True)  # doctest: +SKIP
+        >>> net.pretrained_cfg["class_names"][:2], net.in_chans  # doctest: +SKIP
+        (['T-shirt/top', 'Trouser'], 1)
+    """
+    from zoo.weights import builder_defaults, default_weights, load_weights, pretrained_cfg
+
+    if pretrained and weights is None:
+        weights = default_weights(name).name
+    if not weights:
+        return build_model(name, **kwargs)
+    net = build_model(name, **{**builder_defaults(name, weights), **kwargs})
+    load_weights(net, weights, name)
+    net.pretrained_cfg = pretrained_cfg(name, weights, net)
+    return net
+
+
+__all__ = ["ZooNet", "create_model"]

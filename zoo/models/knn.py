@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from zoo.errors import InputError
-from zoo.registry import create_model, register_model
+from zoo.registry import build_model, register_model
 
 Metric = Literal["l1", "l2"]
 
@@ -117,7 +117,7 @@ def _feature_net(features: str, num_classes: int, in_chans: int, image_size: int
         from zoo.checkpoint import net_from_checkpoint
 
         return net_from_checkpoint(features)
-    return create_model(features, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
+    return build_model(features, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
 
 
 @register_model(family="knn", paper="Cover & Hart 1967, Nearest neighbor pattern classification")
