@@ -15,9 +15,13 @@ def _quiet_lightning():
     logging.getLogger("lightning").setLevel(logging.WARNING)
 
 
+ZOO = Path(sys.executable).with_name("zoo")  # the console script pip installed beside this Python
+
+
 def run_zoo(*args: str, cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """The real `zoo` command, in a subprocess, as a user runs it."""
+    """The real `zoo` command, in a subprocess, as a user runs it (the console script: the working folder is not
+    on its sys.path, as it would be with python -m zoo)."""
     return subprocess.run(
-        [sys.executable, "-m", "zoo", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        [str(ZOO), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )

@@ -16,7 +16,7 @@ from tests.conftest import ROOT, run_zoo
 from zoo import bench
 from zoo.errors import InputError, UnknownNameError
 
-SUITES = sorted((ROOT / "benchmarks" / "suites").glob("*.yaml"))
+SUITES = sorted(bench.SUITES.glob("*.yaml"))
 
 
 def write_suite(path: Path, text: str) -> Path:
@@ -30,8 +30,11 @@ def rows(path: Path) -> list[dict]:
 
 
 def test_suite_file_errors_say_what_to_fix(tmp_path):
-    with pytest.raises(InputError, match="no suite file"):
+    with pytest.raises(InputError, match="suite file '.*missing.yaml' does not exist; .* shipped suite: .*digits"):
         bench.load_suite(tmp_path / "missing.yaml")
+    with pytest.raises(InputError, match="suite file 'digit' does not exist"):
+        bench.load_suite("digit")
+    assert bench.suite_file("digits") == bench.SUITES / "digits.yaml"  # shipped, found by name from anywhere
     bad = write_suite(tmp_path / "bad.yaml", "name: x\nmodels: [lenet5]\ndatasets: [digits]\nrecipes: {}\n")
     with pytest.raises(InputError, match="unknown key.*recipes"):
         bench.load_suite(bad)
@@ -109,7 +112,13 @@ def test_append_rows_never_rewrites_and_survive_a_torn_line(tmp_path):
 
 
 def test_suite_runs_in_children_resumes_and_renders(tmp_path):
-    """Two seeds of a real fit on digits, one entry failing; a rerun skips the finished ones and retries the failure."""
+    """Two seeds of a real fit on digits, one entry failing; a rerun skips the finished ones and retries the failure.
+
+    The working folder holds a random.py that breaks whoever imports it and the evil.py the failing entry names:
+    the children import neither (they leave the working folder off sys.path, as the zoo command does).
+    """
+    (tmp_path / "random.py").write_text("raise RuntimeError('the working folder was on sys.path')\n")
+    (tmp_path / "evil.py").write_text("open(__file__ + '.ran', 'w').close()\nclass Nothing: pass\n")
     suite = write_suite(tmp_path / "tiny.yaml", """
 name: tiny
 seeds: [0, 1]
@@ -118,7 +127,7 @@ recipe: {trainer.max_epochs: 3, data.image_size: 8, data.batch_size: 128}
 datasets: [digits]
 models:
   linear: {model.optimizer.init_args.lr: 0.01}
-  mlp: {model.hidden: not-a-list}
+  mlp: {trainer.callbacks: '[{"class_path": "evil.Nothing"}]'}
 """)
     out, runs = tmp_path / "board", tmp_path / "runs"
     args = ("bench", "--suite", str(suite), "--out", str(out), "--runs", str(runs), "--seeds", "0")
@@ -128,7 +137,8 @@ models:
     table = rows(out / "results.csv")
     assert [(r["model"], r["status"][:6]) for r in table] == [("linear", "done"), ("mlp", "failed")]
     log = Path(re.search(r"see (\S+)\)", table[1]["status"]).group(1))  # the log of that entry and config
-    assert log.name == f"mlp-digits-seed0-{table[1]['config']}.log" and "hidden" in log.read_text()
+    assert log.name == f"mlp-digits-seed0-{table[1]['config']}.log" and "evil" in log.read_text()
+    assert not (tmp_path / "evil.py.ran").exists()  # the suite's class_path did not run the working folder's code
 
     done = table[0]
     assert list(done) == bench.COLUMNS
@@ -197,7 +207,7 @@ def test_every_suite_smoke_runs_on_fake(tmp_path):
     from zoo.bench.measure import run_entry
     from zoo.bench.suite import ChildJob
 
-    assert {p.stem for p in SUITES} == {"digits", "mnist", "cifar10", "cifar100", "fashion_mnist"}
+    assert {p.stem for p in SUITES} == {"digits", "mnist", "cifar10", "cifar100", "fashion_mnist", "fashion_mnist_5min"}
     ran = set()
     for path in SUITES:  # in this process (the child process is test_suite_runs_in_children_...'s)
         entries = bench.load_suite(path, datasets=["fake"], seeds=[0], options=tiny)  # the seeds share options
@@ -213,14 +223,14 @@ def test_every_suite_smoke_runs_on_fake(tmp_path):
     assert len(ran) >= 30
 
 
-@pytest.mark.parametrize("suite, page", [("digits", "leaderboard.md"), ("fashion_mnist", "fashion_mnist.md")])
+@pytest.mark.parametrize("suite, page", [("digits", "leaderboard.md"), ("fashion_mnist_5min", "fashion_mnist.md")])
 def test_committed_leaderboard_is_the_whole_suite_and_renders_the_same(suite, page, tmp_path):
     """benchmarks/results/SUITE holds every entry of the suite as it stands, every seed of it, and its docs page
     shows the table."""
     from zoo.registry import MODELS
 
     out = ROOT / "benchmarks" / "results" / suite
-    entries = bench.load_suite(ROOT / "benchmarks" / "suites" / f"{suite}.yaml")
+    entries = bench.load_suite(suite)
     assert {e.key for e in entries} <= bench.finished(bench.read_rows(out / bench.RESULTS))
     assert {MODELS.get(e.model).family for e in entries} >= {
         "knn", "linear", "mlp", "lenet", "alexnet", "vgg", "googlenet", "resnet", "densenet"}
@@ -310,7 +320,7 @@ def test_speed_rows_and_ratio_against_torchvision(tmp_path):
 
 
 def test_published_references_stand_beside_the_measured_accuracy(tmp_path):
-    references = bench.suite_references(ROOT / "benchmarks" / "suites" / "fashion_mnist.yaml")
+    references = bench.suite_references("fashion_mnist_5min")
     assert references["resnet18"] == {"top1": 94.9, "what": "ResNet18, flips, translation, rotation"}
     for name in (bench.RESULTS, bench.CURVES):
         shutil.copy(ROOT / "benchmarks" / "results" / "digits" / name, tmp_path / name)

@@ -42,6 +42,8 @@ def test_gradcam_points_at_the_digit(trained):
     rows = list(csv.DictReader(open(cwd / "out" / "localization.csv")))
     assert [r["method"] for r in rows] == ["cam", "gradcam", "gradcam++"] and rows[0]["model"] == "resnet20"
     assert (cwd / "out" / "gradcam.png").is_file()
+    again = run_zoo("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--n", "4", "--out", "out", cwd=cwd)
+    assert again.returncode == 2 and "exists; give --overwrite to replace it" in again.stderr  # as zoo export does
 
 
 def test_the_library_draws_and_scores_what_the_command_does(trained, tmp_path, monkeypatch):

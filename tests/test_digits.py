@@ -109,7 +109,7 @@ def test_shipped_digits_config_is_the_measured_best_and_reaches_the_target(tmp_p
     from zoo import bench
 
     config = ROOT / "zoo" / "configs" / "digits.yaml"
-    suite = bench.load_suite(ROOT / "benchmarks" / "suites" / "digits.yaml")
+    suite = bench.load_suite("digits")
     entry = next(e for e in suite if e.model == "densenet_bc100")
     shipped = _printed_config(["--config", str(config)])
     measured = _printed_config(["--model", entry.model, "--data", entry.dataset, *entry.options])

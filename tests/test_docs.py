@@ -50,7 +50,7 @@ def test_readme_commands_are_what_ci_runs():
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(r"^```bash\n(python3 -m venv .*)\n```", readme, re.M)
     assert len(commands) == 2
-    assert commands[0].endswith("zoo fit --config zoo/configs/digits.yaml")
+    assert commands[0].endswith("zoo fit --config digits")
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1] in ci.splitlines()
 

@@ -4,6 +4,7 @@
 ``cam``, ``features``, ``export``, ``predict``, ``cv``, ``search`` and ``bench`` are zoo's own.
 """
 
+import os
 import sys
 import textwrap
 import warnings
@@ -13,6 +14,7 @@ from typing import Any
 
 from zoo.atomic import output_file, output_folder
 from zoo.errors import InputError, UnknownNameError, zoo_error_behind
+from zoo.version import __version__
 
 # Only the standard library and zoo's light modules load before a command has parsed its arguments, so
 # `zoo --help` and `zoo COMMAND --help` answer at once; each command imports what it uses after parsing.
@@ -154,12 +156,14 @@ def cmd_cam(argv: list[str]) -> None:
     parser.add_argument("--method", choices=CAM_METHODS, default="gradcam", help="(default: gradcam)")
     parser.add_argument("--layer", help="a module name to read instead of the last feature map, e.g. layer3")
     parser.add_argument("--out", default="cams", help="output folder (default: cams)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the picture OUT/METHOD.png if it exists")
     parser.add_argument("--evaluate", action="store_true",
                         help="score every method on the whole split; needs a dataset with boxes")
     args = parser.parse_args(argv)
     from zoo import cam
 
     output_folder(args.out)
+    output_file(Path(args.out) / f"{args.method}.png", args.overwrite, (".png",))  # as export, predict, data show
     arguments = _pairs(args.set)
     if args.evaluate:
         scores, path, n = cam.evaluate_checkpoint(args.ckpt_path, args.data, args.split, args.layer, args.out,
@@ -389,16 +393,17 @@ def cmd_bench(argv: list[str]) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="zoo bench", description="Benchmark leaderboards. zoo bench --suite SUITE.yaml fits every model x "
+        prog="zoo bench", description="Benchmark leaderboards. zoo bench --suite SUITE fits every model x "
         "dataset x seed of the suite (a zoo fit each, in its own process), tests the best checkpoint and measures "
         "size, speed and memory; each finished entry is appended to OUT/results.csv (validation curves to "
         "OUT/curves.csv) and never overwritten. Running it again skips the finished entries, so an interrupted "
         "suite resumes. Then it renders OUT/leaderboard.md and OUT/index.html. "
         "Also: zoo bench render OUT (the page again), zoo bench speed (timm-style speed against torchvision).",
-        epilog="examples: zoo bench --suite benchmarks/suites/digits.yaml --out benchmarks/results/digits\n"
-               "          zoo bench --suite benchmarks/suites/cifar10.yaml --data fake --set trainer.max_epochs=1 "
+        epilog="examples: zoo bench --suite digits --out benchmarks/results/digits\n"
+               "          zoo bench --suite cifar10 --data fake --set trainer.max_epochs=1 "
                "--seeds 0   (a quick smoke run)")
-    parser.add_argument("--suite", required=True, help="a suite file (shipped: benchmarks/suites/*.yaml)")
+    parser.add_argument("--suite", required=True, help="a shipped suite's name (digits, fashion_mnist, mnist, cifar10, "
+                        "cifar100; their files are in zoo/bench/suites/) or a suite file's path")
     parser.add_argument("--out", help="folder of results.csv, curves.csv and the page (default: runs/bench/SUITE)")
     parser.add_argument("--runs", default="runs/bench", help="where the fits and their logs go (default: runs/bench)")
     parser.add_argument("--models", help="only these of the suite's models, comma-separated")
@@ -528,7 +533,7 @@ Lightning commands (LightningCLI; `zoo COMMAND --help` lists every option):
   cv         k-fold cross-validation of a run: zoo cv --config CONFIG --folds 5
   search     hyperparameter search: zoo search --config CONFIG --grid model.optimizer.lr=0.1,0.01
              --random model.optimizer.weight_decay=loguniform:1e-5:1e-2 --trials 4
-  bench      leaderboards: zoo bench --suite benchmarks/suites/digits.yaml (-> results.csv, leaderboard.md,
+  bench      leaderboards: zoo bench --suite digits (-> results.csv, leaderboard.md,
              index.html); zoo bench render OUT; speed vs torchvision: zoo bench speed --models resnet18
 
 Registry and data:
@@ -568,6 +573,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if not argv or argv[0] in ("-h", "--help"):
             print(OVERVIEW)
+        elif argv[0] in ("-V", "--version"):
+            print(f"zoo {__version__} (lightning-zoo; Python {sys.version.split()[0]})")
         elif argv[0] in COMMANDS:
             COMMANDS[argv[0]](current_spellings(argv[1:]))
         else:
@@ -577,6 +584,10 @@ def main(argv: list[str] | None = None) -> None:
                 raise UnknownNameError(f"unknown command {argv[0]!r}; choose one of: "
                                        f"{', '.join((*LIGHTNING_COMMANDS, *COMMANDS))} (see: zoo --help)")
             run_lightning(argv)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below, not at Python's exit
+    except BrokenPipeError:  # the reader went away (zoo models | head): stop quietly, as a Unix tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's final flush would fail again
+        sys.exit(141)  # 128 + SIGPIPE, what a shell reports for a tool ended by a closed pipe
     except Exception as exc:
         cause = zoo_error_behind(exc)
         if cause is None:

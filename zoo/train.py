@@ -47,6 +47,7 @@ from zoo.atomic import atomic_path  # noqa: E402
 from zoo.callbacks import ProgressBar  # noqa: E402
 from zoo.checkpoint import AtomicCheckpointIO, read_checkpoint  # noqa: E402
 from zoo.classifier import ImageClassifier, classifier_for  # noqa: E402
+from zoo.configs import find as find_config  # noqa: E402
 from zoo.errors import InputError, zoo_error_behind  # noqa: E402
 from zoo.registry import DATASETS, MODELS, ModelEntry, dataset_name  # noqa: E402
 
@@ -380,23 +381,6 @@ class ZooCLI(LightningCLI):
             self._resume_last(config)
         if self.subcommand in ("test", "validate"):
             self._evaluate_beside_the_run(config)
-        self._normalize_as_the_weights(config)
-
-    def _normalize_as_the_weights(self, config: Any) -> None:
-        """``--model.weights zoo:TAG``: the data normalizes as those weights expect, unless told otherwise."""
-        weights = (config.model.get("init_args") or {}).get("weights")
-        data_args = config.data.get("init_args")
-        if not (isinstance(weights, str) and weights.startswith("zoo:")) or data_args is None or \
-                "normalize" not in data_args or data_args.normalize is not None:
-            return
-        from zoo.weights import get_weights
-
-        model = getattr(globals().get(config.model.class_path.rsplit(".", 1)[-1]), "registry_name", None)
-        normalization = get_weights(model, weights.removeprefix("zoo:")).normalization if model else None
-        if normalization is not None:
-            data_args.normalize = normalization
-            print(f"zoo: normalizing as {weights} expects (mean {normalization[0]}, std {normalization[1]})",
-                  file=sys.stderr)
 
     def _evaluate_beside_the_run(self, config: Any) -> None:
         """``zoo test``/``validate`` of ``runs/NAME/version_K/checkpoints/X.ckpt`` log into ``.../version_K/test``.
@@ -543,18 +527,30 @@ def _looks_like_path_or_yaml(value: str) -> bool:
     return any(c in value for c in ".{:/\n") or Path(value).exists()
 
 
+def _config_file(value: str) -> str:
+    """``--config``'s value: a file's path, or a shipped config's name; YAML text itself passes as it is."""
+    if "\n" in value or value.lstrip().startswith("{"):
+        return value
+    return str(find_config(value))
+
+
 def expand_shorthands(argv: list[str]) -> list[str]:
-    """Replace ``--model NAME`` and ``--data NAME`` (registry names) by their class paths, and
-    ``--finetune STRATEGY`` by ``--finetune.strategy STRATEGY``.
+    """Replace ``--model NAME`` and ``--data NAME`` (registry names) by their class paths,
+    ``--finetune STRATEGY`` by ``--finetune.strategy STRATEGY``, and ``--config NAME`` by the shipped config's path.
 
     Without ``--model``/``--data`` (and without ``--config``), fit/validate/test get lenet5 and
     digits. They are added as arguments, not parser defaults: jsonargparse would carry a default
     class's arguments over to the class the user picks.
     """
     out = list(argv)
+    for i, arg in enumerate(out):  # --config NAME: a shipped config (zoo/configs/NAME.yaml); a missing file said so
+        if arg in ("--config", "-c") and i + 1 < len(out):
+            out[i + 1] = _config_file(out[i + 1])
+        elif arg.startswith("--config="):
+            out[i] = "--config=" + _config_file(arg.split("=", 1)[1])
     given = {a.split("=", 1)[0] for a in out}
     asks_help = any(a in ("-h", "--help") or a.endswith(".help") for a in given)
-    if out and out[0] in LIGHTNING_COMMANDS and "--config" not in given and not asks_help:
+    if out and out[0] in LIGHTNING_COMMANDS and not {"--config", "-c"} & given and not asks_help:
         defaults = ([] if "--model" in given else ["--model", DEFAULT_MODEL]) + \
             ([] if "--data" in given else ["--data", DEFAULT_DATA])
         out = [out[0], *defaults, *out[1:]]  # first: later --model.x / --data.x options apply to them
@@ -601,7 +597,7 @@ def run_lightning(argv: list[str]) -> ZooCLI:
     warnings.filterwarnings("ignore", message=r"Total length of `DataLoader` across ranks is zero")
     for handler_logger in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
         logging.getLogger(handler_logger).addFilter(_DROP_ADVERTISEMENT)  # a no-op if already there
-    ZooCLI.user_chose_data = bool({"--data", "--config"} & {a.split("=", 1)[0] for a in argv})
+    ZooCLI.user_chose_data = bool({"--data", "--config", "-c"} & {a.split("=", 1)[0] for a in argv})
     ZooCLI.given = given_options(argv)
 
     # short class names in YAML configs (model: lenet5) resolve too; plugin names (timm/x) are not

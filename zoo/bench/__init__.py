@@ -1,6 +1,6 @@
 """Benchmark leaderboards: run a suite, keep every result, render a ranked table and a page.
 
-``zoo bench --suite benchmarks/suites/digits.yaml`` fits every model x dataset x seed of the suite
+``zoo bench --suite digits`` fits every model x dataset x seed of the suite
 (each a plain ``zoo fit`` with the suite's recipe, in its own process so peak memory is its own),
 then measures the best checkpoint: top-1/top-5 test accuracy, parameters, MACs, training and
 inference throughput, batch-1 latency, peak memory, wall time and the epochs and training time
@@ -25,15 +25,17 @@ from zoo.bench.suite import (
     KEY,
     REFERENCES,
     RESULTS,
+    SUITES,
     Entry,
     finished,
     load_suite,
     run_suite,
+    suite_file,
     suite_references,
     write_references,
 )
 from zoo.results import append_rows, read_rows
 
-__all__ = ["COLUMNS", "CURVES", "CURVE_COLUMNS", "KEY", "REFERENCES", "RESULTS", "SPEED_COLUMNS", "Entry",
+__all__ = ["COLUMNS", "CURVES", "CURVE_COLUMNS", "KEY", "REFERENCES", "RESULTS", "SPEED_COLUMNS", "SUITES", "Entry",
            "append_rows", "finished", "leaderboard", "load_suite", "measure_speed", "read_rows", "render", "run_suite",
-           "suite_references", "write_references"]
+           "suite_file", "suite_references", "write_references"]

@@ -203,7 +203,7 @@ def render(out: Path) -> list[Path]:
     page = []
     headings = ["#", "model", *(h for _, h, _ in shown), "seeds"]
     for (suite, dataset), entries in _sections(board).items():
-        pictures = plot_section(entries, curves, out / f"{suite}_{dataset}")
+        pictures = plot_section(entries, curves, out / (suite if suite.startswith(dataset) else f"{suite}_{dataset}"))
         rows = [[str(i), e["model"], *(_cell(e, c, d) for c, _, d in shown), str(e["seeds"])]
                 for i, e in enumerate(entries, 1)]
         notes = [f"{e['model']}: {e['published_what']}" for e in entries if e.get("published_what")]

@@ -30,10 +30,17 @@ from typing import Any
 
 from zoo.atomic import atomic_path
 from zoo.bench.measure import ChildJob
+from zoo.configs import find
 from zoo.errors import InputError
 from zoo.results import append_rows, read_rows
 
 RESULTS, CURVES = "results.csv", "curves.csv"
+SUITES = Path(__file__).resolve().parent / "suites"  # the shipped suites: zoo bench --suite digits
+
+
+def suite_file(value: str | Path) -> Path:
+    """A suite's file: a path as it is, or a shipped suite by its name (``digits``, ``fashion_mnist``, ...)."""
+    return find(str(value), SUITES, "suite")
 
 
 REFERENCES = "references.json"  # a suite's published results, for the page
@@ -117,9 +124,7 @@ def load_suite(path: str | Path, models: list[str] | None = None, datasets: list
 
     from zoo.registry import DATASETS, MODELS
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no suite file {str(path)!r}; the shipped ones are in benchmarks/suites/")
+    path = suite_file(path)
     try:
         suite = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -170,7 +175,7 @@ def suite_references(path: str | Path) -> dict[str, dict[str, Any]]:
     """A suite's ``published`` results: model -> ``{"top1": %, "what": "the published net and recipe"}``."""
     import yaml
 
-    published = yaml.safe_load(Path(path).read_text()).get("published") or {}
+    published = yaml.safe_load(suite_file(path).read_text()).get("published") or {}
     if not isinstance(published, dict) or not all(
             isinstance(v, dict) and isinstance(v.get("top1"), (int, float)) for v in published.values()):
         raise InputError(f"{path}: published must map model names to {{top1: accuracy in %, what: text}}")
@@ -248,6 +253,12 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+# The child's program. Not ``python -m zoo.bench``: -m (and -c) put the working folder first on sys.path, so a
+# file there named like a module (random.py, or an evil.py that a suite's class_path names) would be imported
+# instead of the real one; the child drops that entry first, as the zoo console script never has it.
+CHILD = "import sys; sys.path.pop(0); from zoo.bench.measure import child_main; child_main(sys.argv[1:])"
+
+
 def _run_child(entry: Entry, out: Path, runs: Path, commit: str) -> dict[str, Any]:
     logs = runs / entry.suite / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -262,7 +273,7 @@ def _run_child(entry: Entry, out: Path, runs: Path, commit: str) -> dict[str, An
     job = ChildJob(*entry.key, list(entry.options), entry.target, str(runs), str(result))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as f:
-        child = subprocess.Popen([sys.executable, "-m", "zoo.bench", json.dumps(asdict(job))], stdout=f,
+        child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(asdict(job))], stdout=f,
                                  stderr=subprocess.STDOUT, env=env,
                                  preexec_fn=functools.partial(_die_with_parent, os.getpid())
                                  if sys.platform.startswith("linux") else None)  # prctl: Linux only
