@@ -211,7 +211,7 @@ def test_every_suite_smoke_runs_on_fake(tmp_path):
     ran = set()
     for path in SUITES:  # in this process (the child process is test_suite_runs_in_children_...'s)
         entries = bench.load_suite(path, datasets=["fake"], seeds=[0], options=tiny)  # the seeds share options
-        assert len(entries) >= 10, path.name
+        assert len(entries) >= 9, path.name  # every family at least
         for entry in entries:
             if (entry.model, entry.options) in ran:  # on fake, cifar100's entries are cifar10's same commands
                 continue

@@ -182,6 +182,44 @@ def test_overview_help(tmp_path):
         assert re.search(rf"^  {command}\s", proc.stdout, re.M)
 
 
+def test_version_and_a_reader_that_stops_early(tmp_path, capsys):
+    """``zoo --version``/``-V`` as every command-line tool has it; ``zoo models | head -1`` ends without a
+    BrokenPipeError traceback (exit 141, as a tool ended by a closed pipe)."""
+    import subprocess
+
+    from tests.conftest import ZOO
+    from zoo.cli import main
+
+    for flag in ("--version", "-V"):
+        main([flag])
+        assert capsys.readouterr().out.startswith(f"zoo {zoo.__version__} (lightning-zoo; Python ")
+    done = subprocess.run(f"'{ZOO}' models | head -1", shell=True, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.split() == ["model", "family", "params", "MACs", "input", "min", "paper"]
+    assert done.stderr == ""  # no traceback
+
+
+def test_a_config_by_name_or_path_and_a_missing_one(tmp_path, monkeypatch, capsys):
+    from zoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):  # --print_config prints and exits
+        main(["fit", "--config", "digits", "--print_config"])
+    shipped = yaml.safe_load(capsys.readouterr().out)
+    assert shipped["model"]["class_path"].endswith("densenet_bc100") and shipped["trainer"]["max_epochs"] == 20
+    (tmp_path / "mine.yaml").write_text("trainer:\n  max_epochs: 3\n")
+    with pytest.raises(SystemExit):
+        main(["fit", "-c", "mine.yaml", "--print_config"])
+    assert yaml.safe_load(capsys.readouterr().out)["trainer"]["max_epochs"] == 3
+    for given in ("nosuch.yaml", "nosuch"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["fit", "--config", given])
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err.strip() == (
+            f"zoo: error: config file '{given}' does not exist; give the path of a YAML file, or the name of a "
+            "shipped config: digits, fashion_mnist, fashion_mnist_fast")
+
+
 def test_a_plugin_style_name_with_a_slash_trains_from_the_cli(tmp_path, monkeypatch, capsys):
     """Plugins register names like timm/resnet18; the CLI maps them to importable class paths."""
     from torch import nn

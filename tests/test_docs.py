@@ -61,3 +61,14 @@ def test_models_page_table_is_the_registry(capsys):
     main(["models", "--markdown"])
     table = capsys.readouterr().out.strip()
     assert table in (ROOT / "docs" / "models.md").read_text()
+
+
+def test_readme_links_resolve_where_the_package_description_shows_it():
+    """PyPI shows the README as the package's description: every link is absolute, and those into the repository
+    name a file that exists here (the project's Homepage URL, blob/main/PATH)."""
+    home = re.search(r'^Homepage = "([^"]+)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    links = re.findall(r"\]\(([^)]+)\)", (ROOT / "README.md").read_text())
+    assert links and all(link.startswith("https://") for link in links), links
+    for link in links:
+        if link.startswith(home):
+            assert (ROOT / link.removeprefix(f"{home}/blob/main/")).is_file(), link

@@ -402,8 +402,9 @@ def cmd_bench(argv: list[str]) -> None:
         epilog="examples: zoo bench --suite digits --out benchmarks/results/digits\n"
                "          zoo bench --suite cifar10 --data fake --set trainer.max_epochs=1 "
                "--seeds 0   (a quick smoke run)")
-    parser.add_argument("--suite", required=True, help="a shipped suite's name (digits, fashion_mnist, mnist, cifar10, "
-                        "cifar100; their files are in zoo/bench/suites/) or a suite file's path")
+    parser.add_argument("--suite", required=True, help="a shipped suite's name (digits, fashion_mnist, "
+                        "fashion_mnist_5min, mnist, cifar10, cifar100; their files are in zoo/bench/suites/) or a "
+                        "suite file's path")
     parser.add_argument("--out", help="folder of results.csv, curves.csv and the page (default: runs/bench/SUITE)")
     parser.add_argument("--runs", default="runs/bench", help="where the fits and their logs go (default: runs/bench)")
     parser.add_argument("--models", help="only these of the suite's models, comma-separated")

@@ -253,12 +253,6 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-# The child's program. Not ``python -m zoo.bench``: -m (and -c) put the working folder first on sys.path, so a
-# file there named like a module (random.py, or an evil.py that a suite's class_path names) would be imported
-# instead of the real one; the child drops that entry first, as the zoo console script never has it.
-CHILD = "import sys; sys.path.pop(0); from zoo.bench.measure import child_main; child_main(sys.argv[1:])"
-
-
 def _run_child(entry: Entry, out: Path, runs: Path, commit: str) -> dict[str, Any]:
     logs = runs / entry.suite / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -271,9 +265,13 @@ def _run_child(entry: Entry, out: Path, runs: Path, commit: str) -> dict[str, An
         folder.rename(aside)
         print(f"zoo bench: an unfinished try of {entry.name} moved to {aside}", file=sys.stderr, flush=True)
     job = ChildJob(*entry.key, list(entry.options), entry.target, str(runs), str(result))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # -m puts the working folder first on sys.path: a file there named like a module (random.py, or an evil.py a
+    # suite's class_path names) would be imported instead of the real one. PYTHONSAFEPATH (Python 3.11+) leaves it
+    # out, for the child and the processes Lightning starts for DDP with the same command (zoo.bench's __main__
+    # drops it on 3.10, once the package is imported).
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1"}
     with open(log, "w") as f:
-        child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(asdict(job))], stdout=f,
+        child = subprocess.Popen([sys.executable, "-m", "zoo.bench", json.dumps(asdict(job))], stdout=f,
                                  stderr=subprocess.STDOUT, env=env,
                                  preexec_fn=functools.partial(_die_with_parent, os.getpid())
                                  if sys.platform.startswith("linux") else None)  # prctl: Linux only
