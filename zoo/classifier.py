@@ -62,7 +62,9 @@ class ImageClassifier(L.LightningModule):
         compile: run the net through ``torch.compile`` (the first batches take longer while it compiles).
         weights: pretrained weights to start from: a zoo checkpoint (``.ckpt``), ``torchvision:IMAGENET1K_V1``,
             ``timm:resnet18.a1_in1k``, or a ``.pth``/``.safetensors`` state dict (see :mod:`zoo.weights`); the
-            final layer is new when the classes differ, the first convolution adapted to ``in_chans``.
+            final layer is new when the classes differ, the first convolution adapted to ``in_chans``. With zoo's
+            weights (``zoo:TAG``), what is left unset (classes, channels, image size, class names, the net's own
+            arguments) is what they were made for, and the data normalizes as they expect.
         reset_head: with `weights`, start from a new final layer even when the weights' one fits (a new task
             with as many classes).
         probe_stage: a new final layer on the features of this stage of the net (1: the bottom one; see

@@ -572,9 +572,8 @@ class Weights:
         import torch
         from torchvision.transforms import v2
 
-        channels, height, width = self.meta.get("input_size") or (
-            self.arguments.get("in_chans", 3), self.arguments.get("image_size", 224), self.arguments.get("image_size",
-                                                                                                          224))
+        size = self.arguments.get("image_size", 224)
+        channels, height, width = self.meta.get("input_size") or (self.arguments.get("in_chans", 3), size, size)
         steps: list[Any] = [v2.ToImage(), v2.Grayscale(1) if channels == 1 else v2.RGB(),
                             v2.Resize((height, width), antialias=True), v2.ToDtype(torch.float32, scale=True)]
         if self.normalization is not None:
