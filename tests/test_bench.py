@@ -384,6 +384,25 @@ models: [linear]
                         ("--trainer.max_epochs", "1", "--data.image_size", "8"), None)
     quick_folder = runs / "slow" / "linear-digits" / f"seed0-{quick.config}"
     folder.rename(quick_folder)  # as if the quick entry's own earlier try had been killed
+    from tests.test_faults import _hold
+    from zoo.runfolder import FolderInUseError
+
+    holder = _hold(tmp_path / "b", "zoo bench")  # another bench writing into the same --out
+    try:
+        with pytest.raises(FolderInUseError, match=rf"b is in use by another zoo bench \(pid {holder.pid}\)"):
+            bench.run_suite([quick], tmp_path / "b", runs, progress=False)
+        assert not (tmp_path / "b" / "results.csv").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    holder = _hold(quick_folder, "zoo fit")  # its fit still running, started by a bench with another --out
+    try:
+        with pytest.raises(FolderInUseError, match=r"is in use by another zoo fit"):
+            bench.run_suite([quick], tmp_path / "b", runs, progress=False)
+        assert quick_folder.is_dir()  # not moved aside under the running fit
+    finally:
+        holder.kill()
+        holder.wait()
     row = bench.run_suite([quick], tmp_path / "b", runs, progress=False)[0]
     assert row["status"] == "done"
     aside = [p for p in quick_folder.parent.iterdir() if p.name.startswith(quick_folder.name + ".unfinished-")]

@@ -126,11 +126,22 @@ def test_model_help_lists_the_nets_own_arguments(tmp_path):
     (["fit", "--model.in_chans=3"], "--model.in_chans 3 contradicts the data, which gives in_chans=1"),
     (["data", "show", "mnist", "--set", "data_dir=nowhere", "--set", "download=false"],  # repeated --set adds up
      "no copy of MNIST in nowhere/MNIST/raw, nowhere, and download=False"),
+    # numbers (issue 38 part 6): each was a traceback, a 40 GB allocation or a config.yaml left behind
+    (["fit", "--data.image_size", "100000"], "image_size must be an integer from 1 to 1024 (pixels a side), "
+                                             "got 100000"),
+    (["fit", "--trainer.max_epochs", "-5"], "`max_epochs` must be a non-negative integer or -1"),
+    (["fit", "--model.optimizer.lr", "-1"], "the optimizer refuses its arguments: Invalid learning rate: -1"),
+    (["fit", "--data.num_workers", "-1"], "num_workers must be an integer of 0 or more, got -1"),
+    (["fit", "--config", "laughs.yaml"], "config file 'laughs.yaml' expands to more than 100,000 values through its "
+                                         "YAML aliases"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, args, message):
     from zoo.cli import main
 
     (tmp_path / "corrupt.ckpt").write_bytes(b"\x80\x02 half a checkpoint")
+    laughs = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]  # "billion laughs": 10**9 values
+    laughs += [f"{b}: &{b} [{', '.join(['*' + a] * 10)}]" for a, b in zip("abcdefgh", "bcdefghi", strict=True)]
+    (tmp_path / "laughs.yaml").write_text("\n".join(laughs) + "\n")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
         main(args)

@@ -359,6 +359,8 @@ def test_zoo_cv_prints_each_fold_and_mean_std(tmp_path):
     assert not (tmp_path / "runs" / "linear-digits").exists()  # not mixed with normal runs
     (session,) = (tmp_path / "runs" / "cv").iterdir()
     assert sorted(p.name for p in (session / "linear-digits").iterdir()) == ["fold0", "fold1", "fold2"]
+    announced = [line for line in lines if line.startswith("zoo cv: ")]  # printed "fold 1 of 3" for fold0
+    assert announced == [f"zoo cv: fold{k} of fold0-fold2 (--data.fold {k})" for k in range(3)]
 
 
 

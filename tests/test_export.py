@@ -133,6 +133,158 @@ def test_cli_predicts_a_datasets_split_with_labels_and_accuracy(checkpoint, tmp_
     assert not (tmp_path / "t16.csv").exists()
 
 
+def test_a_split_of_other_classes_is_refused_not_scored(checkpoint, tmp_path):
+    """zoo predict --split printed 'top-1 accuracy 75.00 %' for a 2-class net on 3-class data, and scored class
+    names apple/zebra against cat/dog; zoo test refused the same data. Features of any data stay allowed."""
+    from tests.test_data import write_folder
+    from zoo.features import dataset_features
+    from zoo.predict import predict_split
+
+    path, _ = checkpoint
+    write_folder(tmp_path / "three", classes=("cat", "dog", "owl"), size=32)
+    write_folder(tmp_path / "ten", classes=tuple("abcdefghij"), per_class=2, size=32)
+    grey = {"image_size": 32, "in_chans": 1, "test_split": 0.5, "val_split": 0}
+    with pytest.raises(InputError, match=r"trained on 10 classes \(0, 1, 2, 3, 4, 5, \.\.\.\) but the data has 3 "
+                                         r"classes \(cat, dog, owl\)"):
+        predict_split(path, tmp_path / "p.csv", "folder", arguments={"data_dir": str(tmp_path / "three"), **grey})
+    with pytest.raises(InputError, match=r"but the data has 10 classes \(a, b, c, d, e, f, \.\.\.\)"):
+        predict_split(path, tmp_path / "p.csv", "folder", arguments={"data_dir": str(tmp_path / "ten"), **grey})
+    assert not (tmp_path / "p.csv").exists()
+    name, features = dataset_features(path, data="folder", arguments={"data_dir": str(tmp_path / "three"), **grey},
+                             splits=("test",))
+    assert features["test_features"].shape[0] == len(features["test_labels"]) == 12
+
+
+def test_counts_below_one_and_a_checkpoint_missing_a_tensor_are_one_clear_error(checkpoint, tmp_path, capsys,
+                                                                              monkeypatch):
+    """--batch_size 0 raised ZeroDivisionError (predict) or ValueError (features), -5 said "no readable images",
+    cam --n -3 drew one image; a checkpoint with one tensor missing printed torch's state_dict traceback."""
+    from zoo.cam import draw_checkpoint
+    from zoo.checkpoint import net_from_checkpoint
+    from zoo.cli import main
+    from zoo.errors import CheckpointError
+    from zoo.features import dataset_features
+    from zoo.predict import predict_files, predict_split
+
+    path, _ = checkpoint
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "x.png")
+    for batch_size in (0, -5):
+        with pytest.raises(InputError, match=f"batch_size must be an integer of 1 or more, got {batch_size}"):
+            predict_split(path, tmp_path / "p.csv", batch_size=batch_size)
+        with pytest.raises(InputError, match=f"batch_size must be an integer of 1 or more, got {batch_size}"):
+            predict_files(path, [tmp_path / "x.png"], tmp_path / "p.csv", batch_size=batch_size)
+        with pytest.raises(InputError, match=f"batch_size must be an integer of 1 or more, got {batch_size}"):
+            dataset_features(path, splits=("test",), batch_size=batch_size)
+    with pytest.raises(InputError, match="n must be an integer of 1 or more, got -3"):
+        draw_checkpoint(path, n=-3, out=tmp_path / "cams")
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "cams" / "gradcam.png").exists()
+
+    damaged = torch.load(path, weights_only=True)
+    del damaged["state_dict"]["net.classifier.weight" if "net.classifier.weight" in damaged["state_dict"]
+                              else sorted(damaged["state_dict"])[-1]]
+    torch.save(damaged, tmp_path / "damaged.ckpt")
+    with pytest.raises(CheckpointError, match=r"does not fit its model: it lacks net\.\S+ \(1\)"):
+        zoo.ImageClassifier.load_from_checkpoint(tmp_path / "damaged.ckpt")
+    with pytest.raises(CheckpointError, match=r"damaged.ckpt' does not fit its model: it lacks \S+ \(1\)"):
+        net_from_checkpoint(tmp_path / "damaged.ckpt")
+    monkeypatch.chdir(tmp_path)
+    for command in (["test", "--ckpt_path", "damaged.ckpt"],
+                    ["export", "--ckpt_path", "damaged.ckpt", "--format", "onnx", "--out", "m.onnx"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(command)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("zoo: error: ") and "does not fit its model: it lacks" in err[-1]
+        assert "Traceback" not in "\n".join(err)
+
+
+def test_file_names_not_utf8_bombs_float_images_and_looping_links(checkpoint, tmp_path, monkeypatch):
+    """A name that is not UTF-8 crashed fit (the stats cache key), predict (the CSV) and cam (the title); a
+    decompression bomb killed predict with no CSV for the other images; a 32-bit float image in 0..1 decoded to
+    black; a link data/all -> . became a class of every image."""
+    import os
+
+    from PIL import Image
+
+    from tests.test_data import write_folder
+    from zoo.cam import draw_checkpoint
+    from zoo.data.files import decoded
+    from zoo.predict import predict_files
+
+    path, _ = checkpoint
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((32, 32), 60 * i, np.uint8)).save(folder / f"{i}.png")
+    odd = os.fsdecode(b"\xff\xfe-latin1.png")
+    Image.fromarray(np.full((32, 32), 200, np.uint8)).save(folder / odd)
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(folder / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2_000)  # 100x100 is now over twice the limit: a bomb
+    with pytest.warns(UserWarning, match="bomb.png"):
+        done, skipped = predict_files(path, [folder], tmp_path / "p.csv")
+    rows = list(csv.DictReader(open(tmp_path / "p.csv", encoding="utf-8")))
+    assert done == 4 and [p.name for p in skipped] == ["bomb.png"]
+    assert sorted(r["file"].rsplit("/", 1)[-1] for r in rows) == ["0.png", "1.png", "2.png", "\\xff\\xfe-latin1.png"]
+    (tmp_path / "cams").mkdir()
+    picture, n = draw_checkpoint(path, images=[str(folder / odd)], out=tmp_path / "cams")
+    assert n == 1 and picture.is_file()
+    monkeypatch.undo()
+
+    ramp = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
+    grey = np.asarray(decoded(Image.fromarray(ramp, "F"), "L"))
+    assert grey.min() == 0 and grey.max() == 255 and len(np.unique(grey)) == 64
+
+    pets = tmp_path / "pets"
+    write_folder(pets, size=32)
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(pets / "cat" / odd)
+    (pets / "all").symlink_to(".")
+    with pytest.warns(UserWarning, match=r"skipping class folder\(s\) .*all: a link to"):
+        data = zoo.data.create("folder", data_dir=str(pets), image_size=32, test_split=6, val_split=6)
+    data.setup()
+    assert data.class_names == ["cat", "dog", "owl"] and len(data.mean) == 3
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system (tmpfs), mounted for the test: needs root, as in CI's container."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a 1 MB tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(checkpoint, small_disk, monkeypatch, capsys):
+    """fit printed an 80-line traceback ('unexpected pos ...'), TorchScript export aborted the process (rc 134)
+    and left its temporary, predict printed a raw OSError: [Errno 28]."""
+    from zoo.cli import main
+    from zoo.errors import DiskFullError
+    from zoo.predict import predict_split
+
+    path, _ = checkpoint
+    for fmt in ("torchscript", "exported-program"):
+        with pytest.raises(DiskFullError, match=r"no space left on the disk to write .*MB are needed"):
+            export(path, fmt, small_disk / f"m.{SUFFIX[fmt]}")
+    filler = small_disk / "filler"
+    filler.write_bytes(bytes(1024 * 1024 - 8 * 1024))  # two 4 KB pages left
+    with pytest.raises(DiskFullError, match=r"no space left on the disk to write .*p\.csv; free some space"):
+        predict_split(path, small_disk / "p.csv")
+    assert [p.name for p in small_disk.iterdir()] == ["filler"]  # no temporary, no half CSV
+
+    monkeypatch.chdir(small_disk)
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--data.image_size", "16", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err[-1].startswith("zoo: error: no space left on the disk to write ")
+    assert "Traceback" not in "\n".join(err)
+    assert not [p for p in small_disk.rglob("*.tmp")]
+
+
 def test_predict_errors(checkpoint, tmp_path):
     from zoo.predict import predict_files
 

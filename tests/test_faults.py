@@ -3,6 +3,7 @@ checkpoints are replaced atomically."""
 
 import csv
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -76,6 +77,7 @@ def test_a_fit_killed_mid_epoch_resumes_from_last_to_the_weights_of_an_uninterru
     resumed = run_zoo(*FIT, "--trainer.logger.init_args.name", "killed", "--ckpt_path", "last", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stderr and not (tmp_path / "runs" / "killed" / "version_1").exists()
+    assert "in the middle of epoch" not in resumed.stderr  # an epoch's end: exact, as asserted below
 
     a = _weights(tmp_path / "runs" / "whole" / "version_0" / "checkpoints" / "last.ckpt")
     b = _weights(run_dir / "checkpoints" / "last.ckpt")
@@ -93,6 +95,20 @@ def test_a_fit_killed_mid_epoch_resumes_from_last_to_the_weights_of_an_uninterru
             return [(row["epoch"], row["step"]) for row in csv.DictReader(f)]
 
     assert logged(run_dir / "metrics.csv") == logged(tmp_path / "runs" / "whole" / "version_0" / "metrics.csv")
+
+
+def test_a_resume_from_the_middle_of_an_epoch_says_it_is_not_exact(tmp_path):
+    """docs/training.md promised exact weights after any kill; from a checkpoint inside an epoch the rest of the
+    epoch draws other batches (73.89 % uninterrupted against 70.83 % resumed, in the issue's run)."""
+    (tmp_path / "killer.py").write_text(KILLER)
+    steps = ["--checkpoint.every_n_train_steps", "3", "--trainer.max_epochs", "2"]
+    killed = run_zoo(*FIT, *steps, "--trainer.callbacks+=killer.KillAt", "--trainer.callbacks.epoch", "1",
+                     "--trainer.callbacks.batch", "7", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert killed.returncode == -signal.SIGKILL
+    resumed = run_zoo(*FIT, *steps, "--ckpt_path", "last", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert re.search(r"last\.ckpt was saved in the middle of epoch 2 \(after batch [1-8]\): the rest of that epoch "
+                     r"draws other batches", resumed.stderr), resumed.stderr[-2000:]
 
 
 def test_resume_drops_the_rows_logged_after_the_checkpoint_and_a_finished_run_stays_as_it_is(tmp_path):
@@ -281,3 +297,68 @@ def test_resume_continues_the_runs_own_config_and_leaves_it_as_it_was(tmp_path):
     longer = run_zoo("fit", "--trainer.max_epochs", "3", "--data.batch_size", "64", "--ckpt_path", "last", cwd=tmp_path)
     assert longer.returncode == 0, longer.stderr[-2000:]
     assert config.read_text() == saved and not (tmp_path / "runs" / "lenet5-digits" / "version_1").exists()
+
+
+def _claim(root, barrier, out) -> None:
+    from zoo.runfolder import claim_next_version
+
+    barrier.wait()
+    out.put(claim_next_version(root).name)
+
+
+def test_fits_started_together_claim_different_run_folders(tmp_path):
+    """The folder was chosen about 220 ms before it was made: 3 of 9 pairs of fits shared one version_N."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    barrier, out = context.Barrier(6), context.Queue()
+    workers = [context.Process(target=_claim, args=(tmp_path / "runs", barrier, out)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    names = sorted(out.get(timeout=60) for _ in workers)
+    for worker in workers:
+        worker.join()
+    assert names == [f"version_{n}" for n in range(6)]
+
+
+HOLDER = '''
+import sys, time
+from pathlib import Path
+from zoo.runfolder import lock_folder
+lock_folder(Path(sys.argv[1]), sys.argv[2])
+print("held", flush=True)
+time.sleep(600)
+'''
+
+
+def _hold(folder, what: str) -> subprocess.Popen:
+    """Another process that holds the lock on `folder`, as a running fit or bench would."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), what], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_writer_into_a_run_folder_stops_with_one_line_naming_the_first(tmp_path, monkeypatch):
+    """Two resumes of one run both appended to its metrics.csv (every row twice, values in the wrong columns)."""
+    from zoo.runfolder import FolderInUseError, lock_folder, release
+
+    monkeypatch.chdir(tmp_path)
+    options = {"trainer.max_epochs": 1, "data.image_size": 16, "trainer.enable_progress_bar": False}
+    first = zoo.fit("lenet5", "digits", options)
+    run = tmp_path / first.log_dir
+    assert run == tmp_path / "runs" / "lenet5-digits" / "version_0"
+    before = (run / "metrics.csv").read_bytes()
+    holder = _hold(run, "zoo fit")  # the first resume, still running
+    try:
+        with pytest.raises(FolderInUseError, match=rf"version_0 is in use by another zoo fit \(pid {holder.pid}\)"):
+            zoo.fit("lenet5", "digits", {**options, "trainer.max_epochs": 2, "ckpt_path": "last"})
+        assert (run / "metrics.csv").read_bytes() == before  # its rows were not cut back nor doubled
+    finally:
+        holder.kill()
+        holder.wait()
+    lock_folder(run, "zoo fit")  # the holder's end (even by SIGKILL) freed it
+    release(run)
+    resumed = zoo.fit("lenet5", "digits", {**options, "trainer.max_epochs": 2, "ckpt_path": "last"})
+    assert resumed.log_dir.name == "version_0" and resumed.epochs == 2
+    fresh = zoo.fit("lenet5", "digits", {**options, "trainer.logger": False})  # logger or not: the next number
+    assert fresh.checkpoint.parent.parent.name == "version_1"

@@ -4,6 +4,7 @@ Every result zoo writes (checkpoints, CSVs, pictures, exports, caches) goes thro
 :func:`atomic_path`, so a crash or a kill never leaves half a file under the real name.
 """
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ def atomic_path(path: str | os.PathLike[str], sync: bool = False) -> Iterator[Pa
     it was. With `sync`, the data reach the disk before the rename (checkpoints: after a power cut
     the file is the old one or the new one, never a torn mix).
     """
+    from zoo.errors import disk_full
+
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -30,8 +33,25 @@ def atomic_path(path: str | os.PathLike[str], sync: bool = False) -> Iterator[Pa
             finally:
                 os.close(descriptor)
         os.replace(temporary, path)
+    except Exception as exc:
+        full = disk_full(exc, path)
+        if full is None and temporary.exists() and _nearly_full(path.parent):
+            # torch.save's zip writer reports a full disk as "unexpected pos 261824 vs 261716", no errno
+            full = disk_full(OSError(errno.ENOSPC, "No space left on device"), path)
+        if full is None:
+            raise
+        raise full from None
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _nearly_full(folder: Path) -> bool:
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free < 64 * 1024
+    except OSError:
+        return False
 
 
 def output_file(path: str | os.PathLike[str], overwrite: bool = False, suffixes: tuple[str, ...] = (),

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.atomic import atomic_path
-from zoo.errors import InputError, ZooError
+from zoo.errors import InputError, ZooError, check_count
 
 METHODS = ("cam", "gradcam", "gradcam++")
 
@@ -353,8 +353,9 @@ def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, 
     class and its probability, and the file or the true class. Returns the picture's path and the image count.
     """
     from zoo.checkpoint import read_checkpoint
-    from zoo.data.files import denormalize, read_images
+    from zoo.data.files import denormalize, printable, read_images
 
+    check_count("n", n)
     model = _model(*_stamp(ckpt_path))
     h = model.hparams
     names = h.class_names or [str(i) for i in range(h.num_classes)]
@@ -366,7 +367,7 @@ def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, 
             raise InputError(f"checkpoint {str(ckpt_path)!r} does not say how its images were normalized; "
                              "use --data instead of --images")
         x, shown, paths = read_images(images, h.image_size, h.in_chans, mean, std)
-        captions = [p.name for p in paths]
+        captions = [printable(p.name) for p in paths]
     else:
         _, datamodule = _datamodule(*_stamp(ckpt_path), data, json.dumps(arguments or {}, sort_keys=True))
         x, labels = (t[:n] for t in datamodule.normalized(split))

@@ -132,12 +132,13 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
 
 
-def checkpoint_datamodule(ckpt: str | Path, name: str | None = None,
-                          arguments: dict[str, Any] | None = None) -> tuple[str, Any]:
+def checkpoint_datamodule(ckpt: str | Path, name: str | None = None, arguments: dict[str, Any] | None = None,
+                          same_classes: bool = True) -> tuple[str, Any]:
     """The dataset `name` (default: the one the checkpoint `ckpt` was trained on, with its arguments), set up.
 
     `arguments` override the dataset's; returns the dataset's name and the DataModule after ``setup()``. Data
-    whose channels or image size differ from the net's is an :class:`InputError` naming the option that fits.
+    whose channels or image size differ from the net's is an :class:`InputError` naming the option that fits;
+    so is data with other classes (their number or names), unless `same_classes` is False (features of any data).
     """
     from zoo.data import create
 
@@ -155,7 +156,26 @@ def checkpoint_datamodule(ckpt: str | Path, name: str | None = None,
             raise InputError(f"the data has {what}={have} but the model takes {want}; give data that fits the model "
                              f"(e.g. --set {what}={want})")
     datamodule.setup()
+    if same_classes:
+        _check_classes(hparams, datamodule)
     return name, datamodule
+
+
+def _check_classes(hparams: dict[str, Any], datamodule: Any) -> None:
+    """A model scored on labels of other classes: an accuracy that means nothing (75 % of a 2-class net on 3)."""
+    trained, names = hparams.get("num_classes"), hparams.get("class_names")
+    have, have_names = getattr(datamodule, "num_classes", None), getattr(datamodule, "class_names", None)
+    differ = (None not in (trained, have) and trained != have) or (
+        names and have_names and list(names) != list(have_names))
+
+    def shown(count: Any, labels: Any) -> str:
+        listed = ", ".join(map(str, labels[:6])) + (", ..." if len(labels) > 6 else "") if labels else ""
+        return f"{count} classes" + (f" ({listed})" if listed else "")
+
+    if differ:
+        raise InputError(f"the model was trained on {shown(trained, names)} but the data has {shown(have, have_names)}"
+                         "; its predictions score only on the classes it learned: give data with those classes, "
+                         "or fine-tune it on this data first (docs/transfer.md)")
 
 
 def net_from_checkpoint(path: str | Path) -> torch.nn.Module:
@@ -172,6 +192,25 @@ def net_from_checkpoint(path: str | Path) -> torch.nn.Module:
         from zoo.models.net import stage_probe
 
         net = stage_probe(net, stage, hparams["image_size"])
-    state = checkpoint["state_dict"]
-    net.load_state_dict({key.removeprefix("net."): value for key, value in state.items() if key.startswith("net.")})
+    state = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items()
+             if key.startswith("net.")}
+    check_tensors(net.state_dict(), state, path)
+    net.load_state_dict(state)
     return net
+
+
+def check_tensors(own: dict[str, torch.Tensor], state: dict[str, Any], path: str | Path | None = None) -> None:
+    """A checkpoint's tensors against the net's: a missing, extra or reshaped one is one CheckpointError.
+
+    torch's own error prints every key in a traceback; this names the first few and what it means.
+    """
+    missing = [key for key in own if key not in state]
+    unexpected = [key for key in state if key not in own]
+    reshaped = [key for key in own if key in state and own[key].numel()  # empty: sized by what it loads (kNN)
+                and tuple(state[key].shape) != tuple(own[key].shape)]
+    problems = [f"{what} {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''} ({len(keys)})"
+                for what, keys in (("lacks", missing), ("has extra", unexpected), ("has reshaped", reshaped)) if keys]
+    if problems:
+        where = f"checkpoint {str(path)!r}" if path is not None else "the checkpoint"
+        raise CheckpointError(f"{where} does not fit its model: it {'; it '.join(problems)}; it is damaged or "
+                              "was edited: use another checkpoint (last.ckpt, best.ckpt) or train again")

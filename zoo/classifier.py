@@ -14,7 +14,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.callbacks import DivergenceStop, InitialLossCheck, PretrainedNormalization, RandomState
-from zoo.checkpoint import read_checkpoint, zoo_entry
+from zoo.checkpoint import check_tensors, read_checkpoint, zoo_entry
 from zoo.errors import InputError
 from zoo.losses import multiclass_hinge_loss, weight_penalty
 from zoo.models.net import stage_probe
@@ -132,6 +132,10 @@ class ImageClassifier(L.LightningModule):
             "loss": loss, "label_smoothing": label_smoothing, "class_names": class_names, **model_kwargs,
             **({"probe_stage": probe_stage} if probe_stage is not None else {}),
         })
+        try:  # now, on a stand-in parameter: a negative learning rate is one line before anything is written
+            optimizer([torch.zeros(1, requires_grad=True)])
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"the optimizer refuses its arguments: {exc}; see its options in zoo fit --help") from None
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.log_grad_norm = log_grad_norm
@@ -398,6 +402,9 @@ class ImageClassifier(L.LightningModule):
 
         callbacks = self._trainer.callbacks if self._trainer is not None else []
         return next((c for c in callbacks if isinstance(c, Finetune) and c.strategy is not None), None)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_tensors(self.state_dict(), checkpoint.get("state_dict", {}))  # before Lightning loads it
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         entry = zoo_entry(self.hparams.model, getattr(self.trainer, "datamodule", None))

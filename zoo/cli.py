@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.atomic import output_file, output_folder
-from zoo.errors import InputError, UnknownNameError, zoo_error_behind
+from zoo.errors import InputError, UnknownNameError, disk_full, zoo_error_behind
 from zoo.version import __version__
 
 # Only the standard library and zoo's light modules load before a command has parsed its arguments, so
@@ -590,7 +590,7 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's final flush would fail again
         sys.exit(141)  # 128 + SIGPIPE, what a shell reports for a tool ended by a closed pipe
     except Exception as exc:
-        cause = zoo_error_behind(exc)
+        cause = zoo_error_behind(exc) or disk_full(exc)  # a full disk anywhere: one line, not torch's traceback
         if cause is None:
             raise
         print(f"zoo: error: {cause}", file=sys.stderr)

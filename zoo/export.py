@@ -19,7 +19,7 @@ from torch import nn
 from zoo.atomic import atomic_path, output_file
 from zoo.checkpoint import read_checkpoint
 from zoo.classifier import ImageClassifier
-from zoo.errors import InputError, ZooError
+from zoo.errors import InputError, ZooError, enough_space
 from zoo.registry import MODELS, builder_arguments
 
 FORMATS = ("onnx", "torchscript", "exported-program", "safetensors")
@@ -97,6 +97,10 @@ def export(checkpoint_path: str | Path, fmt: str, out: str | Path, overwrite: bo
     x = _example(checkpoint_path, meta)
     with torch.no_grad():
         expected = net(x)
+    # TorchScript's and torch.export's savers abort the whole process on a full disk: check first (the file holds
+    # the tensors and the graph; twice the tensors and a megabyte is a safe bound for every format here)
+    tensors = sum(t.numel() * t.element_size() for t in (*net.parameters(), *net.buffers()))
+    enough_space(out, 2 * tensors + 2**20)
     with atomic_path(out) as tmp:
         try:
             reloaded = _WRITERS[fmt](net, x, tmp, json.dumps(meta))

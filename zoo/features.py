@@ -12,7 +12,7 @@ from torch import nn
 
 from zoo.atomic import atomic_path
 from zoo.checkpoint import checkpoint_datamodule, net_from_checkpoint, read_checkpoint
-from zoo.errors import InputError
+from zoo.errors import InputError, check_count
 from zoo.models.net import stage_probe
 
 
@@ -21,6 +21,7 @@ def embed(net: nn.Module, x: torch.Tensor, batch_size: int = 256, desc: str | No
     """``forward_head(forward_features(x), pre_logits=True)`` of images `x` ``[N, C, H, W]``, in batches: ``[N, D]``."""
     from tqdm import tqdm
 
+    check_count("batch_size", batch_size)
     if not hasattr(net, "forward_head"):
         raise InputError(f"{type(net).__name__} has no pre-logits features to embed with")
     was_training = net.training
@@ -45,7 +46,7 @@ def dataset_features(ckpt: str | Path, data: str | None = None, arguments: dict[
     net = net_from_checkpoint(ckpt)
     if stage is not None:
         net = stage_probe(net, stage, read_checkpoint(ckpt)["hyper_parameters"]["image_size"])
-    name, datamodule = checkpoint_datamodule(ckpt, data, arguments)
+    name, datamodule = checkpoint_datamodule(ckpt, data, arguments, same_classes=False)
     out: dict[str, np.ndarray] = {"class_names": np.array(datamodule.class_names)}
     for split in splits:
         x, y = datamodule.normalized(split)

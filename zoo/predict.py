@@ -11,8 +11,8 @@ from tqdm import tqdm
 from zoo.atomic import atomic_path, output_file
 from zoo.checkpoint import checkpoint_datamodule, read_checkpoint
 from zoo.classifier import ImageClassifier
-from zoo.data.files import image_paths, read_images
-from zoo.errors import InputError
+from zoo.data.files import image_paths, printable, read_images
+from zoo.errors import InputError, check_count
 from zoo.spreadsheet import safe_row
 
 
@@ -28,6 +28,7 @@ def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], ou
     Returns:
         the number of images predicted and the paths skipped.
     """
+    check_count("batch_size", batch_size)
     out = output_file(out, overwrite, (".csv",))
     model, topk = _model(checkpoint_path, topk)
     data = read_checkpoint(checkpoint_path)["zoo"].get("data") or {}
@@ -48,7 +49,7 @@ def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], ou
                 x, kept = None, []
             skipped.extend(p for p in chunk if p not in kept)
             if x is not None:
-                yield [[str(p)] for p in kept], x
+                yield [[printable(p)] for p in kept], x
 
     top1 = _write_csv(out, model, topk, ["file"], batches(), -(-len(paths) // batch_size),
                       f"no readable images in {', '.join(map(str, sources))}")
@@ -67,6 +68,7 @@ def predict_split(checkpoint_path: str | Path, out: str | Path, data: str | None
     Returns:
         the dataset's name, the number of images and the top-1 accuracy (%) of the predictions.
     """
+    check_count("batch_size", batch_size)
     out = output_file(out, overwrite, (".csv",))
     model, topk = _model(checkpoint_path, topk)
     name, datamodule = checkpoint_datamodule(checkpoint_path, data, arguments)

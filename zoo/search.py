@@ -201,7 +201,8 @@ def cross_validate(base: list[str], folds: int, folder: Path) -> list[Fold]:
         raise InputError(f"--folds must be 2 or more, got {folds}")
     done = []
     for fold in range(folds):
-        print(f"zoo cv: fold {fold + 1} of {folds}", flush=True)
+        # one numbering, the option's (0-based): the line, the folder and results.csv's fold column agree
+        print(f"zoo cv: fold{fold} of fold0-fold{folds - 1} (--data.fold {fold})", flush=True)
         result = fit(options=[*base, "--data.folds", str(folds), "--data.fold", str(fold),
                               "--trainer.logger.init_args.save_dir", str(folder),
                               "--trainer.logger.init_args.version", f"fold{fold}"])

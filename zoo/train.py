@@ -35,6 +35,7 @@ import docstring_parser  # noqa: E402
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from lightning.fabric.plugins import CheckpointIO  # noqa: E402
+from lightning.fabric.utilities.exceptions import MisconfigurationException  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar  # noqa: E402
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback  # noqa: E402
@@ -42,6 +43,7 @@ from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter  # noqa: E402
 from lightning.pytorch.loggers.logger import rank_zero_experiment  # noqa: E402
 from lightning.pytorch.profilers import PassThroughProfiler  # noqa: E402
+from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
 from zoo.atomic import atomic_path  # noqa: E402
 from zoo.callbacks import ProgressBar  # noqa: E402
@@ -50,6 +52,7 @@ from zoo.classifier import ImageClassifier, classifier_for  # noqa: E402
 from zoo.configs import find as find_config  # noqa: E402
 from zoo.errors import InputError, zoo_error_behind  # noqa: E402
 from zoo.registry import DATASETS, MODELS, ModelEntry, dataset_name  # noqa: E402
+from zoo.runfolder import claim_next_version, lock_folder, release  # noqa: E402
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")  # zoo predict is zoo's own (zoo/predict.py)
 DESCRIPTION = ("Train and evaluate a registered model (--model NAME, --model.help NAME) on a "
@@ -200,16 +203,20 @@ class RunLogger(CSVLogger):
 
 
 def next_run_folder(config: Any) -> Path:
-    """``runs/<model>-<data>/version_N`` with the next free N: where a fit without a logger keeps its files.
+    """``runs/<model>-<data>/version_N`` with the next free N, made and locked: where a fit without a logger
+    keeps its files.
 
     Lightning would put ``checkpoints/`` and ``config.yaml`` in the current folder (``--trainer.logger
-    false`` has no log_dir); zoo keeps the same layout as with its logger.
+    false`` has no log_dir); zoo keeps the same layout as with its logger. Only global rank 0 claims a folder
+    (Lightning gives the other ranks rank 0's checkpoint folder).
     """
     model = config.model.class_path.rsplit(".", 1)[-1]
     root = Path("runs") / f"{model}-{_dataset_name(config.data.class_path)}"
-    taken = [int(p.name.removeprefix("version_")) for p in root.glob("version_*")
-             if p.name.removeprefix("version_").isdigit()]
-    return root / f"version_{max(taken, default=-1) + 1}"
+    if rank_zero_only.rank != 0:
+        return root / "version_unused"
+    folder = claim_next_version(root)
+    lock_folder(folder, "zoo fit")
+    return folder
 
 
 RESUMABLE = ("ckpt_path", "config", "trainer.max_epochs", "trainer.logger.init_args.version",  # may differ
@@ -379,8 +386,29 @@ class ZooCLI(LightningCLI):
             logger.init_args.name = f"{model}-{data}"
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             self._resume_last(config)
+        if self.subcommand == "fit":
+            self._claim_run_folder(config)
         if self.subcommand in ("test", "validate"):
             self._evaluate_beside_the_run(config)
+
+    def _claim_run_folder(self, config: Any) -> None:
+        """The fit's ``version_N``: the next free one made at once (not when Lightning first logs), then locked.
+
+        One writer per run folder: a second fit into it (two resumes of one run, a requeued job beside the old
+        one) stops with one line naming the first one's pid. Only global rank 0 writes the folder.
+        """
+        logger = config.trainer.get("logger")
+        args = getattr(logger, "init_args", None)
+        if args is None or not str(logger.class_path).endswith(RunLogger.__name__) or rank_zero_only.rank != 0:
+            return
+        root = Path(args.get("save_dir") or "runs") / args.get("name", "")
+        version = args.get("version")
+        if version is None:
+            folder = claim_next_version(root)
+            args.version = folder.name
+        else:
+            folder = root / (version if isinstance(version, str) else f"version_{version}")
+        lock_folder(folder, "zoo fit")
 
     def _evaluate_beside_the_run(self, config: Any) -> None:
         """``zoo test``/``validate`` of ``runs/NAME/version_K/checkpoints/X.ckpt`` log into ``.../version_K/test``.
@@ -414,25 +442,35 @@ class ZooCLI(LightningCLI):
             return
         last = max(found, key=lambda p: p.stat().st_mtime)
         state = read_checkpoint(last)
+        progress = state.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
+        mid_epoch = progress.get("is_last_batch") is False  # Lightning's record: saved before its epoch's last batch
+        done = state["epoch"] + (0 if mid_epoch else 1)  # epochs finished
         epochs = config.trainer.get("max_epochs")
-        if epochs is not None and 0 <= epochs < state["epoch"] + 1:
-            raise InputError(f"{last} holds the end of epoch {state['epoch'] + 1}, but --trainer.max_epochs is "
-                             f"{epochs}; give at least {state['epoch'] + 1} to resume it")
+        if epochs is not None and 0 <= epochs < done:
+            raise InputError(f"{last} holds the end of epoch {done}, but --trainer.max_epochs is "
+                             f"{epochs}; give at least {done} to resume it")
         differences = config_differences(last.parent.parent / "config.yaml", config)
         if differences:
             raise InputError(f"resuming {last} with options that differ from its run's config.yaml ("
                              + "; ".join(differences) + "); a resume continues the same job: give the run's own "
                              f"options (zoo fit --config {last.parent.parent / 'config.yaml'} --ckpt_path last), "
                              "or start a new fit")
-        if epochs is not None and epochs >= 0 and state["epoch"] + 1 >= epochs:
-            print(f"zoo: {last} already holds the end of epoch {state['epoch'] + 1} of {epochs}: the run is "
+        if epochs is not None and epochs >= 0 and done >= epochs:
+            print(f"zoo: {last} already holds the end of epoch {done} of {epochs}: the run is "
                   f"finished, nothing to resume (give a larger --trainer.max_epochs to train on)", file=sys.stderr)
             sys.exit(0)
+        if rank_zero_only.rank == 0:
+            lock_folder(last.parent.parent, "zoo fit")  # before its metrics.csv is cut back
         args.version = last.parent.parent.name
         config.ckpt_path = str(last)
         dropped = keep_rows_before(last.parent.parent / "metrics.csv", state["global_step"])
         print(f"zoo: resuming {last}" + (f" ({dropped} metric rows logged after it dropped)" if dropped else ""),
               file=sys.stderr)
+        if mid_epoch:
+            print(f"zoo: {last.name} was saved in the middle of epoch {state['epoch'] + 1} (after batch "
+                  f"{progress['current']['completed']}): the rest of that epoch draws other batches than an "
+                  "uninterrupted fit would, so the weights end close to its, not equal; a resume from an epoch's "
+                  "end (the last.ckpt written after every epoch) is exact", file=sys.stderr)
 
     def after_instantiate_classes(self) -> None:
         super().after_instantiate_classes()
@@ -607,6 +645,8 @@ def run_lightning(argv: list[str]) -> ZooCLI:
     saved, sys.argv = sys.argv, [sys.argv[0], *expand_shorthands(argv)]
     try:
         cli = _zoo_cli()
+    except MisconfigurationException as exc:  # Lightning's own check of a value (--trainer.max_epochs -5): one line
+        raise InputError(str(exc).strip().splitlines()[0]) from None
     except (argparse.ArgumentError, ValueError) as exc:  # the parser's (exit_on_error=False), not the fit's
         message = str(exc)
         if zoo_error_behind(exc) is not None:  # zoo's own error, raised while the parser built a class: as it is
@@ -616,6 +656,7 @@ def run_lightning(argv: list[str]) -> ZooCLI:
         raise
     finally:
         sys.argv = saved
+        release()  # the run folder's lock (zoo.fit may run again in this process)
     # Lightning leaves a DDP run's process group alive; Gloo's worker threads then abort the process
     # (SIGABRT, "terminate called without an active exception") when Python exits after a peer has gone.
     # Only after success: tearing down while another rank is inside a collective can deadlock.

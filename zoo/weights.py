@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.errors import CheckpointError, InputError, UnknownNameError, ZooError
+from zoo.errors import CheckpointError, InputError, UnknownNameError, ZooError, disk_full
 from zoo.registry import WEIGHTS, Weights, get_weights, list_weights, register_weights
 
 
@@ -95,6 +95,9 @@ def _download(weights: Weights, path: Path) -> Path:
                        f"({exc.reason}); check the URL of the weights (zoo info {weights.model}), {where}") from None
     except (urllib.error.URLError, OSError) as exc:
         partial.unlink(missing_ok=True)
+        full = disk_full(exc, path)
+        if full is not None:  # not the network's fault
+            raise full from None
         reason = getattr(exc, "reason", exc)
         raise ZooError(f"cannot download {weights.name} for {weights.model} from {url} ({reason}); connect to "
                        f"the network and try again, {where}") from None

@@ -33,6 +33,7 @@ from zoo.bench.measure import ChildJob
 from zoo.configs import find
 from zoo.errors import InputError
 from zoo.results import append_rows, read_rows
+from zoo.runfolder import lock_folder, release
 
 RESULTS, CURVES = "results.csv", "curves.csv"
 SUITES = Path(__file__).resolve().parent / "suites"  # the shipped suites: zoo bench --suite digits
@@ -212,7 +213,16 @@ def run_suite(entries: list[Entry], out: Path, runs: Path, progress: bool = True
     Each entry is a ``zoo fit`` in a child process (its output in ``RUNS/SUITE/logs/MODEL-DATASET-seedN-CONFIG.log``,
     its run folder ``RUNS/SUITE/MODEL-DATASET/seedN-CONFIG``). A failing entry is recorded as
     ``failed ...`` and the suite goes on; it runs again next time. Returns the rows this call added.
+    One bench at a time writes `out`: a second one stops at once, naming the first one's pid.
     """
+    lock_folder(out, "zoo bench")  # a second bench into the same --out would run every entry twice
+    try:
+        return _run_entries(entries, out, runs, progress)
+    finally:
+        release(out)
+
+
+def _run_entries(entries: list[Entry], out: Path, runs: Path, progress: bool) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     done = finished(read_rows(out / RESULTS))
@@ -260,6 +270,9 @@ def _run_child(entry: Entry, out: Path, runs: Path, commit: str) -> dict[str, An
     result = logs / f"{entry.name}-{entry.config}.json"
     result.unlink(missing_ok=True)
     folder = runs / entry.suite / f"{entry.model}-{entry.dataset}" / f"seed{entry.seed}-{entry.config}"
+    if folder.exists():  # a fit of this entry still running (another bench on the same --runs) stops this one
+        lock_folder(folder, "zoo fit")
+        release(folder)  # (a folder that held nothing else is gone)
     if folder.exists():  # an unfinished earlier try (not in results.csv): kept aside, the fit starts clean
         aside = folder.with_name(f"{folder.name}.unfinished-{datetime.now():%Y%m%d-%H%M%S}")
         folder.rename(aside)

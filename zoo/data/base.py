@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
 from zoo.data.augment import BatchAugment, batch_flip, batch_padding, check_preset, sample_transform
-from zoo.errors import InputError
+from zoo.errors import InputError, check_count
 
 
 class TensorImages(Dataset):
@@ -97,6 +97,17 @@ def split_train_val(labels: np.ndarray, val_split: int | float, split_seed: int,
         raise InputError(f"cannot take val_split={val_split!r} from {len(idx)} training images: {exc}") from None
 
 
+MAX_IMAGE_SIZE = 1024  # digits alone at 100,000 px asked for 40 GB before anything said why
+
+
+def check_image_size(image_size: int) -> int:
+    """`image_size` if it is a side length zoo can hold images at (1 to MAX_IMAGE_SIZE pixels); else one error."""
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 1 <= image_size <= MAX_IMAGE_SIZE:
+        raise InputError(f"image_size must be an integer from 1 to {MAX_IMAGE_SIZE} (pixels a side), "
+                         f"got {image_size!r}")
+    return image_size
+
+
 def few_per_class(indices: np.ndarray, labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     """`n` of the `indices` of each class (all of a class that has fewer), picked at random by `seed`, in order."""
     order = np.random.default_rng(seed).permutation(len(indices))
@@ -160,8 +171,8 @@ class ImageDataModule(L.LightningDataModule):
         normalize: tuple[list[float], list[float]] | None = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_count("batch_size", batch_size)
+        check_count("num_workers", num_workers, minimum=0)
         if train_per_class is not None and train_per_class < 1:
             raise InputError(f"train_per_class must be a positive integer (or unset for all), got {train_per_class!r}")
         if folds < 1:
@@ -303,6 +314,8 @@ class ImageDataModule(L.LightningDataModule):
         """
         from zoo.data.files import denormalize
 
+        check_count("n", n)
+
         self.setup()
         torch.manual_seed(seed)
         dataset = self.train_set
@@ -368,9 +381,7 @@ class DownloadedDataModule(ImageDataModule):
 
     def __init__(self, data_dir: str, image_size: int, download: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if image_size < 1:
-            raise InputError(f"image_size must be a positive integer, got {image_size!r}")
-        self.data_dir, self.image_size, self.download = data_dir, image_size, download
+        self.data_dir, self.image_size, self.download = data_dir, check_image_size(image_size), download
         self.save_arguments(data_dir=data_dir, image_size=image_size, download=download)
         if not download:
             self.ensure_files()  # missing files fail here, before a trainer writes anything

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from zoo.data.base import ImageDataModule, split_train_val
+from zoo.data.base import ImageDataModule, check_image_size, split_train_val
 from zoo.errors import InputError
 from zoo.registry import register_datamodule
 
@@ -70,9 +70,7 @@ class DigitsDataModule(ImageDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, val_split=val_split, augment=augment, **kwargs)
-        if image_size < 1:
-            raise InputError(f"image_size must be a positive integer, got {image_size!r}")
-        self.image_size, self.test_split = image_size, test_split
+        self.image_size, self.test_split = check_image_size(image_size), test_split
         self.keep_classes(classes)
         self.split_indices()  # a bad split fails here, before a trainer writes anything
         self.save_arguments(image_size=image_size, test_split=test_split, classes=self.classes)

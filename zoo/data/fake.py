@@ -4,7 +4,7 @@ from typing import Any
 
 import torch
 
-from zoo.data.base import ImageDataModule
+from zoo.data.base import ImageDataModule, check_image_size
 from zoo.errors import InputError
 from zoo.registry import register_datamodule
 
@@ -30,7 +30,7 @@ class FakeDataModule(ImageDataModule):
                             ("train_size", train_size), ("test_size", test_size)):
             if not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
-        self.num_classes, self.image_size, self.in_chans = num_classes, image_size, in_chans
+        self.num_classes, self.image_size, self.in_chans = num_classes, check_image_size(image_size), in_chans
         self.train_size, self.test_size, self.seed = train_size, test_size, seed
         self.class_names = [f"class_{i}" for i in range(num_classes)]
         self.save_arguments(num_classes=num_classes, image_size=image_size, in_chans=in_chans,

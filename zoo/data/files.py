@@ -11,6 +11,16 @@ import torch
 from zoo.errors import InputError
 
 
+def _unreadable() -> tuple[type[Exception], ...]:
+    from PIL import Image, UnidentifiedImageError
+
+    # DecompressionBombError: a file that decodes to over twice PIL's pixel limit (a 388 KB PNG of 20000x20000)
+    return UnidentifiedImageError, OSError, Image.DecompressionBombError
+
+
+UNREADABLE = _unreadable()  # what opening and decoding a file that is not a usable image raises
+
+
 def image_paths(sources: Iterable[str | Path]) -> list[Path]:
     """Files given directly, and every file in the directories given (hidden ones aside), sorted.
 
@@ -28,16 +38,30 @@ def image_paths(sources: Iterable[str | Path]) -> list[Path]:
     return paths
 
 
-def decoded(image: Any, mode: str) -> Any:
-    """A PIL image in `mode` (``L`` or ``RGB``), with 16-bit samples scaled to 8 bits by their bit depth.
+def printable(path: str | Path) -> str:
+    """A file's name as text that prints and writes anywhere: bytes that are not UTF-8 as ``\\xff``.
 
-    PIL's own ``convert`` clips a 16-bit PNG's samples (0..65535) at 255, turning most pixels white.
+    Python keeps such bytes of a file name as lone surrogates, which stdout, CSV files and matplotlib refuse.
+    """
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def decoded(image: Any, mode: str) -> Any:
+    """A PIL image in `mode` (``L`` or ``RGB``), with 16-bit samples scaled to 8 bits by their bit depth and
+    32-bit float samples in 0..1 scaled to 0..255.
+
+    PIL's own ``convert`` clips a 16-bit PNG's samples (0..65535) at 255, turning most pixels white, and
+    truncates a float image's 0..1 to two levels, black.
     """
     from PIL import Image
 
     if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit grey (PNG opens as I;16 or I)
         array = np.asarray(image, dtype=np.float64) / 257.0  # 65535 -> 255
         image = Image.fromarray(array.round().clip(0, 255).astype(np.uint8), "L")
+    elif image.mode == "F":  # 32-bit float grey (TIFF): 0..1 as most tools write it, else 0..255 as PIL reads it
+        array = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        scale = 255.0 if array.size and array.min() >= 0.0 and array.max() <= 1.0 else 1.0
+        image = Image.fromarray((array * scale).round().clip(0, 255).astype(np.uint8), "L")
     return image.convert(mode)
 
 
@@ -50,7 +74,7 @@ def read_images(sources: Iterable[str | Path], image_size: int, in_chans: int, m
     Returns:
         the normalized batch ``[N, C, S, S]``, the same images in [0, 1], and the paths kept.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     images, kept = [], []
     for path in image_paths(sources):
@@ -59,8 +83,8 @@ def read_images(sources: Iterable[str | Path], image_size: int, in_chans: int, m
                 image = decoded(image, "L" if in_chans == 1 else "RGB").resize((image_size, image_size),
                                                                                Image.Resampling.BILINEAR)
                 array = np.asarray(image, dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as exc:
-            warnings.warn(f"skipping {str(path)!r}: not a readable image ({exc})", stacklevel=2)
+        except UNREADABLE as exc:
+            warnings.warn(f"skipping {printable(path)!r}: not a readable image ({exc})", stacklevel=2)
             continue
         tensor = torch.from_numpy(array)
         images.append(tensor[None] if tensor.dim() == 2 else tensor.permute(2, 0, 1))

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,8 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
 from zoo.atomic import atomic_path
-from zoo.data.base import ImageDataModule, channel_stats, split_train_val
-from zoo.data.files import decoded
+from zoo.data.base import ImageDataModule, channel_stats, check_image_size, split_train_val
+from zoo.data.files import UNREADABLE, decoded, printable
 from zoo.errors import InputError
 from zoo.registry import register_datamodule
 
@@ -27,6 +28,11 @@ def scan(root: Path, strict: bool) -> tuple[list[Path], list[str]]:
     if not root.is_dir():
         raise InputError(f"image folder {root} does not exist; the layout is {root}/<class>/<image files>")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    looped = [name for name in classes if root.resolve().is_relative_to((root / name).resolve())]
+    if looped:  # a link such as all -> . would make a class of every image
+        warnings.warn(f"skipping class folder(s) {', '.join(printable(root / n) for n in looped)}: a link to {root} "
+                      "or a folder above it, not a class of its own", stacklevel=2)
+        classes = [name for name in classes if name not in looped]
     files, bad = [], []
     for name in classes:
         found = sorted(p for p in (root / name).rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -36,7 +42,7 @@ def scan(root: Path, strict: bool) -> tuple[list[Path], list[str]]:
             else:
                 files.append(path)
     if bad:
-        listed = ", ".join(str(p) for p in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        listed = ", ".join(printable(p) for p in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         if strict:
             raise InputError(f"{len(bad)} file(s) in {root} are not readable images: {listed}; remove them "
                              "(or use strict=False to skip them)")
@@ -68,8 +74,8 @@ class ImageFiles(Dataset):
             try:
                 with Image.open(path) as image:
                     return self.transform(decoded(image, self.mode)), self.labels[(i + j) % len(self.files)]
-            except OSError as exc:
-                warnings.warn(f"skipping unreadable image {path}: {exc}", stacklevel=2)
+            except UNREADABLE as exc:
+                warnings.warn(f"skipping unreadable image {printable(path)}: {exc}", stacklevel=2)
         raise InputError("no image in the folder could be read")
 
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -104,7 +110,7 @@ class FolderDataModule(ImageDataModule):
         super().__init__(batch_size=batch_size, val_split=val_split, num_workers=num_workers, **kwargs)
         if in_chans not in (1, 3):
             raise InputError(f"in_chans must be 1 (grey) or 3 (RGB), got {in_chans!r}")
-        self.data_dir, self.image_size, self.in_chans = Path(data_dir), image_size, in_chans
+        self.data_dir, self.image_size, self.in_chans = Path(data_dir), check_image_size(image_size), in_chans
         self.test_split, self.strict = test_split, strict
         root = self.data_dir / "train" if (self.data_dir / "train").is_dir() else self.data_dir
         self.splits = {"train": scan(root, strict)}
@@ -171,7 +177,7 @@ class FolderDataModule(ImageDataModule):
 
     def _stats(self, files: list[Path], sample: int = 2000) -> tuple[list[float], list[float]]:
         """Mean and std of (up to `sample` of) the training images at image_size, cached by the file list."""
-        key = hashlib.sha1("\n".join(f"{p}:{p.stat().st_size}" for p in files).encode()).hexdigest()
+        key = hashlib.sha1(b"\n".join(os.fsencode(p) + f":{p.stat().st_size}".encode() for p in files)).hexdigest()
         key = f"{key}:{self.image_size}:{self.in_chans}"
         cache = self.data_dir / STATS_FILE
         try:
