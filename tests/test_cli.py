@@ -67,12 +67,14 @@ def test_saved_config_reruns_the_same_job(fitted):
     assert saved["model"]["class_path"] == "zoo.train.lenet5"
     assert saved["data"]["class_path"] == "zoo.data.digits.DigitsDataModule"
     assert saved["trainer"]["max_epochs"] == 12 and saved["seed_everything"] == 0
+    assert saved["trainer"]["logger"]["init_args"]["version"] is None  # the re-run claims a folder of its own
     proc = run_zoo("fit", "--config", str(config), "--trainer.max_epochs", "1", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rerun = yaml.safe_load((cwd / "runs" / "lenet5-digits" / "version_1" / "config.yaml").read_text())
     assert rerun["model"] == saved["model"]
     assert rerun["data"]["init_args"] == saved["data"]["init_args"]
     assert _import(rerun["data"]["class_path"]) is _import(saved["data"]["class_path"]) is zoo.data.DigitsDataModule
+    assert yaml.safe_load(config.read_text()) == saved  # the first run's folder is left as it was
 
 
 def _import(path: str):

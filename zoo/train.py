@@ -245,13 +245,20 @@ class RunConfig(SaveConfigCallback):
     """LightningCLI's config.yaml, written so that it re-runs the job from the start.
 
     It is written without ``ckpt_path`` (a saved ``ckpt_path: last.ckpt`` made the advertised re-run
-    train 0 epochs), and a resumed fit, whose options are the run's own (zoo checks), leaves it as it is.
+    train 0 epochs) and without the ``version_N`` zoo claimed for the run (the re-run claims its own instead
+    of writing into this run's folder), and a resumed fit, whose options are the run's own (zoo checks),
+    leaves it as it is.
     """
+
+    claimed: str | None = None  # the version zoo chose for the fit, set by ZooCLI; a version the user gave stays
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         resuming = self.config.get("ckpt_path") is not None
         self.config = self.config.clone()
         self.config.ckpt_path = None
+        args = getattr(self.config.trainer.get("logger"), "init_args", None)
+        if self.claimed is not None and args is not None and args.get("version") == self.claimed:
+            args.version = None
         if resuming and (Path(trainer.log_dir or ".") / self.config_filename).is_file():
             self.already_saved = True  # resuming in the run's folder: its config stays the one that started it
             return
@@ -303,6 +310,7 @@ class ZooCLI(LightningCLI):
     user_chose_data = False  # --data or --config was given (else a checkpoint's own data is used)
     given: dict[str, str] = {}  # options given on the command line, --model.num_classes -> "5" (to check them)
     result: "FitResult | None" = None  # after fit: what came of it
+    _claimed: str | None = None  # the run folder's version_N that _claim_run_folder chose
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -405,7 +413,7 @@ class ZooCLI(LightningCLI):
         version = args.get("version")
         if version is None:
             folder = claim_next_version(root)
-            args.version = folder.name
+            args.version = self._claimed = folder.name
         else:
             folder = root / (version if isinstance(version, str) else f"version_{version}")
         lock_folder(folder, "zoo fit")
@@ -474,6 +482,9 @@ class ZooCLI(LightningCLI):
 
     def after_instantiate_classes(self) -> None:
         super().after_instantiate_classes()
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, RunConfig):
+                callback.claimed = self._claimed
         for key in ("num_classes", "in_chans", "image_size"):  # linked from the data: a value given must agree
             given, data_value = self.given.get(f"--model.{key}"), getattr(self.datamodule, key, None)
             if given is not None and data_value is not None and given != str(data_value):
