@@ -245,6 +245,27 @@ def test_committed_leaderboard_is_the_whole_suite_and_renders_the_same(suite, pa
     assert table[0].startswith("10 models, 3 seeds each;")
 
 
+def test_the_converged_board_holds_the_suites_entries_as_they_stand_and_the_page_shows_it(tmp_path):
+    """benchmarks/results/fashion_mnist fills a family at a time (3 runs of up to 30 minutes each): every row is an
+    entry of the suite as it stands (none of a recipe since changed), each family's seeds are run in order (the
+    table's seeds column says how many), and docs/fashion_mnist.md shows the rendered table."""
+    out = ROOT / "benchmarks" / "results" / "fashion_mnist"
+    rows = bench.read_rows(out / bench.RESULTS)
+    assert {tuple(row[k] for k in bench.KEY) for row in rows} <= {e.key for e in bench.load_suite("fashion_mnist")}
+    models = {row["model"] for row in rows}
+    seeds = {model: sorted(row["seed"] for row in rows if row["model"] == model) for model in models}
+    assert all(found == ["0", "1", "2"][:len(found)] for found in seeds.values()), seeds
+    for name in (bench.RESULTS, bench.CURVES, bench.REFERENCES):
+        shutil.copy(out / name, tmp_path / name)
+    bench.render(tmp_path)
+    committed = (out / "leaderboard.md").read_text()
+    assert (tmp_path / "leaderboard.md").read_text() == committed  # rendering is reproducible
+    table = [line for line in committed.splitlines() if line.startswith("| ")]
+    assert len(table) == 2 + len(seeds)
+    page = (ROOT / "docs" / "fashion_mnist.md").read_text()
+    assert all(line in page for line in table)
+
+
 def _chromium() -> str | None:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None and os.environ.get("ZOO_REQUIRE_BROWSER"):
@@ -296,8 +317,12 @@ def test_page_sorts_in_headless_chromium(tmp_path):
 
 def test_speed_rows_and_ratio_against_torchvision(tmp_path):
     """timm-style rows; resnet18 against torchvision's resnet18, the same layers, so the ratio is near 1."""
+    seen = []
     found = list(bench.measure_speed(["resnet18", "lenet5"], [2], ["fp32", "bf16"], image_size=32, device="cpu",
-                                     rounds=5, warmup=1, bench="infer"))
+                                     rounds=5, warmup=1, bench="infer", progress=lambda *a: seen.append(a)))
+    # progress after every step: warm-up and timed steps of both nets, then lenet5's own (it has no reference)
+    assert seen[:12] == [("resnet18 fp32 batch 2 infer", n, 12) for n in range(1, 13)]
+    assert seen[-1] == ("lenet5 bf16 batch 2 infer", 6, 6) and len(seen) == 12 + 12 + 6 + 6
     assert [(r["model"], r["precision"]) for r in found] == [("resnet18", "fp32"), ("resnet18", "bf16"),
                                                              ("lenet5", "fp32"), ("lenet5", "bf16")]
     first = found[0]
@@ -317,6 +342,11 @@ def test_speed_rows_and_ratio_against_torchvision(tmp_path):
     written = rows(out)
     assert [r["train_batch_size"] for r in written] == ["1", "4"] and float(written[1]["train_samples_per_sec"]) > 0
     assert list(written[0]) == bench.SPEED_COLUMNS
+    from zoo.bench.speed import implausible
+
+    assert implausible(found[0] | {"train_samples_per_sec": 1.0}) is None
+    assert "training (9.91 img/s) timed faster than inference (2.6 img/s), which cannot be" in implausible(
+        found[0] | {"infer_samples_per_sec": 2.6, "train_samples_per_sec": 9.91})
 
 
 def test_published_references_stand_beside_the_measured_accuracy(tmp_path):

@@ -52,6 +52,7 @@ def test_a_diverging_trial_is_recorded_and_the_search_goes_on(tmp_path):
 def test_search_specs_are_parsed_and_checked():
     assert parse_grid(["model.optimizer.lr=0.1,0.01", "model.loss=hinge,cross_entropy"]) == {
         "model.optimizer.lr": [0.1, 0.01], "model.loss": ["hinge", "cross_entropy"]}
+    assert parse_grid(["model.hidden=[256],[512,256]"]) == {"model.hidden": ["[256]", "[512,256]"]}  # lists whole
     draws = parse_random(["a=loguniform:1e-5:1e-2", "b=int:1:3", "c=choice:x,y"])
     points = trials({"g": [1, 2]}, draws, 50, seed=0)
     assert len(points) == 100 and [p["g"] for p in points[:2]] == [1, 1]

@@ -357,7 +357,8 @@ def cmd_search(argv: list[str]) -> None:
                "--random model.optimizer.weight_decay=loguniform:1e-5:1e-2 --trials 4")
     parser.add_argument("--config", help="the base run's config (e.g. a run's config.yaml)")
     parser.add_argument("--grid", nargs="*", default=[], metavar="KEY=V1,V2",
-                        help="values to try, every combination, e.g. model.optimizer.lr=0.1,0.01")
+                        help="values to try, every combination, e.g. model.optimizer.lr=0.1,0.01 or "
+                        "model.hidden=[256],[512,256] (a list in brackets)")
     parser.add_argument("--random", nargs="*", default=[], metavar="KEY=DIST:ARGS",
                         help="values to draw: uniform:LOW:HIGH, loguniform:LOW:HIGH, int:LOW:HIGH or choice:A,B,C")
     parser.add_argument("--trials", type=int, default=None,
@@ -488,15 +489,36 @@ def _bench_speed(argv: list[str]) -> None:
              ("infer_batch_size", "batch"), ("infer_samples_per_sec", "infer img/s"),
              ("infer_ratio_vs_reference", "infer ratio"), ("train_samples_per_sec", "train img/s"),
              ("train_ratio_vs_reference", "train ratio")]
-    rows = []
-    for row in bench.measure_speed(args.models.split(","), batches, args.precision.split(","), args.channels_last,
-                           args.image_size, args.device, args.rounds, args.warmup, args.bench):
+    from tqdm import tqdm
+
+    from zoo.bench.speed import implausible
+
+    bars: dict[str, Any] = {}
+    models, precisions = args.models.split(","), args.precision.split(",")
+    parts = len(models) * len(precisions) * len(batches) * (2 if args.bench == "both" else 1)
+
+    def progress(what: str, done: int, total: int) -> None:  # in a terminal, a bar for each timed part, its time left
+        bar = bars.get(what) or bars.setdefault(what, tqdm(total=total, desc=f"[{len(bars) + 1}/{parts}] {what}",
+                                                           unit="step", leave=False, disable=None))
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    rows, doubts = [], []
+    for row in bench.measure_speed(models, batches, precisions, args.channels_last, args.image_size, args.device,
+                                   args.rounds, args.warmup, args.bench, progress):
         bench.append_rows(Path(args.out), bench.SPEED_COLUMNS, [row])
         rows.append(row)
         print("  ".join(f"{label} {row.get(key, '-')}" for key, label in shown), flush=True)
+        doubt = implausible(row)
+        if doubt:
+            doubts.append(doubt)
+            print(f"zoo: warning: {doubt}", file=sys.stderr)
     print()
     print(table([[str(r.get(k, "-")) for k, _ in shown] for r in rows], [label for _, label in shown]))
     print(f"\nratio = zoo images/s / reference images/s, timed in turn in this process -> {args.out}")
+    if doubts:
+        print(f"{len(doubts)} row(s) cannot be right (see the warnings): time them again on an idle machine")
 
 
 COMMANDS = {"models": cmd_models, "info": cmd_info, "cam": cmd_cam, "export": cmd_export, "data": cmd_data,

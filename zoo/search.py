@@ -51,14 +51,26 @@ def _number(text: str) -> Any:
     return text
 
 
+def _split_values(text: str) -> list[str]:
+    """``0.1,0.01`` -> two values; the commas inside brackets are a list's: ``[256],[512,256]`` is two lists."""
+    values, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += (char in "[{") - (char in "]}")
+        if char == "," and depth == 0:
+            values.append(text[start:i])
+            start = i + 1
+    return [*values, text[start:]]
+
+
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
-    """``["model.optimizer.lr=0.1,0.01"]`` -> ``{"model.optimizer.lr": [0.1, 0.01]}``."""
+    """``["model.optimizer.lr=0.1,0.01"]`` -> ``{"model.optimizer.lr": [0.1, 0.01]}``; a list value is
+    written in brackets: ``model.hidden=[256],[512,256]``."""
     grid = {}
     for item in items:
         key, sep, values = item.partition("=")
         if not sep or not key or not values:
             raise InputError(f"--grid takes KEY=V1,V2,... (e.g. model.optimizer.lr=0.1,0.01), got {item!r}")
-        grid[key] = [_number(v) for v in values.split(",")]
+        grid[key] = [_number(v) for v in _split_values(values)]
     return grid
 
 

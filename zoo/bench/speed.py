@@ -6,6 +6,7 @@ column names and are appended to a CSV.
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -44,13 +45,14 @@ def reference_net(name: str) -> tuple[str, torch.nn.Module] | None:
 
 def measure_speed(models: list[str], batches: list[int], precisions: list[str], channels_last: bool = False,
           image_size: int | None = None, device: str | None = None, rounds: int = 10, warmup: int = 3,
-          bench: str = "both") -> Iterator[dict[str, Any]]:
+          bench: str = "both", progress: Callable[[str, int, int], None] | None = None) -> Iterator[dict[str, Any]]:
     """One row per model, precision and batch size: median step times of zoo's net and the reference's.
 
     Forward steps (``torch.inference_mode``) and training steps (forward, cross-entropy, backward,
     SGD step) alternate between the two nets, `rounds` times after `warmup` steps each, so drift in
     the machine hits both alike. Mixed precision is ``torch.autocast`` with the dtype. A model with
-    an ImageNet reference is built with ``stem="imagenet"`` (the same layers).
+    an ImageNet reference is built with ``stem="imagenet"`` (the same layers). `progress` is called after each
+    step with what is timed (``"resnet18 fp32 batch 64 train"``), the steps done and the steps it takes.
     """
     from zoo.registry import MODELS, build_model, builder_arguments
     from zoo.version import __version__
@@ -94,7 +96,9 @@ def measure_speed(models: list[str], batches: list[int], precisions: list[str], 
                 for kind in kinds:
                     steps = {label: _step(net, x, y, kind, context) for label, net in nets.items()}
                     try:
-                        times = _alternate(steps, rounds, warmup, target.type == "cuda")
+                        what = f"{name} {precision} batch {batch} {kind}"
+                        times = _alternate(steps, rounds, warmup, target.type == "cuda",
+                                           None if progress is None else functools.partial(progress, what))
                     except (RuntimeError, ValueError) as exc:  # e.g. out of memory, a 1x1 map in training BatchNorm
                         raise InputError(
                             f"{name}: a {kind} step at batch {batch}, {size}x{size}, {precision} failed: "
@@ -131,13 +135,32 @@ def _step(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str,
     return train
 
 
-def _alternate(steps: dict[str, Callable[[], Any]], rounds: int, warmup: int, cuda: bool) -> dict[str, float]:
+def _alternate(steps: dict[str, Callable[[], Any]], rounds: int, warmup: int, cuda: bool,
+               progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
     """Median seconds per step of each, the steps taken in turn (a, b, a, b, ...) after `warmup` of each."""
+    total, done = (warmup + rounds) * len(steps), 0
     for step in steps.values():
         for _ in range(warmup):
             step()
+            done += 1
+            if progress is not None:
+                progress(done, total)
     times: dict[str, list[float]] = {label: [] for label in steps}
     for _ in range(rounds):
         for label, step in steps.items():
             times[label].append(_median_time(step, 1, cuda))
+            done += 1
+            if progress is not None:
+                progress(done, total)
     return {label: statistics.median(values) for label, values in times.items()}
+
+
+def implausible(row: dict[str, Any]) -> str | None:
+    """Why a row's figures cannot be right, or None: a training step (forward, backward and an optimizer step)
+    is never faster than a forward alone at the same batch; when it is, the machine was busy while it was timed."""
+    infer, train = row.get("infer_samples_per_sec"), row.get("train_samples_per_sec")
+    if infer is not None and train is not None and train > infer:
+        return (f"{row['model']} at batch {row['infer_batch_size']}: training ({train} img/s) timed faster than "
+                f"inference ({infer} img/s), which cannot be: something else was running; time it again on an "
+                "idle machine (more --rounds and --warmup steady the medians)")
+    return None
