@@ -339,6 +339,43 @@ def test_progress_bar_redraws_by_time_and_shows_short_metrics(monkeypatch):
     assert shown == {"loss": "1.235", "val_acc": "91.23%"}
 
 
+def test_epochs_are_counted_from_one_and_the_stop_line_follows_the_last_epoch(tmp_path, capsys):
+    """The terminal bar read ``Epoch 2`` on the last of 3 epochs while the printed lines said ``epoch 3/3``, and
+    Lightning's ```Trainer.fit` stopped`` line came before the last epoch's line (on the bar's, in a terminal)."""
+    import logging
+    import sys
+
+    import lightning as L
+
+    from zoo.callbacks import ProgressBar
+
+    bar = ProgressBar()
+    bar.terminal = True  # drawn as in a terminal, into the captured stdout
+    handler = logging.StreamHandler(sys.stdout)  # Lightning's lines beside the printed ones, in their order
+    logger = logging.getLogger("lightning.pytorch")
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+
+    def fit(epochs: int) -> str:
+        L.Trainer(max_epochs=epochs, limit_train_batches=2, limit_val_batches=1, callbacks=[bar], logger=False,
+                  enable_checkpointing=False, enable_model_summary=False, default_root_dir=tmp_path).fit(
+            zoo.create("linear", num_classes=10, in_chans=1, image_size=8), zoo.data.create("digits", image_size=8))
+        return capsys.readouterr().out
+
+    try:
+        drawn = fit(3)
+        bar.terminal = False  # and as the lines printed into a pipe
+        printed = fit(2)
+    finally:
+        logger.removeHandler(handler)
+        logger.level = level
+    assert "epoch 3/3: 100%" in drawn and "Epoch " not in drawn  # the bar's label (on stdout, as Lightning's)
+    assert printed.count("`Trainer.fit` stopped: `max_epochs=") == 1  # held back, then let through
+    assert "epoch 3/3" not in printed and printed.count("epoch 2/2 ") == 1
+    assert printed.index("epoch 2/2 ") < printed.index("`Trainer.fit` stopped: `max_epochs=2`")
+    assert logging.getLogger("lightning.pytorch.utilities.rank_zero").filters == []  # nothing left behind
+
+
 def test_the_commands_choices_are_the_librarys():
     """cli.py lists them itself so that `zoo cam --help` needs no torch; they must not drift apart."""
     from zoo import cam, cli, export

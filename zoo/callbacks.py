@@ -1,5 +1,6 @@
 """Callbacks that zoo's trainer defaults add (checkpoint, progress bar) or that every ImageClassifier brings."""
 
+import logging
 import math
 import sys
 import time
@@ -149,6 +150,7 @@ class Checkpoint(ModelCheckpoint):
     def state_key(self) -> str:
         """Lightning's key, kept until the settings it names change: Lightning asks for it at every hook of every
         step (to name the profiler's action) and builds it with a ``repr`` each time."""
+        # ModelCheckpoint's settings have no public names (tests/test_lightning_contract.py checks them)
         settings = (self.monitor, self.mode, self._every_n_train_steps, self._every_n_epochs, self._train_time_interval)
         if getattr(self, "_state_key", (None, ""))[0] != settings:
             self._state_key = (settings, super().state_key)
@@ -170,9 +172,25 @@ class Checkpoint(ModelCheckpoint):
             self._save_last_if_behind(trainer)
 
     def _save_last_if_behind(self, trainer: L.Trainer) -> None:
+        # Lightning saves last.ckpt only where it saves the monitored one and has no public way to ask for it
+        # (tests/test_lightning_contract.py checks the private names used here)
         if self.save_last and not self._should_skip_saving_checkpoint(trainer) and \
                 self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class _HoldBack(logging.Filter):
+    """Keeps Lightning's ```Trainer.fit` stopped: ...`` line, logged before the last epoch's hooks end, for later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("`Trainer.fit` stopped"):
+            self.held.append(record)
+            return False
+        return True
 
 
 class ProgressBar(TQDMProgressBar):
@@ -188,6 +206,7 @@ class ProgressBar(TQDMProgressBar):
 
     def __init__(self, refresh_seconds: float = 0.1, process_position: int = 0, leave: bool = False) -> None:
         super().__init__(refresh_rate=1, process_position=process_position, leave=leave)
+        self.leave = leave
         self.refresh_seconds = refresh_seconds
         self.terminal = sys.stdout.isatty()
         self._drawn = -math.inf
@@ -198,7 +217,7 @@ class ProgressBar(TQDMProgressBar):
     def is_disabled(self) -> bool:  # off a terminal: no bars, the epoch lines only
         return super().is_disabled or not self.terminal
 
-    def _should_update(self, current: int, total: int) -> bool:
+    def _should_update(self, current: int, total: int) -> bool:  # Lightning's hook (tests/test_lightning_contract.py)
         now = time.monotonic()
         if current == total or now - self._drawn >= self.refresh_seconds:
             self._drawn = now
@@ -210,11 +229,38 @@ class ProgressBar(TQDMProgressBar):
         shown = {"loss": f"{float(metrics['train_loss_step']):.3f}"} if "train_loss_step" in metrics else {}
         return shown | ({"val_acc": f"{100 * float(metrics['val_acc']):.2f}%"} if "val_acc" in metrics else {})
 
+    # Lightning logs "`Trainer.fit` stopped: `max_epochs=N` reached." as its fit loop ends, before the hook where the
+    # last epoch's line can be printed (and, in a terminal, onto the bar's line): it is held back for the fit's
+    # length (on the logger Lightning's rank_zero_info writes to) and let through after the last epoch's line.
+    _LIGHTNING_LOG = "lightning.pytorch.utilities.rank_zero"
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._hold = _HoldBack()
+        logging.getLogger(self._LIGHTNING_LOG).addFilter(self._hold)
+
+    def _let_through(self) -> None:
+        hold, self._hold = getattr(self, "_hold", None), None
+        if hold is not None:
+            logger = logging.getLogger(self._LIGHTNING_LOG)
+            logger.removeFilter(hold)
+            for record in hold.held:
+                logger.handle(record)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._let_through()
+
     def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
         if self._epoch_start is not None and trainer.current_epoch > 0:
             self._print_epoch(trainer, trainer.current_epoch - 1)
         self._epoch_start = time.monotonic()
-        super().on_train_epoch_start(trainer, *args)
+        # TQDMProgressBar's, with zoo's label: its own drew "Epoch 0" for the first epoch (counted from 0)
+        if self.leave:
+            self.train_progress_bar = self.init_train_tqdm()
+        total = self.total_train_batches
+        self.train_progress_bar.reset(total=None if total == math.inf else total)
+        self.train_progress_bar.initial = 0
+        self.train_progress_bar.set_description(self._epoch_label(trainer, trainer.current_epoch))  # as printed
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_seconds = time.monotonic() - (self._epoch_start or time.monotonic())
@@ -225,14 +271,20 @@ class ProgressBar(TQDMProgressBar):
         if self._epoch_start is not None:  # the last epoch: the module has logged its train metrics by now
             self._print_epoch(trainer, trainer.current_epoch - 1)
             self._epoch_start = None
+        self._let_through()
+
+    @staticmethod
+    def _epoch_label(trainer: L.Trainer, epoch: int) -> str:
+        """``epoch 3/30``: counted from 1, the bar and the printed lines alike."""
+        return f"epoch {epoch + 1}/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 \
+            else f"epoch {epoch + 1}"
 
     def _print_epoch(self, trainer: L.Trainer, epoch: int) -> None:
         """``epoch 3/30  63.2 s  train loss 0.4121 acc 85.21 %  val loss 0.3802 acc 86.40 %`` (off a terminal)."""
         if self.terminal or not trainer.is_global_zero or not self._enabled:
             return
         metrics = trainer.callback_metrics
-        parts = [f"epoch {epoch + 1}/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0
-                 else f"epoch {epoch + 1}", f"{self._epoch_seconds:.1f} s"]
+        parts = [self._epoch_label(trainer, epoch), f"{self._epoch_seconds:.1f} s"]
         for stage in ("train", "val"):
             loss = metrics.get("train_loss_epoch" if stage == "train" else "val_loss")
             acc = metrics.get(f"{stage}_acc")
