@@ -4,6 +4,7 @@ import gzip
 import json
 import pickle
 import struct
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -129,6 +130,24 @@ def test_missing_files_offline_say_what_to_put_where(tmp_path, monkeypatch):
                                        r"\(1\) download=True .*; or \(2\) put the four published files "
                                        r"\(train-images-idx3-ubyte.gz, "):
         zoo.data.create("mnist", data_dir=str(tmp_path), download=False).setup()
+
+
+def test_a_failed_download_leaves_nothing_behind(tmp_path, monkeypatch):
+    def half_download(url, download_root, filename, md5):  # the connection drops after part of the archive
+        Path(download_root).mkdir(parents=True, exist_ok=True)
+        (Path(download_root) / filename).write_bytes(b"the first bytes of an archive")
+        raise OSError("connection reset")
+
+    monkeypatch.setattr("zoo.data.cifar.download_and_extract_archive", half_download)
+    with pytest.raises(ZooError, match=r"could not be downloaded \(OSError: connection reset\)"):
+        zoo.data.create("cifar10", data_dir=str(tmp_path / "data" / "cifar")).setup()
+    assert list(tmp_path.iterdir()) == []  # no empty ./data, no half archive
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    with pytest.raises(ZooError, match="connection reset"):
+        zoo.data.create("cifar100", data_dir=str(mine)).setup()
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]  # what was there stays; only the download's file goes
 
 
 def test_folder_with_one_root_split_by_fractions_and_corrupt_files_skipped(tmp_path):

@@ -126,6 +126,8 @@ def test_the_command_line_lists_and_uses_the_shipped_weights(tmp_path):
     mean = ", ".join(f"{v:.4f}" for v in weights.normalization[0])
     assert f"zoo: normalizing as zoo:fashion_mnist expects (mean [{mean}]" in tested.stderr
     assert f"test accuracy: {weights.meta['top1']:.2f}%" in tested.stdout  # what the metadata states
+    run = tmp_path / "runs" / "lenet5-fashion_mnist"  # no version_N that looks like a training run without checkpoints
+    assert [p.name for p in run.iterdir()] == ["test"] and (run / "test" / "version_0" / "metrics.csv").is_file()
 
 
 def test_the_transfer_table_orderings_that_hold_with_a_clear_margin(tmp_path):

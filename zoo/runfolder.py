@@ -71,6 +71,11 @@ def lock_folder(folder: Path, what: str) -> None:
     _held[path] = fd
 
 
+def held() -> list[Path]:
+    """The folders this process holds locked (a fit's run folder, ``zoo bench``'s --out)."""
+    return [path.parent for path in _held]
+
+
 def release(folder: Path | None = None) -> None:
     """Drop this process's lock on `folder` (every lock it holds without one).
 

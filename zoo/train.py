@@ -50,9 +50,9 @@ from zoo.callbacks import ProgressBar  # noqa: E402
 from zoo.checkpoint import AtomicCheckpointIO, read_checkpoint  # noqa: E402
 from zoo.classifier import ImageClassifier, classifier_for  # noqa: E402
 from zoo.configs import find as find_config  # noqa: E402
-from zoo.errors import InputError, zoo_error_behind  # noqa: E402
+from zoo.errors import InputError, TrainingError, zoo_error_behind  # noqa: E402
 from zoo.registry import DATASETS, MODELS, ModelEntry, dataset_name  # noqa: E402
-from zoo.runfolder import claim_next_version, lock_folder, release  # noqa: E402
+from zoo.runfolder import claim_next_version, held, lock_folder, release  # noqa: E402
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")  # zoo predict is zoo's own (zoo/predict.py)
 DESCRIPTION = ("Train and evaluate a registered model (--model NAME, --model.help NAME) on a "
@@ -196,7 +196,7 @@ class RunLogger(CSVLogger):
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:
+        if self._experiment is None:  # CSVLogger's own private fields, as its experiment property uses them
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
@@ -286,7 +286,7 @@ def keep_rows_before(path: Path, step: int) -> int:
 
 
 class _AppendingWriter(ExperimentWriter):
-    def _check_log_dir_exists(self) -> None:
+    def _check_log_dir_exists(self) -> None:  # private ExperimentWriter hook: tests/test_lightning_contract.py
         if self._fs.isfile(self.metrics_file_path):  # keep the rows; new ones follow under the same header
             with self._fs.open(self.metrics_file_path, "r", newline="") as f:
                 self.metrics_keys = next(csv.reader(f), [])
@@ -335,7 +335,7 @@ class ZooCLI(LightningCLI):
             "checkpoint.save_last": True,
         })
 
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:  # private: contract test
         """``--trainer.enable_checkpointing false`` leaves out zoo's checkpoint callback; zoo's progress bar
         (:class:`zoo.callbacks.ProgressBar`) is added unless the bar is off or the user chose another, and
         checkpoints are written atomically (:class:`zoo.checkpoint.AtomicCheckpointIO`) unless the user chose
@@ -361,7 +361,7 @@ class ZooCLI(LightningCLI):
             config = {**config, "default_root_dir": str(next_run_folder(self.config[self.subcommand]))}
         return super()._instantiate_trainer(config, callbacks)
 
-    def _parse_ckpt_path(self) -> None:
+    def _parse_ckpt_path(self) -> None:  # private LightningCLI hook: tests/test_lightning_contract.py
         """With ``--ckpt_path``, rebuild the checkpoint's model: its registry name and arguments win.
 
         Replaces Lightning's version, which reads the hyperparameter layout LightningCLI writes;
@@ -419,18 +419,22 @@ class ZooCLI(LightningCLI):
         lock_folder(folder, "zoo fit")
 
     def _evaluate_beside_the_run(self, config: Any) -> None:
-        """``zoo test``/``validate`` of ``runs/NAME/version_K/checkpoints/X.ckpt`` log into ``.../version_K/test``.
+        """``zoo test``/``validate`` of ``runs/NAME/version_K/checkpoints/X.ckpt`` log into ``.../version_K/test``,
+        of published weights (or any other checkpoint) into ``runs/NAME/test``.
 
-        Not a new ``version_N`` among the training runs (zoo's Checkpoint callback skips restoring its
-        state in an evaluation, so Lightning does not warn that its dirpath changed).
+        Never a new ``version_N`` among the training runs, which would look like a run without checkpoints (zoo's
+        Checkpoint callback skips restoring its state in an evaluation, so Lightning does not warn that its dirpath
+        changed).
         """
         logger = config.trainer.get("logger")
         args = getattr(logger, "init_args", None)
-        ckpt = config.get("ckpt_path")
-        if not ckpt or Path(ckpt).parent.name != "checkpoints":
+        if args is None or not str(logger.class_path).endswith(RunLogger.__name__) or args.get("save_dir") != "runs":
             return
-        if args is not None and str(logger.class_path).endswith(RunLogger.__name__) and args.get("save_dir") == "runs":
+        ckpt = config.get("ckpt_path")
+        if ckpt and Path(ckpt).parent.name == "checkpoints":
             args.save_dir, args.name, args.version = str(Path(ckpt).parent.parent), self.subcommand, None
+        else:  # published weights or an untrained net: beside the training runs of that model and data, not among them
+            args.save_dir, args.name, args.version = str(Path("runs") / args.get("name", "")), self.subcommand, None
 
     def _resume_last(self, config: Any) -> None:
         """``fit --ckpt_path last``: continue the newest run of this name that has a ``last.ckpt``, in its folder.
@@ -639,13 +643,31 @@ class _DropAdvertisement(logging.Filter):
 _DROP_ADVERTISEMENT = _DropAdvertisement()
 
 
+def peer_lost(exc: BaseException) -> bool:
+    """Whether `exc` is a collective failing because another process of a distributed run went away."""
+    return bool(re.search(r"Connection (closed|reset) by peer|NCCL communicator was aborted", str(exc)))
+
+
+_ADVERTISING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch")
+
+
 def run_lightning(argv: list[str]) -> ZooCLI:
-    # deprecations inside Lightning's own calls of torch and jsonargparse: nothing a zoo user can act on
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    # val_split=0 (no validation, as the speed record trains) leaves an empty validation loader, on purpose
-    warnings.filterwarnings("ignore", message=r"Total length of `DataLoader` across ranks is zero")
-    for handler_logger in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
-        logging.getLogger(handler_logger).addFilter(_DROP_ADVERTISEMENT)  # a no-op if already there
+    """``zoo fit|validate|test`` with `argv`; the warnings and log lines it silences are silenced for the call only."""
+    with warnings.catch_warnings():
+        # deprecations inside Lightning's own calls of torch and jsonargparse: nothing a zoo user can act on
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        # val_split=0 (no validation, as the speed record trains) leaves an empty validation loader, on purpose
+        warnings.filterwarnings("ignore", message=r"Total length of `DataLoader` across ranks is zero")
+        for name in _ADVERTISING_LOGGERS:
+            logging.getLogger(name).addFilter(_DROP_ADVERTISEMENT)
+        try:
+            return _run_lightning(argv)
+        finally:
+            for name in _ADVERTISING_LOGGERS:
+                logging.getLogger(name).removeFilter(_DROP_ADVERTISEMENT)
+
+
+def _run_lightning(argv: list[str]) -> ZooCLI:
     ZooCLI.user_chose_data = bool({"--data", "--config", "-c"} & {a.split("=", 1)[0] for a in argv})
     ZooCLI.given = given_options(argv)
 
@@ -658,6 +680,15 @@ def run_lightning(argv: list[str]) -> ZooCLI:
         cli = _zoo_cli()
     except MisconfigurationException as exc:  # Lightning's own check of a value (--trainer.max_epochs -5): one line
         raise InputError(str(exc).strip().splitlines()[0]) from None
+    except RuntimeError as exc:
+        if not peer_lost(exc):
+            raise
+        where = "; ".join(f"its checkpoints are in {folder}" for folder in held()) or "its checkpoints are where " \
+            "global rank 0 runs"
+        reason = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip().splitlines()[0])  # without Gloo's source path
+        raise TrainingError(f"another process of this run stopped (the link to it failed: "
+                            f"{reason.split('. ')[0][:160]}); {where}: once every machine is back, "
+                            "run the same command on each with --ckpt_path last to resume") from None
     except (argparse.ArgumentError, ValueError) as exc:  # the parser's (exit_on_error=False), not the fit's
         message = str(exc)
         if zoo_error_behind(exc) is not None:  # zoo's own error, raised while the parser built a class: as it is

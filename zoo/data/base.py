@@ -5,7 +5,11 @@ normalizes them, and augments training batches, after they reach the device. Ima
 are indexed a whole batch at a time (no per-sample Python); a folder decodes its files per sample.
 """
 
-from collections.abc import Callable
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -372,6 +376,26 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader(self.test_set)
 
 
+@contextlib.contextmanager
+def undone_on_failure(data_dir: str | os.PathLike) -> Iterator[None]:
+    """Remove what a failed download made in `data_dir`: the folder itself (and its parents) if it did not exist,
+    else the entries new in it (a half-written archive, an empty ``cifar-10-batches-py``). Nothing that was there
+    before is touched; a failed ``zoo fit --data cifar10`` offline leaves no empty ``./data``."""
+    root = Path(data_dir)
+    made = [p for p in (root, *root.parents) if not p.exists()]
+    before = set(os.listdir(root)) if not made else set()
+    try:
+        yield
+    except BaseException:
+        if made:
+            shutil.rmtree(made[-1], ignore_errors=True)  # the outermost folder this download made
+        else:
+            for name in set(os.listdir(root)) - before:
+                path = root / name
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
+
+
 class DownloadedDataModule(ImageDataModule):
     """A dataset whose files live in `data_dir` and can be downloaded: checked (and fetched) in one place.
 
@@ -394,4 +418,5 @@ class DownloadedDataModule(ImageDataModule):
         self.ensure_files()
 
 
-__all__ = ["DownloadedDataModule", "ImageDataModule", "TensorImages", "channel_stats", "resize", "split_train_val"]
+__all__ = ["DownloadedDataModule", "ImageDataModule", "TensorImages", "channel_stats", "resize", "split_train_val",
+           "undone_on_failure"]

@@ -18,7 +18,7 @@ import torch
 from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.datasets.utils import download_and_extract_archive
 
-from zoo.data.base import DownloadedDataModule, resize
+from zoo.data.base import DownloadedDataModule, resize, undone_on_failure
 from zoo.errors import InputError, ZooError
 from zoo.registry import register_datamodule
 
@@ -79,8 +79,9 @@ class CIFARDataModule(DownloadedDataModule):
         reason = "download=False"
         if self.download:
             try:
-                download_and_extract_archive(self.source.url, self.data_dir, filename=self.source.filename,
-                                             md5=self.source.tgz_md5)
+                with undone_on_failure(self.data_dir):
+                    download_and_extract_archive(self.source.url, self.data_dir, filename=self.source.filename,
+                                                 md5=self.source.tgz_md5)
                 return
             except Exception as exc:  # offline
                 reason = f"it could not be downloaded ({type(exc).__name__}: {exc})"

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torchvision import datasets
 
-from zoo.data.base import DownloadedDataModule, resize
+from zoo.data.base import DownloadedDataModule, resize, undone_on_failure
 from zoo.errors import InputError, ZooError
 from zoo.registry import register_datamodule
 
@@ -109,8 +109,9 @@ class MNISTLikeDataModule(DownloadedDataModule):
             return folder
         if self.download:
             try:
-                for train in (True, False):  # torchvision downloads into <data_dir>/<Name>/raw, md5-checked
-                    self.dataset(self.data_dir, train=train, download=True)
+                with undone_on_failure(self.data_dir):
+                    for train in (True, False):  # torchvision downloads into <data_dir>/<Name>/raw, md5-checked
+                        self.dataset(self.data_dir, train=train, download=True)
             except Exception as exc:  # offline: URLError, timeouts, a mirror's HTTP error
                 reason = f"it could not be downloaded ({type(exc).__name__}: {exc})"
             else:
