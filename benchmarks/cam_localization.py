@@ -1,6 +1,8 @@
 """How well each CAM method localizes, per family: trains on cluttered_digits, scores the test split.
 
-For each model: train for --epochs on cluttered_digits (seed 0), then on the 720 test images
+For each model: train for --epochs on cluttered_digits exactly as ``zoo fit --model NAME --data cluttered_digits
+--trainer.max_epochs EPOCHS`` does (zoo.fit: seed 0, zoo's default recipe, the best validation checkpoint kept,
+which docs/cam.md's first command is), then with that checkpoint on the 720 test images
 (targets: the true classes) report test accuracy, the pointing game (the map's peak inside the
 digit's box) and the box IoU (largest region above 20 % of the peak, the CAM paper's rule) for
 CAM, Grad-CAM and Grad-CAM++. Two maps that need no model give the floor: the image itself (its
@@ -10,10 +12,10 @@ brightest pixel) and a centred Gaussian. Writes a Markdown table and one Grad-CA
 """
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
-import lightning as L
 import torch
 
 import zoo
@@ -43,20 +45,20 @@ def main() -> None:
     x, y, boxes = *data.normalized("test"), data.boxes["test"]
     floor = ["| map without a model | pointing game | box IoU |", "|---|---|---|"]
     floor += [f"| {name} | {s['pointing_game']:.3f} | {s['box_iou']:.3f} |" for name, s in baselines(data).items()]
-    rows = []
+    rows, runs = [], tempfile.mkdtemp(prefix="cam_localization_")
+    Path(args.images).mkdir(parents=True, exist_ok=True)
     for spec in args.models.split(","):
         name, epochs, init = (spec.split(":") + ["", ""])[:3]
         epochs = int(epochs or args.epochs)
-        L.seed_everything(0, verbose=False)
-        options = {"stem": "cifar"} if name in ("alexnet", "resnet18", "densenet121") else {}
-        options.update({"init": init} if init else {})
-        model = zoo.create(name, num_classes=10, in_chans=1, image_size=64, **options)
-        trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False)
+        options = {"trainer.max_epochs": epochs, "trainer.enable_progress_bar": False,
+                   "trainer.logger.init_args.save_dir": runs}
+        options.update({"model.stem": "cifar"} if name in ("alexnet", "resnet18", "densenet121") else {})
+        options.update({"model.init": init} if init else {})
         start = time.perf_counter()
-        trainer.fit(model, data)
+        result = zoo.fit(name, "cluttered_digits", options)
         minutes = (time.perf_counter() - start) / 60
-        accuracy = trainer.test(model, data, verbose=False)[0]["test_acc"]
+        model = zoo.ImageClassifier.load_from_checkpoint(result.checkpoint).eval()
+        accuracy = result.test_acc / 100
         cells = []
         for method in METHODS:
             try:

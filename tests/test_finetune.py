@@ -10,7 +10,7 @@ import pytest
 import timm
 import torch
 import torchvision.models as tvm
-from conftest import run_zoo
+from conftest import _offline, run_zoo
 from safetensors.torch import save_file
 from timm.models import adapt_input_conv as timm_adapt_input_conv
 from torch import nn
@@ -19,26 +19,6 @@ import zoo
 from zoo.errors import CheckpointError, InputError, ZooError
 from zoo.finetune import Finetune, backbone_stages, training_stages
 from zoo.weights import adapt_input_conv, load_weights
-
-
-def _offline(*args, **kwargs):
-    raise OSError("no network")
-
-
-@pytest.fixture
-def imagenet_resnet18(tmp_path, monkeypatch):
-    """torchvision's resnet18 weights file, in the cache where torchvision:IMAGENET1K_V1 reads it.
-
-    A seeded random torchvision resnet18 stands in for the download: the same file name, format and keys.
-    """
-    torch.manual_seed(0)
-    reference = tvm.resnet18().eval()
-    cache = tmp_path / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    torch.save(reference.state_dict(), cache / Path(tvm.ResNet18_Weights.IMAGENET1K_V1.url).name)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "download_url_to_file", _offline)
-    return reference
 
 
 def test_torchvision_weights_go_into_a_zoo_resnet_with_a_new_head(imagenet_resnet18):
