@@ -121,6 +121,7 @@ class Finetune(L.Callback):
             final.requires_grad_(True)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # DDPStrategy keeps its DistributedDataParallel arguments private (tests/test_lightning_contract.py)
         ddp = getattr(trainer.strategy, "_ddp_kwargs", None)
         if isinstance(ddp, dict) and self.strategy not in (None, "full"):
             ddp["find_unused_parameters"] = True  # frozen stages give no gradients; DDP must not wait for them
