@@ -207,6 +207,7 @@ class ProgressBar(TQDMProgressBar):
     def __init__(self, refresh_seconds: float = 0.1, process_position: int = 0, leave: bool = False) -> None:
         super().__init__(refresh_rate=1, process_position=process_position, leave=leave)
         self.leave = leave
+        self.stop_line: _HoldBack | None = None  # a public name of zoo's: none of Lightning's private ones
         self.refresh_seconds = refresh_seconds
         self.terminal = sys.stdout.isatty()
         self._drawn = -math.inf
@@ -236,11 +237,11 @@ class ProgressBar(TQDMProgressBar):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
-        self._hold = _HoldBack()
-        logging.getLogger(self._LIGHTNING_LOG).addFilter(self._hold)
+        self.stop_line = _HoldBack()
+        logging.getLogger(self._LIGHTNING_LOG).addFilter(self.stop_line)
 
     def _let_through(self) -> None:
-        hold, self._hold = getattr(self, "_hold", None), None
+        hold, self.stop_line = self.stop_line, None
         if hold is not None:
             logger = logging.getLogger(self._LIGHTNING_LOG)
             logger.removeFilter(hold)
