@@ -19,15 +19,51 @@ from torchvision.transforms import v2
 from zoo.data.files import normalize
 from zoo.errors import InputError
 
-PRESETS = ("none", "crop", "standard", "autoaugment", "randaugment", "trivialaugment")
-POLICIES = {"autoaugment": v2.AutoAugment, "randaugment": v2.RandAugment, "trivialaugment": v2.TrivialAugmentWide}
-LARGE = 64  # from this size up, "standard" is a random-resized crop (ImageNet style) instead of pad-and-crop
+LARGE = 64  # from this size up, a preset's random crop is random-resized (ImageNet style), not pad-and-crop
 
 
-def check_preset(name: str) -> str:
-    if name not in PRESETS:
+@dataclass(frozen=True)
+class Preset:
+    """What an augmentation preset does: the one place each preset is described.
+
+    Attributes:
+        crops: random crops: zero-padded by 1/8 of the size and cropped back on the device below :data:`LARGE`
+            pixels, a random-resized crop in the DataLoader from there up (unless `pads_always`).
+        pads_always: the padded crop at every size, never the random-resized one ("crop", for digits and scans).
+        flips: random horizontal flips (not for digits: mirrored digits are other shapes).
+        policy: torchvision's per-image policy (AutoAugment, RandAugment, TrivialAugment), or None.
+    """
+
+    crops: bool = False
+    pads_always: bool = False
+    flips: bool = False
+    policy: Callable[[], v2.Transform] | None = None
+
+    def resized_crop(self, image_size: int) -> bool:
+        """Whether images of this size get the random-resized crop (in the DataLoader) instead of the padded one."""
+        return self.crops and not self.pads_always and image_size >= LARGE
+
+    def padding(self, image_size: int) -> int:
+        """The padded crop's padding on the device: 1/8 of the size (4 pixels at 32), 0 when it does not pad."""
+        return max(1, image_size // 8) if self.crops and not self.resized_crop(image_size) else 0
+
+
+PRESET = {
+    "none": Preset(),
+    "crop": Preset(crops=True, pads_always=True),
+    "standard": Preset(crops=True, flips=True),
+    "autoaugment": Preset(crops=True, flips=True, policy=v2.AutoAugment),
+    "randaugment": Preset(crops=True, flips=True, policy=v2.RandAugment),
+    "trivialaugment": Preset(crops=True, flips=True, policy=v2.TrivialAugmentWide),
+}
+PRESETS = tuple(PRESET)
+
+
+def preset(name: str) -> Preset:
+    """The preset called `name`, or an InputError listing them."""
+    if name not in PRESET:
         raise InputError(f"unknown augment {name!r}; choose one of: {', '.join(PRESETS)}")
-    return name
+    return PRESET[name]
 
 
 def random_crop(x: torch.Tensor, padding: int, flip: bool = False) -> torch.Tensor:
@@ -135,33 +171,19 @@ class BatchAugment:
         return x, y
 
 
-def batch_padding(preset: str, image_size: int) -> int:
-    """Random-crop padding of a preset on the device: 1/8 of the size (4 pixels at 32).
-
-    ``crop`` pads at any size; the other presets only below 64 pixels (above, they random-resize-crop).
-    """
-    if preset == "none" or (preset != "crop" and image_size >= LARGE):
-        return 0
-    return max(1, image_size // 8)
-
-
-def batch_flip(preset: str) -> bool:
-    """Whether a preset flips on the device ("crop" never flips: mirrored digits are other shapes)."""
-    return preset not in ("none", "crop")
-
-
-def sample_transform(preset: str, image_size: int, color_jitter: float = 0.0) -> v2.Transform | None:
-    """The per-image part of a preset, run in the DataLoader on uint8 images (None when there is none).
+def sample_transform(name: str, image_size: int, color_jitter: float = 0.0) -> v2.Transform | None:
+    """The per-image part of preset `name`, run in the DataLoader on uint8 images (None when there is none).
 
     Large images (from 64 pixels) get the random-resized crop of the ImageNet recipes and a flip here;
     small ones get their crop and flip on the device. Then the policy (AutoAugment, RandAugment,
     TrivialAugment) and color jitter, which torchvision draws per image.
     """
+    chosen = preset(name)
     steps: list[v2.Transform] = []
-    if preset != "none" and preset != "crop" and image_size >= LARGE:
+    if chosen.resized_crop(image_size):
         steps += [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
-    if preset in POLICIES:
-        steps.append(POLICIES[preset]())
+    if chosen.policy is not None:
+        steps.append(chosen.policy())
     if color_jitter > 0:
         steps.append(v2.ColorJitter(color_jitter, color_jitter, color_jitter))
     return v2.Compose(steps) if steps else None

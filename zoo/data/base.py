@@ -21,7 +21,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
-from zoo.data.augment import BatchAugment, batch_flip, batch_padding, check_preset, sample_transform
+from zoo.data.augment import BatchAugment, preset, sample_transform
 from zoo.errors import InputError, check_count
 
 
@@ -181,7 +181,7 @@ class ImageDataModule(L.LightningDataModule):
             raise InputError(f"train_per_class must be a positive integer (or unset for all), got {train_per_class!r}")
         if folds < 1:
             raise InputError(f"folds must be 1 (no cross-validation) or more, got {folds!r}")
-        check_preset(augment)
+        preset(augment)  # a name it knows, before anything is loaded
         self.common_arguments = {
             "batch_size": batch_size, "val_split": val_split, "split_seed": split_seed, "num_workers": num_workers,
             "pin_memory": pin_memory, "drop_last": drop_last, "augment": augment, "erasing": erasing,
@@ -290,7 +290,7 @@ class ImageDataModule(L.LightningDataModule):
     @property
     def batch_augment(self) -> BatchAugment:
         return BatchAugment(
-            self.mean, self.std, padding=batch_padding(self.augment, self.image_size), flip=batch_flip(self.augment),
+            self.mean, self.std, padding=preset(self.augment).padding(self.image_size), flip=preset(self.augment).flips,
             erasing=self.erasing, mixup=self.mixup, cutmix=self.cutmix, num_classes=self.num_classes,
         )
 

@@ -15,6 +15,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
 from zoo.atomic import atomic_path
+from zoo.data.augment import preset
 from zoo.data.base import ImageDataModule, channel_stats, check_image_size, split_train_val
 from zoo.data.files import UNREADABLE, decoded, printable
 from zoo.errors import InputError
@@ -146,7 +147,7 @@ class FolderDataModule(ImageDataModule):
 
     def _train_transform(self) -> v2.Transform:
         extra = self.sample_transform()
-        if self.image_size >= 64 and self.augment not in ("none", "crop"):
+        if preset(self.augment).resized_crop(self.image_size):
             return v2.Compose([v2.PILToTensor(), extra])  # the preset crops (random-resized) to image_size
         return v2.Compose([self._eval_transform(), *([extra] if extra else [])])
 
