@@ -112,7 +112,7 @@ def source_net(model: str, budget: Budget, folder: Path) -> tuple[Path, dict]:
     acc = trainer(1).test(net, data, verbose=False)[0]["test_acc"]
     return path, {"model": model, "target": "source", "amount": "all", "strategy": "source", "seed": 0,
                   "test_acc": round(100 * acc, 2), "train_images": len(data.train_set),
-                  "steps": zoo.checkpoint.read_checkpoint(path)["global_step"], "seconds": seconds}
+                  "steps": zoo.checkpoint.CheckpointRecord.read(path).global_step, "seconds": seconds}
 
 
 def target_data(target: str, amount: str, seed: int, budget: Budget) -> L.LightningDataModule:

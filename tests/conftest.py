@@ -27,6 +27,65 @@ def run_zoo(*args: str, cwd: Path, env: dict | None = None, timeout: int = 300) 
     )
 
 
+def zoo_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The `zoo` command run in this process (``zoo.cli.main``), for tests of what a command does rather than of
+    the process it runs in (those use :func:`run_zoo`: kills, signals, resumes of a killed run, the console script):
+    it spares the fresh interpreter's import of torch and Lightning.
+
+    Returns what :func:`run_zoo` does: the exit code (``SystemExit``'s; an exception that escapes: 1, with its
+    traceback in stderr, as Python would print it), stdout and stderr, Lightning's log lines included. The working
+    folder, environment, random states, warning display and Lightning's log streams are as they were afterwards.
+    """
+    import contextlib
+    import io
+    import traceback
+    import warnings
+
+    from zoo.checkpoint import restore_rng_states, rng_states
+    from zoo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    folder, environment, states, shown = os.getcwd(), dict(os.environ), rng_states(), warnings.showwarning
+    lightning = logging.getLogger("lightning")
+    level = lightning.level
+    streams = [(h, h.stream) for name in ("lightning", "lightning.pytorch", "lightning.fabric")
+               for h in logging.getLogger(name).handlers if isinstance(h, logging.StreamHandler)]
+    # Lightning prints its log lines through a handler of its own only when the root logger has none at its import;
+    # under pytest they go to pytest's: here they go to the command's stderr, as in a fresh process
+    printer = logging.StreamHandler(err) if not streams else None
+    code = 0
+    try:
+        os.chdir(cwd)
+        lightning.setLevel(logging.NOTSET)  # as in the command: Lightning's own level (the autouse fixture quiets it)
+        for handler, _ in streams:
+            handler.setStream(err)
+        if printer is not None:
+            lightning.addHandler(printer)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("default", UserWarning)  # shown once per place in this run, as in a fresh process
+            try:
+                main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if isinstance(exc.code, str):  # sys.exit("...") prints it, as Python does
+                    print(exc.code, file=err)
+            except Exception:
+                traceback.print_exc(file=err)
+                code = 1
+    finally:
+        os.chdir(folder)
+        os.environ.clear()
+        os.environ.update(environment)
+        restore_rng_states(states)
+        warnings.showwarning = shown
+        lightning.setLevel(level)
+        if printer is not None:
+            lightning.removeHandler(printer)
+        for handler, stream in streams:
+            handler.setStream(stream)
+    return subprocess.CompletedProcess(["zoo", *args], code, out.getvalue(), err.getvalue())
+
+
 def _offline(*args, **kwargs):
     raise OSError("no network")
 

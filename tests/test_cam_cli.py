@@ -10,14 +10,14 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 import zoo
-from tests.conftest import run_zoo
+from tests.conftest import zoo_here
 from zoo.data.digits import digits_split
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("cam")
-    proc = run_zoo("fit", "--model", "resnet20", "--data", "cluttered_digits", "--trainer.max_epochs", "3",
+    proc = zoo_here("fit", "--model", "resnet20", "--data", "cluttered_digits", "--trainer.max_epochs", "3",
                    "--trainer.callbacks+=zoo.cam.CAMLogger", "--trainer.callbacks.every_n_epochs", "1", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd, cwd / "runs" / "resnet20-cluttered_digits" / "version_0"
@@ -32,7 +32,7 @@ def test_cam_logger_draws_every_epoch(trained):
 
 def test_gradcam_points_at_the_digit(trained):
     cwd, run = trained
-    proc = run_zoo("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--evaluate", "--n", "16",
+    proc = zoo_here("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--evaluate", "--n", "16",
                    "--out", "out", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     scores = {m: float(p) for m, p in re.findall(r"^(cam|gradcam|gradcam\+\+)\s+([\d.]+)\s+[\d.]+$", proc.stdout, re.M)}
@@ -42,7 +42,7 @@ def test_gradcam_points_at_the_digit(trained):
     rows = list(csv.DictReader(open(cwd / "out" / "localization.csv")))
     assert [r["method"] for r in rows] == ["cam", "gradcam", "gradcam++"] and rows[0]["model"] == "resnet20"
     assert (cwd / "out" / "gradcam.png").is_file()
-    again = run_zoo("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--n", "4", "--out", "out", cwd=cwd)
+    again = zoo_here("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--n", "4", "--out", "out", cwd=cwd)
     assert again.returncode == 2 and "exists; give --overwrite to replace it" in again.stderr  # as zoo export does
 
 
@@ -63,7 +63,8 @@ def test_the_library_draws_and_scores_what_the_command_does(trained, tmp_path, m
     assert len(loads) == 1  # as `zoo cam --evaluate` does both: one load of the checkpoint (and of its data)
     assert n == 720 and csv_path == tmp_path / "localization.csv"  # 360 test scans, 2 placements each
     assert scores["gradcam"]["pointing_game"] >= 0.9
-    with pytest.raises(zoo.ZooError, match="data has image_size=32 but the model takes 64; .* --set image_size=64"):
+    refused = "the data has image_size=32 but the model takes image_size=64; .* --set image_size=64"
+    with pytest.raises(zoo.ZooError, match=refused):
         evaluate_checkpoint(best, data="digits", out=tmp_path)  # refused before any net sees the data
     with pytest.raises(zoo.ZooError, match="dataset 'digits' has no object boxes"):
         evaluate_checkpoint(best, data="digits", out=tmp_path, arguments={"image_size": 64})
@@ -79,7 +80,7 @@ def test_cam_on_image_files_skips_what_is_not_an_image(trained, tmp_path):
     for i, image in enumerate(x):
         Image.fromarray((image[0].clamp(0, 1).numpy() * 255).astype(np.uint8)).save(folder / f"digit{i}.png")
     (folder / "broken.png").write_bytes(b"not a png")
-    proc = run_zoo("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--images", str(folder),
+    proc = zoo_here("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--images", str(folder),
                    "--method", "gradcam++", "--evaluate", "--out", str(tmp_path / "out"), cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "skipping" in proc.stderr and "broken.png" in proc.stderr
@@ -91,20 +92,21 @@ def test_cam_on_image_files_skips_what_is_not_an_image(trained, tmp_path):
 
 def test_test_subcommand_uses_the_checkpoints_own_data(trained):
     cwd, run = trained
-    proc = run_zoo("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), cwd=cwd)  # no --model, no --data
+    proc = zoo_here("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), cwd=cwd)  # no --model, no --data
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.search(r"^test accuracy: \d+\.\d\d%", proc.stdout, re.M)
-    proc = run_zoo("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--data", "digits", cwd=cwd)
+    proc = zoo_here("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--data", "digits", cwd=cwd)
     assert proc.returncode == 2
-    assert "the checkpoint was trained with image_size=64 but the data gives image_size=32" in proc.stderr
+    assert ("the data has image_size=32 but the model takes image_size=64; use data that matches the checkpoint"
+            in proc.stderr)
 
 
 def test_cam_errors(trained):
     cwd, run = trained
     best = str(run / "checkpoints" / "best.ckpt")
-    proc = run_zoo("cam", "--ckpt_path", best, "--data", "digits", "--set", "image_size=64", "--evaluate", cwd=cwd)
+    proc = zoo_here("cam", "--ckpt_path", best, "--data", "digits", "--set", "image_size=64", "--evaluate", cwd=cwd)
     assert proc.returncode == 2 and "dataset 'digits' has no object boxes" in proc.stderr
-    proc = run_zoo("cam", "--ckpt_path", best, "--images", "nowhere", cwd=cwd)
+    proc = zoo_here("cam", "--ckpt_path", best, "--images", "nowhere", cwd=cwd)
     assert proc.returncode == 2 and "'nowhere' is neither a file nor a directory" in proc.stderr
 
 

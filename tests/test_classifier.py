@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.checkpoint import read_checkpoint
+from zoo.checkpoint import CheckpointRecord, read_checkpoint
 from zoo.errors import CheckpointError, InputError
 from zoo.losses import multiclass_hinge_loss
 
@@ -45,7 +45,7 @@ def _trainer(tmp_path, **kwargs):
                      enable_model_summary=False, **kwargs)
 
 
-def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
+def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, monkeypatch):
     L.seed_everything(0)
     data = zoo.data.create("digits", batch_size=128)
     model = zoo.create("mlp", num_classes=10, in_chans=1, image_size=32, hidden=[64], dropout=0.1,
@@ -59,6 +59,23 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
     assert recorded["name"] == "digits" and recorded["arguments"]["batch_size"] == 128
     assert recorded["mean"] == data.mean and recorded["class_names"] == data.class_names
     assert isinstance(zoo.data.create(recorded["name"], **recorded["arguments"]), type(data))
+
+    # the typed record every consumer reads: the same facts, the net's arguments apart from the classifier's
+    record = CheckpointRecord.read(path)
+    assert (record.model, record.num_classes, record.in_chans, record.image_size) == ("mlp", 10, 1, 32)
+    assert record.net_arguments == {"hidden": [64], "dropout": 0.1} and record.probe_stage is None
+    assert record.data.name == "digits" and record.data.mean == data.mean and record.labels == data.class_names
+    assert record.optimizer["class_path"] == "torch.optim.SGD" and record.optimizer["init_args"]["lr"] == 0.05
+    assert (record.epoch, record.global_step) == (trainer.current_epoch, trainer.global_step)
+    x = next(iter(data.test_dataloader()))[0]
+    model.eval()
+    assert torch.equal(record.net().eval()(x), model(x))
+    reads = []
+    monkeypatch.setattr(zoo.checkpoint, "read_checkpoint", lambda p: reads.append(p) or read_checkpoint(p))
+    from zoo.features import dataset_features
+
+    name, features = dataset_features(path, splits=("test",))  # the net, its data, its sizes: one read
+    assert len(reads) == 1 and name == "digits" and features["test_features"].shape == (360, 64)
 
     loaded = zoo.ImageClassifier.load_from_checkpoint(path)
     assert type(loaded.net) is type(model.net) and loaded.hparams == model.hparams
@@ -82,11 +99,14 @@ def test_checkpoint_errors_are_clear(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="was not written by zoo"):
         zoo.ImageClassifier.load_from_checkpoint(tmp_path / "other.ckpt")
+    torch.save({"state_dict": {}, "hyper_parameters": {"model": "mlp"}, "zoo": {}}, tmp_path / "edited.ckpt")
+    with pytest.raises(CheckpointError, match="does not name its model and sizes"):
+        zoo.ImageClassifier.load_from_checkpoint(tmp_path / "edited.ckpt")
 
 
 def test_data_that_does_not_fit_the_model_stops_before_training(tmp_path):
     model = zoo.create("lenet5", num_classes=5, in_chans=1)
-    with pytest.raises(InputError, match="the data has num_classes=10 but the model was built with num_classes=5"):
+    with pytest.raises(InputError, match="the data has num_classes=10 but the model takes num_classes=5"):
         _trainer(tmp_path, max_epochs=1).fit(model, zoo.data.create("digits"))
 
 

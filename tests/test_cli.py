@@ -7,7 +7,7 @@ import torch
 import yaml
 
 import zoo
-from tests.conftest import run_zoo
+from tests.conftest import run_zoo, zoo_here
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +45,9 @@ def test_fit_trains_tests_and_leaves_a_run_directory(fitted):
 def test_test_subcommand_rebuilds_the_model_from_the_checkpoint(fitted):
     cwd, proc = fitted
     best = cwd / "runs" / "lenet5-digits" / "version_0" / "checkpoints" / "best.ckpt"
-    again = run_zoo("test", "--ckpt_path", str(best), cwd=cwd)  # no --model: it comes from the checkpoint
+    again = zoo_here("test", "--ckpt_path", str(best), cwd=cwd)  # no --model: it comes from the checkpoint
     assert again.returncode == 0, again.stderr[-3000:]
-    other = run_zoo("fit", "--model", "resnet20", "--ckpt_path", str(best), cwd=cwd)
+    other = zoo_here("fit", "--model", "resnet20", "--ckpt_path", str(best), cwd=cwd)
     assert other.returncode == 2 and other.stderr.strip().splitlines()[-1] == (
         f"zoo: error: the checkpoint {best} holds a lenet5, but --model resnet20 was given; leave --model out (the "
         "checkpoint's model is rebuilt) or give a checkpoint of a resnet20")
@@ -68,7 +68,7 @@ def test_saved_config_reruns_the_same_job(fitted):
     assert saved["data"]["class_path"] == "zoo.data.digits.DigitsDataModule"
     assert saved["trainer"]["max_epochs"] == 12 and saved["seed_everything"] == 0
     assert saved["trainer"]["logger"]["init_args"]["version"] is None  # the re-run claims a folder of its own
-    proc = run_zoo("fit", "--config", str(config), "--trainer.max_epochs", "1", cwd=cwd)
+    proc = zoo_here("fit", "--config", str(config), "--trainer.max_epochs", "1", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rerun = yaml.safe_load((cwd / "runs" / "lenet5-digits" / "version_1" / "config.yaml").read_text())
     assert rerun["model"] == saved["model"]
@@ -85,7 +85,7 @@ def _import(path: str):
 
 
 def test_print_config_shows_net_arguments_and_links(tmp_path):
-    proc = run_zoo("fit", "--model", "mlp", "--model.hidden", "[32]", "--model.dropout", "0.2",
+    proc = zoo_here("fit", "--model", "mlp", "--model.hidden", "[32]", "--model.dropout", "0.2",
                    "--data", "digits", "--data.image_size", "16", "--print_config", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     config = yaml.safe_load(proc.stdout)
@@ -99,14 +99,14 @@ def test_print_config_shows_net_arguments_and_links(tmp_path):
 
 def test_a_chosen_class_keeps_its_own_defaults(tmp_path):
     """The default model and data must not lend their arguments to the ones a user picks."""
-    proc = run_zoo("fit", "--model", "mlp", "--data", "cluttered_digits", "--print_config", cwd=tmp_path)
+    proc = zoo_here("fit", "--model", "mlp", "--data", "cluttered_digits", "--print_config", cwd=tmp_path)
     config = yaml.safe_load(proc.stdout)
     assert config["model"]["init_args"]["activation"] == "relu"  # lenet5's default is tanh
     assert config["data"]["init_args"]["augment"] == "none"  # digits' default is crop
 
 
 def test_model_help_lists_the_nets_own_arguments(tmp_path):
-    proc = run_zoo("fit", "--model.help", "mlp", cwd=tmp_path)
+    proc = zoo_here("fit", "--model.help", "mlp", cwd=tmp_path)
     assert proc.returncode == 0
     assert "--model.hidden" in proc.stdout and "widths of the hidden layers" in proc.stdout
     assert "--model.loss" in proc.stdout
@@ -165,7 +165,7 @@ def test_fit_without_checkpointing_tests_the_last_weights(tmp_path, monkeypatch,
 
 
 def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
-    proc = run_zoo("fit", "--model", "lenet", cwd=tmp_path)
+    proc = zoo_here("fit", "--model", "lenet", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "zoo: error: unknown model 'lenet'; did you mean 'lenet5'? see: zoo models"
 
@@ -284,7 +284,7 @@ def test_option_typos_and_missing_packages_are_one_line(tmp_path, monkeypatch, c
 
 
 def test_tensorboard_logger_works_after_the_readme_install(tmp_path):
-    result = run_zoo("fit", "--trainer.logger", "TensorBoardLogger", "--trainer.max_epochs", "1", cwd=tmp_path)
+    result = zoo_here("fit", "--trainer.logger", "TensorBoardLogger", "--trainer.max_epochs", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     run = tmp_path / "runs" / "lenet5-digits" / "version_0"
     assert list(run.glob("events.out.tfevents.*")) and (run / "checkpoints" / "best.ckpt").is_file()
@@ -292,7 +292,7 @@ def test_tensorboard_logger_works_after_the_readme_install(tmp_path):
 
 def test_no_logger_keeps_the_run_folder_layout(tmp_path):
     """--trainer.logger false wrote checkpoints/ and config.yaml into the current folder."""
-    result = run_zoo("fit", "--trainer.logger", "false", "--trainer.max_epochs", "1", cwd=tmp_path)
+    result = zoo_here("fit", "--trainer.logger", "false", "--trainer.max_epochs", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     run = tmp_path / "runs" / "lenet5-digits" / "version_0"
     assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "config.yaml").is_file()

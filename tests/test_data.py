@@ -14,7 +14,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 import zoo
-from tests.conftest import run_zoo
+from tests.conftest import zoo_here
 from zoo.data.augment import PRESETS, BatchAugment, random_crop, random_erasing, sample_transform
 from zoo.errors import InputError, ZooError
 
@@ -349,7 +349,7 @@ def test_normalization_only_and_no_augmentation_outside_training():
 def test_zoo_data_show_and_list(tmp_path, capsys):
     from zoo.cli import main
 
-    proc = run_zoo("data", "show", "digits", "--augment", "crop", "--set", "mixup=0.4", "--n", "8",
+    proc = zoo_here("data", "show", "digits", "--augment", "crop", "--set", "mixup=0.4", "--n", "8",
                    "--out", "grid.png", cwd=tmp_path)  # the real command once; the rest in this process
     assert proc.returncode == 0, proc.stderr
     image = Image.open(tmp_path / "grid.png")
@@ -365,7 +365,7 @@ def test_zoo_data_show_and_list(tmp_path, capsys):
 
 
 def test_zoo_cv_prints_each_fold_and_mean_std(tmp_path):
-    proc = run_zoo("cv", "--folds", "3", "--model", "linear", "--data.augment", "none", "--trainer.max_epochs", "2",
+    proc = zoo_here("cv", "--folds", "3", "--model", "linear", "--data.augment", "none", "--trainer.max_epochs", "2",
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

@@ -105,7 +105,7 @@ def _printed_config(argv: list[str]) -> dict:
 
 def test_shipped_digits_config_is_the_measured_best_and_reaches_the_target(tmp_path):
     """zoo/configs/digits.yaml = the digits suite's densenet_bc100 entry, whose 3 committed seeds average >= 99.5 %."""
-    from tests.conftest import ROOT, run_zoo
+    from tests.conftest import ROOT, zoo_here
     from zoo import bench
 
     config = ROOT / "zoo" / "configs" / "digits.yaml"
@@ -120,7 +120,7 @@ def test_shipped_digits_config_is_the_measured_best_and_reaches_the_target(tmp_p
     best = next(e for e in board if e["model"] == entry.model)
     assert best["config"] == entry.config and best["seeds"] == 3 and best["top1"] >= 99.5
     assert best["top1"] == max(e["top1"] for e in board)  # the best of the leaderboard
-    quick = run_zoo("fit", "--config", str(config), "--trainer.max_epochs", "1", "--data.train_per_class", "5",
+    quick = zoo_here("fit", "--config", str(config), "--trainer.max_epochs", "1", "--data.train_per_class", "5",
                     "--trainer.enable_progress_bar", "false", cwd=tmp_path)
     assert quick.returncode == 0, quick.stderr
     assert "test accuracy" in quick.stdout and list(tmp_path.glob("runs/densenet_bc100-digits/*/checkpoints/best.ckpt"))

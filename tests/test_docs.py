@@ -44,7 +44,7 @@ def test_mkdocs_build_strict(tmp_path):
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     api = (tmp_path / "site" / "api" / "index.html").read_text()
-    assert "multiclass SVM loss" in api and "Rebuild the net from its registry name" in api
+    assert "multiclass SVM loss" in api and "built from the net's registry name" in api and "read once" in api
 
 
 def test_readme_commands_are_what_ci_runs():

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import zoo
-from tests.conftest import run_zoo
+from tests.conftest import zoo_here
 from zoo.data.files import read_images
 from zoo.errors import InputError, ZooError
 from zoo.export import FORMATS, export, read_metadata
@@ -75,7 +75,7 @@ def test_export_errors(checkpoint, tmp_path):
 
 def test_cli_export_and_predict(checkpoint, tmp_path):
     path, data = checkpoint
-    proc = run_zoo("export", "--ckpt_path", str(path), "--format", "exported-program", "--out", "m.pt2", cwd=tmp_path)
+    proc = zoo_here("export", "--ckpt_path", str(path), "--format", "exported-program", "--out", "m.pt2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "parity on 8 images" in proc.stdout and proc.stdout.strip().endswith(": ok")
 
@@ -88,7 +88,7 @@ def test_cli_export_and_predict(checkpoint, tmp_path):
     Image.fromarray((pixels[1] * 255).astype(np.uint8)).convert("RGB").save(folder / "b.jpg", quality=95)
     Image.fromarray((pixels[2] * 255).astype(np.uint8)).save(folder / "sub" / "c.png")
     (folder / "notes.txt").write_text("not an image")
-    proc = run_zoo("predict", "--ckpt_path", str(path), "--images", str(folder), "--topk", "3", "--out", "preds.csv",
+    proc = zoo_here("predict", "--ckpt_path", str(path), "--images", str(folder), "--topk", "3", "--out", "preds.csv",
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "3 images -> preds.csv; 1 files skipped (not images)" in proc.stdout
@@ -112,7 +112,7 @@ def test_cli_predicts_a_datasets_split_with_labels_and_accuracy(checkpoint, tmp_
     """Without --images, zoo predict scores the test split of the checkpoint's own dataset: one row per image with
     its true label, and the accuracy printed is the model's on those images."""
     path, data = checkpoint
-    proc = run_zoo("predict", "--ckpt_path", str(path), "--topk", "2", "--out", "test.csv", cwd=tmp_path)
+    proc = zoo_here("predict", "--ckpt_path", str(path), "--topk", "2", "--out", "test.csv", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = list(csv.DictReader(open(tmp_path / "test.csv")))
     x, y = data.normalized("test")
@@ -126,10 +126,10 @@ def test_cli_predicts_a_datasets_split_with_labels_and_accuracy(checkpoint, tmp_
     accuracy = 100 * (top == y).float().mean().item()
     assert 50 < accuracy < 100  # two epochs of lenet5: learnt something, not everything
     assert f"{len(y)} test images of digits -> test.csv; top-1 accuracy {accuracy:.2f} %" in proc.stdout
-    proc = run_zoo("predict", "--ckpt_path", str(path), "--images", "x.png", "--data", "digits", cwd=tmp_path)
+    proc = zoo_here("predict", "--ckpt_path", str(path), "--images", "x.png", "--data", "digits", cwd=tmp_path)
     assert proc.returncode == 2 and "with --images the files are predicted" in proc.stderr
-    proc = run_zoo("predict", "--ckpt_path", str(path), "--set", "image_size=16", "--out", "t16.csv", cwd=tmp_path)
-    assert proc.returncode == 2 and "the data has image_size=16 but the model takes 32" in proc.stderr
+    proc = zoo_here("predict", "--ckpt_path", str(path), "--set", "image_size=16", "--out", "t16.csv", cwd=tmp_path)
+    assert proc.returncode == 2 and "the data has image_size=16 but the model takes image_size=32" in proc.stderr
     assert not (tmp_path / "t16.csv").exists()
 
 
@@ -160,7 +160,7 @@ def test_counts_below_one_and_a_checkpoint_missing_a_tensor_are_one_clear_error(
     """--batch_size 0 raised ZeroDivisionError (predict) or ValueError (features), -5 said "no readable images",
     cam --n -3 drew one image; a checkpoint with one tensor missing printed torch's state_dict traceback."""
     from zoo.cam import draw_checkpoint
-    from zoo.checkpoint import net_from_checkpoint
+    from zoo.checkpoint import CheckpointRecord
     from zoo.cli import main
     from zoo.errors import CheckpointError
     from zoo.features import dataset_features
@@ -186,7 +186,7 @@ def test_counts_below_one_and_a_checkpoint_missing_a_tensor_are_one_clear_error(
     with pytest.raises(CheckpointError, match=r"does not fit its model: it lacks net\.\S+ \(1\)"):
         zoo.ImageClassifier.load_from_checkpoint(tmp_path / "damaged.ckpt")
     with pytest.raises(CheckpointError, match=r"damaged.ckpt' does not fit its model: it lacks \S+ \(1\)"):
-        net_from_checkpoint(tmp_path / "damaged.ckpt")
+        CheckpointRecord.read(tmp_path / "damaged.ckpt").net()
     monkeypatch.chdir(tmp_path)
     for command in (["test", "--ckpt_path", "damaged.ckpt"],
                     ["export", "--ckpt_path", "damaged.ckpt", "--format", "onnx", "--out", "m.onnx"]):

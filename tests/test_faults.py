@@ -112,7 +112,7 @@ def test_a_resume_from_the_middle_of_an_epoch_says_it_is_not_exact(tmp_path):
 
 
 def test_resume_drops_the_rows_logged_after_the_checkpoint_and_a_finished_run_stays_as_it_is(tmp_path):
-    from zoo.train import keep_rows_before
+    from zoo.runs import keep_rows_before
 
     metrics = tmp_path / "metrics.csv"
     metrics.write_text("epoch,step,val_acc\n0,9,\n0,19,0.5\n1,29,\n1,39,0.6\n2,40,\n2,49,\n")

@@ -10,7 +10,7 @@ import pytest
 import timm
 import torch
 import torchvision.models as tvm
-from conftest import _offline, run_zoo
+from conftest import _offline, zoo_here
 from safetensors.torch import save_file
 from timm.models import adapt_input_conv as timm_adapt_input_conv
 from torch import nn
@@ -295,14 +295,14 @@ def test_finetune_rejects_bad_options():
 def digits04(tmp_path_factory) -> Path:
     """A lenet5 trained on digits 0-4 with the zoo command (a few epochs)."""
     folder = tmp_path_factory.mktemp("digits04")
-    proc = run_zoo("fit", "--data.classes", "[0,1,2,3,4]", "--trainer.max_epochs", "4",
+    proc = zoo_here("fit", "--data.classes", "[0,1,2,3,4]", "--trainer.max_epochs", "4",
                    "--trainer.enable_progress_bar", "false", cwd=folder)
     assert proc.returncode == 0, proc.stderr
     return folder / "runs/lenet5-digits/version_0/checkpoints/best.ckpt"
 
 
 def test_cli_fine_tunes_a_checkpoint_with_one_flag(digits04, tmp_path):
-    proc = run_zoo("fit", "--data.classes", "[5,6,7,8,9]", "--data.train_per_class", "10", "--model.weights",
+    proc = zoo_here("fit", "--data.classes", "[5,6,7,8,9]", "--data.train_per_class", "10", "--model.weights",
                    str(digits04), "--model.reset_head", "true", "--finetune", "freeze_then_unfreeze",
                    "--finetune.unfreeze_epoch", "1", "--trainer.max_epochs", "2", "--trainer.enable_progress_bar",
                    "false", cwd=tmp_path)
@@ -313,7 +313,7 @@ def test_cli_fine_tunes_a_checkpoint_with_one_flag(digits04, tmp_path):
     assert "test accuracy:" in proc.stdout
     config = (tmp_path / "runs/lenet5-digits/version_0/config.yaml").read_text()
     assert "strategy: freeze_then_unfreeze" in config and "weights: " in config  # the re-run fine-tunes again
-    bad = run_zoo("fit", "--finetune", "probe", cwd=tmp_path)
+    bad = zoo_here("fit", "--finetune", "probe", cwd=tmp_path)
     assert bad.returncode != 0 and "linear_probe" in bad.stderr
 
 
@@ -321,12 +321,12 @@ def test_features_command_writes_embeddings_for_a_linear_probe(digits04, tmp_pat
     from sklearn.linear_model import LogisticRegression
 
     out = tmp_path / "features.npz"
-    proc = run_zoo("features", "--ckpt_path", str(digits04), "--set", "classes=[5,6,7,8,9]", "--out", str(out),
+    proc = zoo_here("features", "--ckpt_path", str(digits04), "--set", "classes=[5,6,7,8,9]", "--out", str(out),
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     f = np.load(out)
     assert f["train_features"].shape == (536, 84) and f["test_features"].shape == (180, 84)
-    assert list(f["class_names"]) == ["5", "6", "7", "8", "9"]
+    assert list(f["class_names"]) == ["5", "6", "7", "8", "9"] and str(f["model"]) == "lenet5"
     probe = LogisticRegression(max_iter=2000).fit(f["train_features"], f["train_labels"])
     assert probe.score(f["test_features"], f["test_labels"]) > 0.6  # the 0-4 features carry over to 5-9 (chance: 0.2)
     model = zoo.ImageClassifier.load_from_checkpoint(digits04).eval()
@@ -339,7 +339,7 @@ def test_features_command_writes_embeddings_for_a_linear_probe(digits04, tmp_pat
     from zoo.features import dataset_features
 
     # LeNet-5's fixed-size layers would fail deep in torch: the data is checked against the net first
-    with pytest.raises(zoo.ZooError, match=r"data has image_size=16 but the model takes 32; .* --set image_size=32"):
+    with pytest.raises(zoo.ZooError, match=r"image_size=16 but the model takes image_size=32; .* --set image_size=32"):
         dataset_features(digits04, arguments={"image_size": 16})
 
 
@@ -386,7 +386,7 @@ def test_a_stage_probe_reads_exactly_that_stages_output_and_trains_only_its_laye
 
 
 def test_a_probe_of_an_earlier_stage_fits_reloads_and_embeds(tmp_path):
-    from zoo.checkpoint import net_from_checkpoint
+    from zoo.checkpoint import CheckpointRecord
     from zoo.features import dataset_features
     from zoo.models.net import StageProbe
 
@@ -407,7 +407,7 @@ def test_a_probe_of_an_earlier_stage_fits_reloads_and_embeds(tmp_path):
     again = zoo.ImageClassifier.load_from_checkpoint(ckpt)
     assert isinstance(again.net, StageProbe) and again.hparams.probe_stage == 2
     assert torch.equal(again.net.fc.weight, model.net.fc.weight)
-    net = net_from_checkpoint(ckpt).eval()
+    net = CheckpointRecord.read(ckpt).net().eval()
     x = torch.randn(4, 1, 32, 32)
     assert torch.allclose(net(x), model.eval()(x))
     _, features = dataset_features(tmp_path / "source.ckpt", splits=("val",), stage=1)

@@ -7,7 +7,7 @@ import torch
 from sklearn.neighbors import KNeighborsClassifier
 
 import zoo
-from tests.conftest import run_zoo
+from tests.conftest import zoo_here
 from zoo.errors import InputError
 from zoo.models.knn import KNN
 
@@ -93,7 +93,7 @@ def test_bad_arguments():
 
 
 def test_zoo_fit_knn_reports_test_accuracy_after_one_pass(tmp_path):
-    proc = run_zoo("fit", "--model", "knn", "--data", "digits", "--data.image_size", "8", cwd=tmp_path)
+    proc = zoo_here("fit", "--model", "knn", "--data", "digits", "--data.image_size", "8", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     accuracy = float(proc.stdout.split("test accuracy: ")[1].split("%")[0])
     _, (x, y), (xt, yt) = digits(8)

@@ -17,7 +17,7 @@ LAYERS = [  # lowest first: a module may import its own layer and the ones below
     {"zoo.errors", "zoo.version", "zoo.atomic", "zoo.spreadsheet", "zoo.results", "zoo.registry", "zoo.losses",
      "zoo.configs", "zoo.runfolder"},
     {"zoo.models", "zoo.data", "zoo.weights", "zoo.checkpoint", "zoo.callbacks", "zoo.schedules"},
-    {"zoo.classifier", "zoo.finetune", "zoo.cam", "zoo.features", "zoo.export", "zoo.predict"},
+    {"zoo.classifier", "zoo.finetune", "zoo.cam", "zoo.features", "zoo.export", "zoo.predict", "zoo.runs"},
     {"zoo.train", "zoo.bench", "zoo.search"},
     {"zoo.cli", "zoo.__main__"},
 ]

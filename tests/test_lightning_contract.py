@@ -56,7 +56,7 @@ def test_the_private_attributes_zoo_reads_exist(make, name, why, tmp_path, monke
 def test_the_overrides_keep_lightnings_signatures():
     """An override whose parameters no longer match is called wrongly or not at all."""
     from zoo.callbacks import ProgressBar
-    from zoo.train import _AppendingWriter
+    from zoo.runs import _AppendingWriter
 
     for ours, theirs in ((ProgressBar._should_update, TQDMProgressBar._should_update),
                          (_AppendingWriter._check_log_dir_exists, ExperimentWriter._check_log_dir_exists)):

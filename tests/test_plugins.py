@@ -7,7 +7,7 @@ import torch
 import torchvision.models as tvm
 
 import zoo
-from tests.conftest import run_zoo
+from tests.conftest import run_zoo, zoo_here
 from zoo.cam import compute_cam
 from zoo.errors import InputError
 from zoo.registry import MODELS
@@ -103,7 +103,7 @@ def test_minimum_sizes_come_from_the_nets():
 
 
 def test_info_shows_torchvision_weights_metadata(tmp_path, capsys):
-    proc = run_zoo("info", "tv/efficientnet_b0", cwd=tmp_path)
+    proc = zoo_here("info", "tv/efficientnet_b0", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "pretrained weights:" in proc.stdout
     row = next(line for line in proc.stdout.splitlines() if line.startswith("IMAGENET1K_V1"))
@@ -124,15 +124,15 @@ def test_info_shows_torchvision_weights_metadata(tmp_path, capsys):
 def test_zoo_fit_trains_a_timm_model_and_reloads_it(tmp_path):
     limits = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
               "--trainer.limit_test_batches", "1"]
-    proc = run_zoo("fit", "--model", "timm/resnet18", "--model.drop_rate", "0.1", *limits, cwd=tmp_path)
+    proc = zoo_here("fit", "--model", "timm/resnet18", "--model.drop_rate", "0.1", *limits, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy:" in proc.stdout
     run = tmp_path / "runs" / "timm_resnet18-digits" / "version_0"
     assert "class_path: zoo.train.timm_resnet18" in (run / "config.yaml").read_text()
-    proc = run_zoo("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--trainer.limit_test_batches", "1",
+    proc = zoo_here("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--trainer.limit_test_batches", "1",
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    proc = run_zoo("fit", "--config", str(run / "config.yaml"), *limits, cwd=tmp_path)
+    proc = zoo_here("fit", "--config", str(run / "config.yaml"), *limits, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 

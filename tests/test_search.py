@@ -5,7 +5,7 @@ import csv
 import pytest
 import yaml
 
-from tests.conftest import run_zoo
+from tests.conftest import zoo_here
 from zoo.errors import InputError
 from zoo.search import parse_grid, parse_random, trials
 
@@ -14,7 +14,7 @@ FIT = ["--model", "mlp", "--data.image_size", "8", "--trainer.max_epochs", "2", 
 
 
 def test_search_runs_every_trial_in_its_own_folder_and_ranks_them(tmp_path):
-    done = run_zoo("search", "--grid", "model.optimizer.lr=0.01,0.0001", "--random",
+    done = zoo_here("search", "--grid", "model.optimizer.lr=0.01,0.0001", "--random",
                    "model.label_smoothing=uniform:0:0.2", "--trials", "2", *FIT, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     out = tmp_path / "runs" / "search"
@@ -33,14 +33,14 @@ def test_search_runs_every_trial_in_its_own_folder_and_ranks_them(tmp_path):
     assert max(accuracies) > 80  # lr 0.01 learns digits in two epochs; 1e-4 barely moves
     assert (out / "search.png").read_bytes()[:4] == b"\x89PNG"
 
-    again = run_zoo("search", "--grid", "model.optimizer.lr=0.003", *FIT, cwd=tmp_path)  # finer: added after
+    again = zoo_here("search", "--grid", "model.optimizer.lr=0.003", *FIT, cwd=tmp_path)  # finer: added after
     assert again.returncode == 0, again.stderr[-3000:]
     with open(out / "results.csv") as f:
         assert [r["trial"] for r in csv.DictReader(f)] == ["0", "1", "2", "3", "4"]
 
 
 def test_a_diverging_trial_is_recorded_and_the_search_goes_on(tmp_path):
-    done = run_zoo("search", "--grid", "model.optimizer.lr=1e12,0.01", "--model.optimizer", "SGD", *FIT,
+    done = zoo_here("search", "--grid", "model.optimizer.lr=1e12,0.01", "--model.optimizer", "SGD", *FIT,
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     with open(tmp_path / "runs" / "search" / "results.csv") as f:
@@ -67,5 +67,5 @@ def test_search_specs_are_parsed_and_checked():
 
 
 def test_search_without_anything_to_search_says_what_to_give(tmp_path):
-    done = run_zoo("search", *FIT, cwd=tmp_path)
+    done = zoo_here("search", *FIT, cwd=tmp_path)
     assert done.returncode == 2 and "nothing to search: give --grid" in done.stderr

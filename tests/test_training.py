@@ -10,7 +10,7 @@ import torch
 from torch.optim import lr_scheduler as torch_schedulers
 
 import zoo
-from tests.conftest import run_zoo
+from tests.conftest import zoo_here
 from zoo.errors import InputError
 from zoo.schedules import SHAPES, Schedule
 
@@ -75,7 +75,7 @@ def test_timm_optimizers_come_through_the_same_argument():
 
 
 def test_optimizers_by_short_name_on_the_command_line(tmp_path):
-    done = run_zoo("fit", "--model", "mlp", "--data.image_size", "8", "--trainer.max_epochs", "1",
+    done = zoo_here("fit", "--model", "mlp", "--data.image_size", "8", "--trainer.max_epochs", "1",
                    "--model.optimizer", "RMSprop", "--model.optimizer.lr", "0.001",
                    "--model.weight_decay_norm_and_bias", "true", "--trainer.enable_progress_bar", "false", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -182,7 +182,7 @@ def test_the_classifier_gives_a_schedule_the_run_length_and_steps_it_per_interva
 
 
 def test_schedule_on_the_command_line(tmp_path):
-    done = run_zoo("fit", "--model", "mlp", "--data.image_size", "8", "--trainer.max_epochs", "2",
+    done = zoo_here("fit", "--model", "mlp", "--data.image_size", "8", "--trainer.max_epochs", "2",
                    "--model.optimizer", "SGD", "--model.optimizer.lr", "0.1", "--model.lr_scheduler",
                    "zoo.schedules.Schedule", "--model.lr_scheduler.shape", "step", "--model.lr_scheduler.step_size",
                    "1", "--model.lr_scheduler.gamma", "0.5", "--trainer.callbacks+=LearningRateMonitor",

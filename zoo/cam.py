@@ -325,17 +325,22 @@ def _stamp(ckpt_path: str | Path) -> tuple[str, int]:
 
 
 @functools.lru_cache(maxsize=1)
+def _record(path: str, _mtime: int) -> Any:
+    from zoo.checkpoint import CheckpointRecord
+
+    return CheckpointRecord.read(path)
+
+
+@functools.lru_cache(maxsize=1)
 def _model(path: str, _mtime: int) -> Any:
     from zoo.classifier import ImageClassifier
 
-    return ImageClassifier.load_from_checkpoint(path, map_location="cpu").eval()
+    return ImageClassifier.load_from_checkpoint(_record(path, _mtime), map_location="cpu").eval()
 
 
 @functools.lru_cache(maxsize=1)
 def _datamodule(path: str, _mtime: int, data: str | None, arguments: str) -> tuple[str, Any]:
-    from zoo.checkpoint import checkpoint_datamodule
-
-    return checkpoint_datamodule(path, data, json.loads(arguments))
+    return _record(path, _mtime).datamodule(data, json.loads(arguments))
 
 
 # ``zoo cam --evaluate`` scores and draws with the same checkpoint and dataset: the last one of each is kept
@@ -352,24 +357,18 @@ def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, 
     drawn where it has them). Each title names the predicted
     class and its probability, and the file or the true class. Returns the picture's path and the image count.
     """
-    from zoo.checkpoint import read_checkpoint
     from zoo.data.files import denormalize, printable, read_images
 
     check_count("n", n)
-    model = _model(*_stamp(ckpt_path))
-    h = model.hparams
-    names = h.class_names or [str(i) for i in range(h.num_classes)]
+    stamp = _stamp(ckpt_path)
+    record, model = _record(*stamp), _model(*stamp)
+    names = record.labels
     labels, boxes, captions = None, None, None
     if images:
-        described = read_checkpoint(ckpt_path)["zoo"].get("data") or {}
-        mean, std = described.get("mean"), described.get("std")
-        if mean is None or std is None:
-            raise InputError(f"checkpoint {str(ckpt_path)!r} does not say how its images were normalized; "
-                             "use --data instead of --images")
-        x, shown, paths = read_images(images, h.image_size, h.in_chans, mean, std)
+        x, shown, paths = read_images(images, record.image_size, record.in_chans, *record.normalization())
         captions = [printable(p.name) for p in paths]
     else:
-        _, datamodule = _datamodule(*_stamp(ckpt_path), data, json.dumps(arguments or {}, sort_keys=True))
+        _, datamodule = _datamodule(*stamp, data, json.dumps(arguments or {}, sort_keys=True))
         x, labels = (t[:n] for t in datamodule.normalized(split))
         split_boxes = getattr(datamodule, "boxes", {}).get(split)
         boxes = split_boxes[:n] if split_boxes is not None else None

@@ -14,7 +14,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.callbacks import DivergenceStop, InitialLossCheck, PretrainedNormalization, RandomState
-from zoo.checkpoint import check_tensors, read_checkpoint, zoo_entry
+from zoo.checkpoint import LINKED, CheckpointRecord, check_sizes, check_tensors, zoo_entry
 from zoo.errors import InputError
 from zoo.losses import multiclass_hinge_loss, weight_penalty
 from zoo.models.net import stage_probe
@@ -253,14 +253,8 @@ class ImageClassifier(L.LightningModule):
         return (math.log(c), f"ln({c})") if self.hparams.loss == "cross_entropy" else (c - 1.0, f"{c} - 1")
 
     def setup(self, stage: str) -> None:
-        data = getattr(self.trainer, "datamodule", None)
-        for what in ("num_classes", "in_chans", "image_size"):
-            want, have = self.hparams[what], getattr(data, what, None)
-            if have is not None and have != want:
-                raise InputError(
-                    f"the data has {what}={have} but the model was built with {what}={want}; "
-                    f"create the model with {what}={have} (the CLI links it from the data)"
-                )
+        check_sizes(getattr(self.trainer, "datamodule", None), {key: self.hparams[key] for key in LINKED},
+                    "create the model with {what}={have} (the CLI links it from the data)")
 
     def _step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's loss, and the main head's loss alone (without GoogLeNet's auxiliary heads)."""
@@ -407,22 +401,34 @@ class ImageClassifier(L.LightningModule):
         check_tensors(self.state_dict(), checkpoint.get("state_dict", {}))  # before Lightning loads it
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        entry = zoo_entry(self.hparams.model, getattr(self.trainer, "datamodule", None))
+        trainer = self._trainer
+        optimizers = trainer.optimizers if trainer is not None and self.automatic_optimization else []
+        entry = zoo_entry(self.hparams.model, getattr(trainer, "datamodule", None),
+                          optimizers[0] if optimizers else None)
         checkpoint.setdefault("zoo", {}).update(entry)  # beside the random states RandomState put there
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
-        cls, checkpoint_path: str | Path, map_location: Any = None, **kwargs: Any
+        cls, checkpoint_path: "str | Path | CheckpointRecord", map_location: Any = None, strict: bool = True,
+        **kwargs: Any,
     ) -> "ImageClassifier":
-        """Rebuild the net from its registry name and load its weights (``weights_only=True``).
+        """The trained classifier of a zoo checkpoint (a path, or a :class:`~zoo.checkpoint.CheckpointRecord`
+        already read): built from the net's registry name and arguments, `kwargs` overriding them, its weights
+        loaded (read once, ``weights_only=True``), in training mode as Lightning's own loader leaves it.
 
-        A path that does not exist, cannot be read, or was not written by zoo raises
-        :class:`zoo.errors.CheckpointError`.
+        The class is the one that trains the net (:func:`classifier_for`: kNN's for a kNN) unless called on a
+        subclass of that. A path that does not exist, cannot be read, or was not written by zoo raises
+        :class:`zoo.errors.CheckpointError`. Lightning's loader is not used: it would read the file again,
+        after zoo's check, and accept pickled objects.
         """
-        read_checkpoint(checkpoint_path)
-        return super().load_from_checkpoint(
-            checkpoint_path, map_location=map_location, weights_only=True, **kwargs
-        )
+        record = checkpoint_path if isinstance(checkpoint_path, CheckpointRecord) else CheckpointRecord.read(
+            checkpoint_path)
+        trains = classifier_for(record.model)
+        kind = cls if issubclass(cls, trains) else trains
+        model = kind(**{**record.hyper_parameters, **kwargs})
+        model.on_load_checkpoint(record.contents)
+        model.load_state_dict(record.state_dict, strict=strict)
+        return model.to(map_location) if map_location is not None else model
 
 
 class KNNClassifier(ImageClassifier):

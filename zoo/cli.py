@@ -195,7 +195,6 @@ def cmd_features(argv: list[str]) -> None:
     parser.add_argument("--out", default="features.npz", help="the .npz file to write (default: features.npz)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
-    from zoo.checkpoint import read_checkpoint
     from zoo.features import dataset_features, save_features
 
     path = output_file(args.out, args.overwrite, (".npz",))
@@ -207,7 +206,7 @@ def cmd_features(argv: list[str]) -> None:
         print(f"{split}: {len(vectors)} images -> {vectors.shape[1]} features")
     save_features(features, path)
     stage = "" if args.stage is None else f" (stage {args.stage})"
-    print(f"features of {name} by {read_checkpoint(args.ckpt_path)['hyper_parameters']['model']}{stage} -> {path}")
+    print(f"features of {name} by {features['model']}{stage} -> {path}")
 
 
 def cmd_export(argv: list[str]) -> None:

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from zoo.atomic import atomic_path, output_file
-from zoo.checkpoint import read_checkpoint
-from zoo.classifier import ImageClassifier
+from zoo.checkpoint import CheckpointRecord
 from zoo.errors import InputError, ZooError, enough_space
 from zoo.registry import MODELS, builder_arguments
 
@@ -42,39 +41,35 @@ class ExportReport:
                 f"{self.max_abs_diff:.2e} (tolerance {TOLERANCE:.0e}): ok")
 
 
-def metadata(checkpoint_path: str | Path) -> dict[str, Any]:
+def metadata(checkpoint: "str | Path | CheckpointRecord") -> dict[str, Any]:
     """The metadata stored in every export: model, classes and preprocessing."""
     from zoo.version import __version__
 
-    checkpoint = read_checkpoint(checkpoint_path)
-    h = checkpoint["hyper_parameters"]
-    data = checkpoint["zoo"].get("data") or {}
-    names = h.get("class_names") or data.get("class_names") or [str(i) for i in range(h["num_classes"])]
-    classifier_args = {"model", "num_classes", "in_chans", "image_size", "loss", "label_smoothing", "class_names"}
-    defaults = builder_arguments(MODELS.get(h["model"]).builder)  # every argument, so a later zoo rebuilds it
-    arguments = {k: v for k, v in defaults.items() if k not in classifier_args and v is not inspect.Parameter.empty}
-    arguments.update({k: v for k, v in h.items() if k not in classifier_args})
+    record = checkpoint if isinstance(checkpoint, CheckpointRecord) else CheckpointRecord.read(checkpoint)
+    defaults = builder_arguments(MODELS.get(record.model).builder)  # every argument, so a later zoo rebuilds it
+    arguments = {k: v for k, v in defaults.items()
+                 if k not in ("num_classes", "in_chans", "image_size") and v is not inspect.Parameter.empty}
+    arguments.update(record.net_arguments)
+    size = record.image_size
     return {
-        "zoo_version": __version__, "model": h["model"], "num_classes": h["num_classes"], "class_names": names,
-        "model_arguments": arguments,
-        "input": {"shape": ["N", h["in_chans"], h["image_size"], h["image_size"]], "dtype": "float32",
-                  "mean": data.get("mean"), "std": data.get("std"), "range": "pixels in [0, 1] before mean/std"},
+        "zoo_version": __version__, "model": record.model, "num_classes": record.num_classes,
+        "class_names": record.labels, "model_arguments": arguments,
+        "input": {"shape": ["N", record.in_chans, size, size], "dtype": "float32",
+                  "mean": record.data.mean, "std": record.data.std, "range": "pixels in [0, 1] before mean/std"},
         "output": "logits [N, num_classes]; softmax gives probabilities",
     }
 
 
-def _example(checkpoint_path: str | Path, meta: dict[str, Any], n: int = 8) -> torch.Tensor:
+def _example(record: CheckpointRecord, n: int = 8) -> torch.Tensor:
     """A batch for the parity check: real images from the checkpoint's data when it can be made, else noise."""
     from zoo.data import DATASETS, create
 
-    described = read_checkpoint(checkpoint_path)["zoo"].get("data") or {}
-    if described.get("name") in DATASETS:
+    if record.data.name in DATASETS:
         try:
-            dm = create(described["name"], **described.get("arguments", {}))
-            return dm.normalized("test")[0][:n]
+            return create(record.data.name, **record.data.arguments).normalized("test")[0][:n]
         except Exception:  # data that cannot be made here (not downloaded): noise still tests the numerics
             pass
-    _, c, s, _ = meta["input"]["shape"]
+    c, s = record.in_chans, record.image_size
     return torch.randn(n, c, s, s, generator=torch.Generator().manual_seed(0))
 
 
@@ -87,14 +82,15 @@ def export(checkpoint_path: str | Path, fmt: str, out: str | Path, overwrite: bo
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     out = output_file(out, overwrite, SUFFIXES[fmt])
-    meta = metadata(checkpoint_path)
-    net = ImageClassifier.load_from_checkpoint(checkpoint_path, map_location="cpu").net.eval()
+    record = CheckpointRecord.read(checkpoint_path)
+    meta = metadata(record)
+    net = record.net().eval()
     if getattr(net, "memorizes", False) and fmt != "safetensors":
         raise InputError(f"a kNN cannot be exported as {fmt}: its prediction loops over the memorized images in "
                          "Python chunks and sorts distances, which tracing fixes to one batch size (a file that "
                          "works at batch 8 only). Export its memory with --format safetensors, or export the "
                          "feature net it compares (--model.features) instead")
-    x = _example(checkpoint_path, meta)
+    x = _example(record)
     with torch.no_grad():
         expected = net(x)
     # TorchScript's and torch.export's savers abort the whole process on a full disk: check first (the file holds

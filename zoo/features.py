@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from zoo.atomic import atomic_path
-from zoo.checkpoint import checkpoint_datamodule, net_from_checkpoint, read_checkpoint
+from zoo.checkpoint import CheckpointRecord
 from zoo.errors import InputError, check_count
 from zoo.models.net import stage_probe
 
@@ -41,13 +41,15 @@ def dataset_features(ckpt: str | Path, data: str | None = None, arguments: dict[
 
     With `stage`, the features of that stage of the net instead of what its final layer reads (see
     :func:`zoo.models.net.stage_probe`: the map average-pooled to at most 4,096 values).
-    Returns the dataset's name and ``{"class_names", "<split>_features" [N, D], "<split>_labels" [N]}``.
+    Returns the dataset's name and ``{"class_names", "model" (the net's registry name), "<split>_features" [N, D],
+    "<split>_labels" [N]}``.
     """
-    net = net_from_checkpoint(ckpt)
+    record = CheckpointRecord.read(ckpt)
+    net = record.net()
     if stage is not None:
-        net = stage_probe(net, stage, read_checkpoint(ckpt)["hyper_parameters"]["image_size"])
-    name, datamodule = checkpoint_datamodule(ckpt, data, arguments, same_classes=False)
-    out: dict[str, np.ndarray] = {"class_names": np.array(datamodule.class_names)}
+        net = stage_probe(net, stage, record.image_size)
+    name, datamodule = record.datamodule(data, arguments, same_classes=False)
+    out: dict[str, np.ndarray] = {"class_names": np.array(datamodule.class_names), "model": np.array(record.model)}
     for split in splits:
         x, y = datamodule.normalized(split)
         out[f"{split}_features"] = embed(net, x, batch_size, desc=split).numpy()

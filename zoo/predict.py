@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 from zoo.atomic import atomic_path, output_file
-from zoo.checkpoint import checkpoint_datamodule, read_checkpoint
+from zoo.checkpoint import CheckpointRecord
 from zoo.classifier import ImageClassifier
 from zoo.data.files import image_paths, printable, read_images
 from zoo.errors import InputError, check_count
@@ -30,11 +30,9 @@ def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], ou
     """
     check_count("batch_size", batch_size)
     out = output_file(out, overwrite, (".csv",))
-    model, topk = _model(checkpoint_path, topk)
-    data = read_checkpoint(checkpoint_path)["zoo"].get("data") or {}
-    if data.get("mean") is None:
-        raise InputError(f"checkpoint {str(checkpoint_path)!r} does not say how its images were normalized")
-    h = model.hparams
+    record = CheckpointRecord.read(checkpoint_path)
+    model, topk = _model(record, topk)
+    mean, std = record.normalization()
     paths = image_paths(sources)
     if not paths:
         raise InputError(f"no files in {', '.join(map(str, sources))}")
@@ -44,14 +42,14 @@ def predict_files(checkpoint_path: str | Path, sources: Iterable[str | Path], ou
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
             try:  # unreadable files are reported by read_images and left out of `kept`
-                x, _, kept = read_images(chunk, h.image_size, h.in_chans, data["mean"], data["std"])
+                x, _, kept = read_images(chunk, record.image_size, record.in_chans, mean, std)
             except InputError:  # nothing readable in this chunk
                 x, kept = None, []
             skipped.extend(p for p in chunk if p not in kept)
             if x is not None:
                 yield [[printable(p)] for p in kept], x
 
-    top1 = _write_csv(out, model, topk, ["file"], batches(), -(-len(paths) // batch_size),
+    top1 = _write_csv(out, model, record.labels, topk, ["file"], batches(), -(-len(paths) // batch_size),
                       f"no readable images in {', '.join(map(str, sources))}")
     return len(top1), skipped
 
@@ -70,8 +68,9 @@ def predict_split(checkpoint_path: str | Path, out: str | Path, data: str | None
     """
     check_count("batch_size", batch_size)
     out = output_file(out, overwrite, (".csv",))
-    model, topk = _model(checkpoint_path, topk)
-    name, datamodule = checkpoint_datamodule(checkpoint_path, data, arguments)
+    record = CheckpointRecord.read(checkpoint_path)
+    model, topk = _model(record, topk)
+    name, datamodule = record.datamodule(data, arguments)
     x, y = datamodule.normalized(split)
     labels = datamodule.class_names
 
@@ -80,26 +79,25 @@ def predict_split(checkpoint_path: str | Path, out: str | Path, data: str | None
             stop = min(start + batch_size, len(x))
             yield [[str(i), labels[int(y[i])]] for i in range(start, stop)], x[start:stop]
 
-    top1 = _write_csv(out, model, topk, ["index", "label"], batches(), -(-len(x) // batch_size),
+    top1 = _write_csv(out, model, record.labels, topk, ["index", "label"], batches(), -(-len(x) // batch_size),
                       f"the {split} split of {name} has no images")
     return name, len(top1), 100 * (torch.tensor(top1) == y).float().mean().item()
 
 
-def _model(checkpoint_path: str | Path, topk: int | None) -> tuple[ImageClassifier, int]:
-    model = ImageClassifier.load_from_checkpoint(checkpoint_path, map_location="cpu").eval()
-    classes = model.hparams.num_classes
+def _model(record: CheckpointRecord, topk: int | None) -> tuple[ImageClassifier, int]:
+    model = ImageClassifier.load_from_checkpoint(record, map_location="cpu").eval()
+    classes = record.num_classes
     topk = min(3, classes) if topk is None else topk  # a 2-class model: both
     if not 1 <= topk <= classes:
         raise InputError(f"--topk must be between 1 and the {classes} classes, got {topk}")
     return model, topk
 
 
-def _write_csv(out: Path, model: ImageClassifier, topk: int, keys: list[str],
+def _write_csv(out: Path, model: ImageClassifier, names: list[str], topk: int, keys: list[str],
                batches: Iterable[tuple[list[list[str]], torch.Tensor]], total: int, empty: str) -> list[int]:
     """One row per image, ``*keys, class_1, prob_1, ...``: the batches' key cells, then the model's top-k classes
     (with its test-time augmentation). Written under a temporary name, renamed when complete; `empty` is the error
-    when no batch came (no file is left). Returns each row's top class, in order."""
-    names = model.hparams.class_names or [str(i) for i in range(model.hparams.num_classes)]
+    when no batch came (no file is left); `names` are the class names. Returns each row's top class, in order."""
     top1: list[int] = []
     with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)

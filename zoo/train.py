@@ -2,7 +2,8 @@
 
 ``zoo fit`` and :func:`fit` share one LightningCLI subclass (:class:`ZooCLI`) and zoo's trainer
 defaults: fit, then test the best checkpoint; ``runs/<model>-<data>/version_N`` with the
-checkpoints, metrics.csv and a config.yaml that re-runs the job; resumes with ``ckpt_path last``.
+checkpoints, metrics.csv and a config.yaml that re-runs the job; resumes with ``ckpt_path last`` (the run
+folder's jobs are :mod:`zoo.runs`' functions and callbacks, which :class:`ZooCLI` calls at its hooks).
 
 ``model`` picks a registered net: for each registry name this module offers an
 :class:`ImageClassifier` subclass (``zoo.train.<name>``) whose signature is the net builder's
@@ -13,7 +14,6 @@ the saved ``config.yaml`` names the class it re-runs. ``data`` picks a registere
 
 import argparse
 import contextlib
-import csv
 import difflib
 import importlib
 import inspect
@@ -38,21 +38,25 @@ from lightning.fabric.plugins import CheckpointIO  # noqa: E402
 from lightning.fabric.utilities.exceptions import MisconfigurationException  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar  # noqa: E402
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback  # noqa: E402
-from lightning.pytorch.loggers import CSVLogger  # noqa: E402
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter  # noqa: E402
-from lightning.pytorch.loggers.logger import rank_zero_experiment  # noqa: E402
+from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.profilers import PassThroughProfiler  # noqa: E402
-from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
-from zoo.atomic import atomic_path  # noqa: E402
 from zoo.callbacks import ProgressBar  # noqa: E402
-from zoo.checkpoint import AtomicCheckpointIO, read_checkpoint  # noqa: E402
+from zoo.checkpoint import AtomicCheckpointIO, CheckpointRecord, check_sizes  # noqa: E402
 from zoo.classifier import ImageClassifier, classifier_for  # noqa: E402
 from zoo.configs import find as find_config  # noqa: E402
 from zoo.errors import InputError, TrainingError, zoo_error_behind  # noqa: E402
-from zoo.registry import DATASETS, MODELS, ModelEntry, dataset_name  # noqa: E402
-from zoo.runfolder import claim_next_version, held, lock_folder, release  # noqa: E402
+from zoo.registry import DATASETS, MODELS, ModelEntry  # noqa: E402
+from zoo.runfolder import held, release  # noqa: E402
+from zoo.runs import (  # noqa: E402
+    RunConfig,
+    RunLogger,  # configs saved before zoo.runs existed name zoo.train.RunLogger
+    claim_run_folder,
+    dataset_of,
+    evaluate_beside_the_run,
+    next_run_folder,
+    resume_last,
+)
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")  # zoo predict is zoo's own (zoo/predict.py)
 DESCRIPTION = ("Train and evaluate a registered model (--model NAME, --model.help NAME) on a "
@@ -190,108 +194,6 @@ def fit(model: str | None = None, data: str | None = None,
 # -- the Lightning subcommands -----------------------------------------------------------------
 
 
-class RunLogger(CSVLogger):
-    """Lightning's CSVLogger, except that a resumed fit appends to its run's metrics.csv instead of deleting it."""
-
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:  # CSVLogger's own private fields, as its experiment property uses them
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _AppendingWriter(log_dir=self.log_dir)
-        return self._experiment
-
-
-def next_run_folder(config: Any) -> Path:
-    """``runs/<model>-<data>/version_N`` with the next free N, made and locked: where a fit without a logger
-    keeps its files.
-
-    Lightning would put ``checkpoints/`` and ``config.yaml`` in the current folder (``--trainer.logger
-    false`` has no log_dir); zoo keeps the same layout as with its logger. Only global rank 0 claims a folder
-    (Lightning gives the other ranks rank 0's checkpoint folder).
-    """
-    model = config.model.class_path.rsplit(".", 1)[-1]
-    root = Path("runs") / f"{model}-{_dataset_name(config.data.class_path)}"
-    if rank_zero_only.rank != 0:
-        return root / "version_unused"
-    folder = claim_next_version(root)
-    lock_folder(folder, "zoo fit")
-    return folder
-
-
-RESUMABLE = ("ckpt_path", "config", "trainer.max_epochs", "trainer.logger.init_args.version",  # may differ
-             "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.callbacks",  # observers
-             *(f"model.init_args.{key}" for key in LINKED))  # linked from the data, compared there
-
-
-def config_differences(saved: Path, config: Any) -> list[str]:
-    """``key: saved -> given`` for each option of `config` that differs from the run's saved config.yaml."""
-    import yaml
-
-    if not saved.is_file():
-        return []
-
-    def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-        if isinstance(tree, dict):
-            return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}{key}.").items()}
-        return {prefix[:-1]: json.loads(json.dumps(tree, default=str))}
-
-    before, now = flat(yaml.safe_load(saved.read_text()) or {}), flat(config.as_dict())
-    return [f"{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(before) | set(now))
-            if not key.startswith(RESUMABLE) and before.get(key) != now.get(key)]
-
-
-class RunConfig(SaveConfigCallback):
-    """LightningCLI's config.yaml, written so that it re-runs the job from the start.
-
-    It is written without ``ckpt_path`` (a saved ``ckpt_path: last.ckpt`` made the advertised re-run
-    train 0 epochs) and without the ``version_N`` zoo claimed for the run (the re-run claims its own instead
-    of writing into this run's folder), and a resumed fit, whose options are the run's own (zoo checks),
-    leaves it as it is.
-    """
-
-    claimed: str | None = None  # the version zoo chose for the fit, set by ZooCLI; a version the user gave stays
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        resuming = self.config.get("ckpt_path") is not None
-        self.config = self.config.clone()
-        self.config.ckpt_path = None
-        args = getattr(self.config.trainer.get("logger"), "init_args", None)
-        if self.claimed is not None and args is not None and args.get("version") == self.claimed:
-            args.version = None
-        if resuming and (Path(trainer.log_dir or ".") / self.config_filename).is_file():
-            self.already_saved = True  # resuming in the run's folder: its config stays the one that started it
-            return
-        super().setup(trainer, pl_module, stage)
-
-
-def keep_rows_before(path: Path, step: int) -> int:
-    """Drop the rows of a run's metrics.csv logged at `step` or later (after the checkpoint a resume starts from).
-
-    A fit killed after its last checkpoint had logged rows that the resumed fit logs again. Returns
-    how many rows were dropped; the file is rewritten whole (atomically) only when there are some.
-    """
-    if not path.is_file():
-        return 0
-    with open(path, newline="") as f:
-        table = list(csv.reader(f))
-    if not table or "step" not in table[0]:
-        return 0
-    column = table[0].index("step")
-    kept = [table[0]] + [row for row in table[1:] if not (row[column].isdigit() and int(row[column]) >= step)]
-    if len(kept) < len(table):
-        with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
-            csv.writer(f, lineterminator="\n").writerows(kept)
-    return len(table) - len(kept)
-
-
-class _AppendingWriter(ExperimentWriter):
-    def _check_log_dir_exists(self) -> None:  # private ExperimentWriter hook: tests/test_lightning_contract.py
-        if self._fs.isfile(self.metrics_file_path):  # keep the rows; new ones follow under the same header
-            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
-                self.metrics_keys = next(csv.reader(f), [])
-
-
 class NoProfiler(PassThroughProfiler):
     """Lightning's default profiler, which records nothing, without its cost: Lightning opens a
     ``profile(action)`` context at each hook of the module, the strategy and every callback (about 120 a
@@ -310,7 +212,7 @@ class ZooCLI(LightningCLI):
     user_chose_data = False  # --data or --config was given (else a checkpoint's own data is used)
     given: dict[str, str] = {}  # options given on the command line, --model.num_classes -> "5" (to check them)
     result: "FitResult | None" = None  # after fit: what came of it
-    _claimed: str | None = None  # the run folder's version_N that _claim_run_folder chose
+    _claimed: str | None = None  # the run folder's version_N that zoo.runs.claim_run_folder chose
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -371,8 +273,8 @@ class ZooCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry"):
             return
-        checkpoint = read_checkpoint(ckpt_path)
-        hparams = dict(checkpoint.get("hyper_parameters", {}))
+        record = CheckpointRecord.read(ckpt_path)
+        hparams = dict(record.hyper_parameters)
         name = hparams.pop("model")
         chosen = self.given.get("--model")
         if chosen is not None and chosen != name:
@@ -380,9 +282,9 @@ class ZooCLI(LightningCLI):
                              f"--model out (the checkpoint's model is rebuilt) or give a checkpoint of a {chosen}")
         self.checkpoint_data = {key: hparams.pop(key, None) for key in LINKED}  # linked from the data
         update = {"model": {"class_path": f"{__name__}.{classifier_class(name).__qualname__}", "init_args": hparams}}
-        data = checkpoint["zoo"].get("data") or {}
-        if not self.user_chose_data and data.get("name") in DATASETS:  # the data it was trained on
-            update["data"] = {"class_path": _data_class_path(data["name"]), "init_args": data.get("arguments", {})}
+        data = record.data
+        if not self.user_chose_data and data.name in DATASETS:  # the data it was trained on
+            update["data"] = {"class_path": _data_class_path(data.name), "init_args": data.arguments}
         self.config = self.parser.parse_object({subcommand: update}, self.config)
 
     def before_instantiate_classes(self) -> None:
@@ -390,99 +292,14 @@ class ZooCLI(LightningCLI):
         logger = config.trainer.get("logger")
         if getattr(logger, "init_args", None) is not None and logger.init_args.get("name") == "zoo":
             model = config.model.class_path.rsplit(".", 1)[-1]
-            data = _dataset_name(config.data.class_path)
+            data = dataset_of(config.data.class_path)
             logger.init_args.name = f"{model}-{data}"
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
-            self._resume_last(config)
+            resume_last(config)
         if self.subcommand == "fit":
-            self._claim_run_folder(config)
+            self._claimed = claim_run_folder(config)
         if self.subcommand in ("test", "validate"):
-            self._evaluate_beside_the_run(config)
-
-    def _claim_run_folder(self, config: Any) -> None:
-        """The fit's ``version_N``: the next free one made at once (not when Lightning first logs), then locked.
-
-        One writer per run folder: a second fit into it (two resumes of one run, a requeued job beside the old
-        one) stops with one line naming the first one's pid. Only global rank 0 writes the folder.
-        """
-        logger = config.trainer.get("logger")
-        args = getattr(logger, "init_args", None)
-        if args is None or not str(logger.class_path).endswith(RunLogger.__name__) or rank_zero_only.rank != 0:
-            return
-        root = Path(args.get("save_dir") or "runs") / args.get("name", "")
-        version = args.get("version")
-        if version is None:
-            folder = claim_next_version(root)
-            args.version = self._claimed = folder.name
-        else:
-            folder = root / (version if isinstance(version, str) else f"version_{version}")
-        lock_folder(folder, "zoo fit")
-
-    def _evaluate_beside_the_run(self, config: Any) -> None:
-        """``zoo test``/``validate`` of ``runs/NAME/version_K/checkpoints/X.ckpt`` log into ``.../version_K/test``,
-        of published weights (or any other checkpoint) into ``runs/NAME/test``.
-
-        Never a new ``version_N`` among the training runs, which would look like a run without checkpoints (zoo's
-        Checkpoint callback skips restoring its state in an evaluation, so Lightning does not warn that its dirpath
-        changed).
-        """
-        logger = config.trainer.get("logger")
-        args = getattr(logger, "init_args", None)
-        if args is None or not str(logger.class_path).endswith(RunLogger.__name__) or args.get("save_dir") != "runs":
-            return
-        ckpt = config.get("ckpt_path")
-        if ckpt and Path(ckpt).parent.name == "checkpoints":
-            args.save_dir, args.name, args.version = str(Path(ckpt).parent.parent), self.subcommand, None
-        else:  # published weights or an untrained net: beside the training runs of that model and data, not among them
-            args.save_dir, args.name, args.version = str(Path("runs") / args.get("name", "")), self.subcommand, None
-
-    def _resume_last(self, config: Any) -> None:
-        """``fit --ckpt_path last``: continue the newest run of this name that has a ``last.ckpt``, in its folder.
-
-        Lightning looks for ``last.ckpt`` only in the new run's own (empty) version folder, so a resumed
-        fit would silently start from scratch; zoo looks in ``<save_dir>/<name>/version_*``.
-        """
-        logger = config.trainer.get("logger")
-        args = getattr(logger, "init_args", None)
-        if args is None or not str(logger.class_path).endswith(RunLogger.__name__):
-            return  # another logger: Lightning's own search
-        root = Path(args.get("save_dir") or "runs") / args.get("name", "")
-        found = list(root.glob("version_*/checkpoints/last.ckpt"))
-        if not found:
-            print(f"zoo: no last.ckpt under {root}: starting a new fit", file=sys.stderr)
-            config.ckpt_path = None
-            return
-        last = max(found, key=lambda p: p.stat().st_mtime)
-        state = read_checkpoint(last)
-        progress = state.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
-        mid_epoch = progress.get("is_last_batch") is False  # Lightning's record: saved before its epoch's last batch
-        done = state["epoch"] + (0 if mid_epoch else 1)  # epochs finished
-        epochs = config.trainer.get("max_epochs")
-        if epochs is not None and 0 <= epochs < done:
-            raise InputError(f"{last} holds the end of epoch {done}, but --trainer.max_epochs is "
-                             f"{epochs}; give at least {done} to resume it")
-        differences = config_differences(last.parent.parent / "config.yaml", config)
-        if differences:
-            raise InputError(f"resuming {last} with options that differ from its run's config.yaml ("
-                             + "; ".join(differences) + "); a resume continues the same job: give the run's own "
-                             f"options (zoo fit --config {last.parent.parent / 'config.yaml'} --ckpt_path last), "
-                             "or start a new fit")
-        if epochs is not None and epochs >= 0 and done >= epochs:
-            print(f"zoo: {last} already holds the end of epoch {done} of {epochs}: the run is "
-                  f"finished, nothing to resume (give a larger --trainer.max_epochs to train on)", file=sys.stderr)
-            sys.exit(0)
-        if rank_zero_only.rank == 0:
-            lock_folder(last.parent.parent, "zoo fit")  # before its metrics.csv is cut back
-        args.version = last.parent.parent.name
-        config.ckpt_path = str(last)
-        dropped = keep_rows_before(last.parent.parent / "metrics.csv", state["global_step"])
-        print(f"zoo: resuming {last}" + (f" ({dropped} metric rows logged after it dropped)" if dropped else ""),
-              file=sys.stderr)
-        if mid_epoch:
-            print(f"zoo: {last.name} was saved in the middle of epoch {state['epoch'] + 1} (after batch "
-                  f"{progress['current']['completed']}): the rest of that epoch draws other batches than an "
-                  "uninterrupted fit would, so the weights end close to its, not equal; a resume from an epoch's "
-                  "end (the last.ckpt written after every epoch) is exact", file=sys.stderr)
+            evaluate_beside_the_run(config, self.subcommand)
 
     def after_instantiate_classes(self) -> None:
         super().after_instantiate_classes()
@@ -495,13 +312,8 @@ class ZooCLI(LightningCLI):
                 raise InputError(f"--model.{key} {given} contradicts the data, which gives {key}={data_value}; "
                                  f"the model takes {key} from the data: leave --model.{key} out, or choose data "
                                  f"with {key}={given}")
-        for key, trained in getattr(self, "checkpoint_data", {}).items():
-            given = getattr(self.datamodule, key, None)
-            if trained is not None and given is not None and given != trained:
-                raise InputError(
-                    f"the checkpoint was trained with {key}={trained} but the data gives {key}={given}; "
-                    f"use data that matches it (e.g. --data.{key} {trained} where the data has that option)"
-                )
+        check_sizes(self.datamodule, getattr(self, "checkpoint_data", {}),
+                    "use data that matches the checkpoint (e.g. --data.{what} {want} where the data has that option)")
 
     def after_fit(self) -> None:
         trainer = self.trainer
@@ -560,15 +372,6 @@ class ZooCLI(LightningCLI):
         extra += f", loss {float(loss):.4f}" if loss is not None else ""
         print(f"{'test' if stage == 'test' else 'validation'} accuracy: {100 * float(metrics[f'{stage}_acc']):.2f}%"
               f"{extra}")
-
-
-def _dataset_name(class_path: str) -> str:
-    """The registry name of a DataModule class path ("data" for an unregistered class)."""
-    import importlib
-
-    module, _, name = class_path.rpartition(".")
-    cls = getattr(importlib.import_module(module), name, None)
-    return dataset_name(cls) or "data"
 
 
 def _data_class_path(name: str) -> str:
@@ -778,7 +581,7 @@ def _zoo_cli() -> ZooCLI:
         trainer_defaults={
             "max_epochs": 60,
             "log_every_n_steps": 10,
-            "logger": {"class_path": f"{__name__}.RunLogger",
+            "logger": {"class_path": f"{RunLogger.__module__}.RunLogger",
                        "init_args": {"save_dir": "runs", "name": "zoo"}},
         },
         save_config_callback=RunConfig,

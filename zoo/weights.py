@@ -213,9 +213,9 @@ def read_state_dict(source: str, model: str = "") -> dict[str, torch.Tensor]:
         return _timm_state_dict(model, name)
     path = Path(source)
     if path.suffix == ".ckpt":
-        from zoo.checkpoint import read_checkpoint
+        from zoo.checkpoint import CheckpointRecord
 
-        return read_checkpoint(path)["state_dict"]
+        return CheckpointRecord.read(path).state_dict
     if path.suffix not in STATE_DICT_FILES:
         raise InputError(f"unknown weights {source!r}; give zoo:TAG (e.g. zoo:fashion_mnist, see zoo models "
                          "--pretrained), a zoo checkpoint (.ckpt), a state dict file "

@@ -16,7 +16,7 @@ import lightning as L
 from safetensors.torch import save_file
 
 import zoo
-from zoo.checkpoint import read_checkpoint
+from zoo.checkpoint import CheckpointRecord
 from zoo.data import DATASETS
 from zoo.registry import MODELS, builder_arguments
 from zoo.weights import sha256_of
@@ -33,33 +33,33 @@ def main() -> None:
     parser.add_argument("--leaderboard-top1", type=float, help="the recipe's mean test top-1 over seeds, in %%")
     parser.add_argument("--recipe", required=True, help="the config or suite that trained them")
     args = parser.parse_args()
-    checkpoint = read_checkpoint(args.ckpt)
-    hparams, data = dict(checkpoint["hyper_parameters"]), checkpoint["zoo"]["data"]
-    model = zoo.ImageClassifier.load_from_checkpoint(args.ckpt, map_location="cpu").eval()
-    datamodule = DATASETS.get(data["name"])(**{**data["arguments"], "normalize": (data["mean"], data["std"])})
+    record = CheckpointRecord.read(args.ckpt)
+    data = record.data
+    model = zoo.ImageClassifier.load_from_checkpoint(record, map_location="cpu").eval()
+    datamodule = DATASETS.get(data.name)(**{**data.arguments, "normalize": record.normalization()})
     (result,) = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(
         model, datamodule, verbose=False)
-    name = hparams["model"]
+    name = record.model
     path = HERE / "files" / f"{name}-{args.tag}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.net.state_dict().items()}, path)
     net_arguments = builder_arguments(MODELS.get(name).builder)  # num_classes, in_chans, image_size, the net's own
-    arguments = {k: v for k, v in hparams.items() if k in net_arguments}
+    arguments = {k: v for k, v in record.hyper_parameters.items() if k in net_arguments}
     entry = {
         "model": name, "tag": args.tag, "file": path.name, "sha256": sha256_of(path), "arguments": arguments,
         "meta": {
-            "dataset": data["name"], "top1": round(100 * result["test_acc"], 2),
+            "dataset": data.name, "top1": round(100 * result["test_acc"], 2),
             "leaderboard_top1": args.leaderboard_top1, "recipe": args.recipe,
             "params": sum(p.numel() for p in model.net.parameters()),
-            "input_size": [data["in_chans"], data["image_size"], data["image_size"]],
-            "mean": data["mean"], "std": data["std"], "class_names": data["class_names"],
-            "licence": LICENCES.get(data["name"], "see the dataset's own licence"),
+            "input_size": [record.in_chans, record.image_size, record.image_size],
+            "mean": data.mean, "std": data.std, "class_names": data.class_names,
+            "licence": LICENCES.get(data.name, "see the dataset's own licence"),
         },
     }
     manifest = HERE / "weights.json"
     entries = [e for e in json.loads(manifest.read_text()) if (e["model"], e["tag"]) != (name, args.tag)]
     manifest.write_text(json.dumps(sorted([*entries, entry], key=lambda e: (e["model"], e["tag"])), indent=1) + "\n")
-    print(f"{name} zoo:{args.tag}: top-1 {entry['meta']['top1']:.2f} % on {data['name']}'s test set, "
+    print(f"{name} zoo:{args.tag}: top-1 {entry['meta']['top1']:.2f} % on {data.name}'s test set, "
           f"sha256 {entry['sha256']} -> {path}")
 
 

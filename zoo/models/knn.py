@@ -114,9 +114,9 @@ class KNN(nn.Module):
 def _feature_net(features: str, num_classes: int, in_chans: int, image_size: int) -> nn.Module:
     """A trained net from a zoo checkpoint (a path ending in .ckpt), else an untrained registered net."""
     if features.endswith(".ckpt"):
-        from zoo.checkpoint import net_from_checkpoint
+        from zoo.checkpoint import CheckpointRecord
 
-        return net_from_checkpoint(features)
+        return CheckpointRecord.read(features).net()
     return build_model(features, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
 
 
