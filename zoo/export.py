@@ -54,6 +54,7 @@ def metadata(checkpoint: "str | Path | CheckpointRecord") -> dict[str, Any]:
     return {
         "zoo_version": __version__, "model": record.model, "num_classes": record.num_classes,
         "class_names": record.labels, "model_arguments": arguments,
+        **({"probe_stage": record.probe_stage} if record.probe_stage is not None else {}),
         "input": {"shape": ["N", record.in_chans, size, size], "dtype": "float32",
                   "mean": record.data.mean, "std": record.data.std, "range": "pixels in [0, 1] before mean/std"},
         "output": "logits [N, num_classes]; softmax gives probabilities",

@@ -209,10 +209,16 @@ class NoProfiler(PassThroughProfiler):
 class ZooCLI(LightningCLI):
     """LightningCLI with zoo's links, checkpointing, logging and a final test of the best checkpoint."""
 
-    user_chose_data = False  # --data or --config was given (else a checkpoint's own data is used)
-    given: dict[str, str] = {}  # options given on the command line, --model.num_classes -> "5" (to check them)
-    result: "FitResult | None" = None  # after fit: what came of it
-    _claimed: str | None = None  # the run folder's version_N that zoo.runs.claim_run_folder chose
+    def __init__(self, argv: list[str], *args: Any, **kwargs: Any) -> None:
+        """`argv`: the command line as the user gave it, before zoo's shorthands (what zoo checks against);
+        the other arguments are LightningCLI's, which parses ``sys.argv``."""
+        self.given = given_options(argv)  # --model.num_classes -> "5", to check against the data
+        keys = {a.split("=", 1)[0] for a in argv}
+        self.user_chose_data = bool({"--data", "--config", "-c"} & keys)  # else a checkpoint's own data is used
+        self.verbose = "--verbose" in keys  # Lightning's results table too
+        self.result: FitResult | None = None  # after fit: what came of it
+        self._claimed: str | None = None  # the run folder's version_N that zoo.runs.claim_run_folder chose
+        super().__init__(*args, **kwargs)
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -352,7 +358,7 @@ class ZooCLI(LightningCLI):
 
     def _without_lightnings_table(self) -> None:
         """Lightning's results table prints fractions (0.99444); zoo prints percentages after it (--verbose: both)."""
-        if not any(a.split("=", 1)[0] == "--verbose" for a in sys.argv[1:]):
+        if not self.verbose:
             self.config_init[self.subcommand]["verbose"] = False
 
     def after_test(self) -> None:
@@ -471,16 +477,13 @@ def run_lightning(argv: list[str]) -> ZooCLI:
 
 
 def _run_lightning(argv: list[str]) -> ZooCLI:
-    ZooCLI.user_chose_data = bool({"--data", "--config", "-c"} & {a.split("=", 1)[0] for a in argv})
-    ZooCLI.given = given_options(argv)
-
     # short class names in YAML configs (model: lenet5) resolve too; plugin names (timm/x) are not
     # identifiers: their classes are made when --model or a config's class_path asks (zoo.cli.timm_x)
     for name in MODELS.names(exclude="*/*"):
         classifier_class(name)
     saved, sys.argv = sys.argv, [sys.argv[0], *expand_shorthands(argv)]
     try:
-        cli = _zoo_cli()
+        cli = _zoo_cli(argv)
     except MisconfigurationException as exc:  # Lightning's own check of a value (--trainer.max_epochs -5): one line
         raise InputError(str(exc).strip().splitlines()[0]) from None
     except RuntimeError as exc:
@@ -571,9 +574,12 @@ def explain_option_error(message: str, subcommand: str) -> str:
     return f"{message.strip().splitlines()[0]}; {help_hint}"
 
 
-def _zoo_cli() -> ZooCLI:
-    """LightningCLI on sys.argv (passing args instead would make Lightning warn about sys.argv)."""
+def _zoo_cli(argv: list[str]) -> ZooCLI:
+    """LightningCLI on sys.argv, which holds `argv` with zoo's shorthands expanded. Not on ``args=``: Lightning's
+    subprocess launcher (DDP on several devices) starts each other process with ``sys.argv``, so it must be the
+    fit's own command line also when :func:`zoo.fit` runs inside another program (zoo bench's child)."""
     return ZooCLI(
+        argv,
         ImageClassifier,
         subclass_mode_model=True,
         subclass_mode_data=True,
