@@ -47,16 +47,17 @@ def zoo_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     out, err = io.StringIO(), io.StringIO()
     folder, environment, states, shown = os.getcwd(), dict(os.environ), rng_states(), warnings.showwarning
     lightning = logging.getLogger("lightning")
-    level = lightning.level
-    streams = [(h, h.stream) for name in ("lightning", "lightning.pytorch", "lightning.fabric")
-               for h in logging.getLogger(name).handlers if isinstance(h, logging.StreamHandler)]
+    loggers = [logging.getLogger(name) for name in ("lightning", "lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    streams = [(h, h.stream) for logger in loggers for h in logger.handlers if isinstance(h, logging.StreamHandler)]
     # Lightning prints its log lines through a handler of its own only when the root logger has none at its import;
     # under pytest they go to pytest's: here they go to the command's stderr, as in a fresh process
     printer = logging.StreamHandler(err) if not streams else None
     code = 0
     try:
         os.chdir(cwd)
-        lightning.setLevel(logging.NOTSET)  # as in the command: Lightning's own level (the autouse fixture quiets it)
+        for logger in loggers:  # as in a fresh process, the level Lightning's __init__ files set (the autouse fixture,
+            logger.setLevel(logging.INFO)  # or a script a test ran, such as benchmarks/transfer_table.quiet, changed it)
         for handler, _ in streams:
             handler.setStream(err)
         if printer is not None:
@@ -78,7 +79,8 @@ def zoo_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         os.environ.update(environment)
         restore_rng_states(states)
         warnings.showwarning = shown
-        lightning.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
         if printer is not None:
             lightning.removeHandler(printer)
         for handler, stream in streams:

@@ -151,7 +151,6 @@ def test_the_transfer_table_orderings_that_hold_with_a_clear_margin(tmp_path):
     spec = importlib.util.spec_from_file_location("transfer_table", ROOT / "benchmarks" / "transfer_table.py")
     table = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(table)
-    table.quiet()
     budget = table.Budget(source_epochs=2, source_per_class=1000)
     source, row = table.source_net("lenet5", budget, tmp_path)
     assert row["test_acc"] > 80  # 5 classes of clothes: chance is 20 %
