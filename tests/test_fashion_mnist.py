@@ -88,7 +88,7 @@ def test_knn_predicts_as_scikit_learn_on_the_real_images(elsewhere):
         assert 0.75 < (ours == y_test.numpy()).mean() < 0.85  # measured: 78.8 % (k=1), 79.6 % (k=5)
 
 
-@pytest.mark.parametrize("model", ["lenet5", "mlp", "resnet20"])
+@pytest.mark.parametrize("model", ["lenet5", "mlp", "resnet20", "alexnet_s", "googlenet_s"])
 def test_shipped_weights_give_their_stated_accuracy_on_the_real_test_set(elsewhere, model):
     """zoo:fashion_mnist (plugins/zoo-weights) loads offline and scores what its metadata says, on 10,000 images."""
     weights = zoo.weights.get_weights(model, "fashion_mnist")
@@ -124,8 +124,8 @@ def test_the_command_line_lists_and_uses_the_shipped_weights(tmp_path):
     listed = zoo_here("models", "--pretrained", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr[-2000:]
     rows = [line.split()[:4] for line in listed.stdout.splitlines()[2:] if line.strip()]
-    assert [row[:3] for row in rows] == [[m, "zoo:fashion_mnist", "fashion_mnist"] for m in ("lenet5", "mlp",
-                                                                                              "resnet20")]
+    assert sorted(row[:3] for row in rows) == [[m, "zoo:fashion_mnist", "fashion_mnist"]
+                                               for m in ("alexnet_s", "googlenet_s", "lenet5", "mlp", "resnet20")]
     weights = zoo.weights.get_weights("lenet5", "fashion_mnist")
     tested = zoo_here("test", "--model", "lenet5", "--model.weights", "zoo:fashion_mnist", "--data", "fashion_mnist",
                       cwd=tmp_path)
