@@ -314,9 +314,11 @@ def test_old_flag_spellings_still_work_with_a_warning(tmp_path, capsys):
     assert [str(w.message).split(";")[0] for w in caught] == ["--ckpt is now spelled --ckpt_path",
                                                                "--batch-size is now spelled --batch_size",
                                                                "--data-arg is now spelled --set"]
+    shown = warnings.showwarning
     with pytest.raises(SystemExit) as exit_:
         main(["export", "--ckpt", str(tmp_path / "missing.ckpt"), "--format", "onnx", "--out", "x.onnx"])
     err = capsys.readouterr().err
+    assert warnings.showwarning is shown  # zoo's one-line display lasted the command, not the process
     assert exit_.value.code == 2 and "zoo: warning: --ckpt is now spelled --ckpt_path" in err
     assert "missing.ckpt' does not exist" in err  # the old spelling reached the command
 

@@ -18,7 +18,7 @@ def build(name: str, **kwargs) -> nn.Module:
 
 def small(name: str) -> int:
     """The size the checks run at: the model's minimum (at least 8), so big ImageNet nets stay cheap."""
-    return max(MODELS.get(name).min_size, 8)
+    return max(zoo.model_info(name).min_size, 8)
 
 
 def build_small(name: str, **kwargs) -> nn.Module:

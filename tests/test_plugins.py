@@ -94,6 +94,8 @@ def test_cam_layer_metadata_and_gradcam_match_pytorch_grad_cam(name, layer):
 def test_minimum_sizes_come_from_the_nets():
     assert zoo.model_info("timm/resnet18").min_size == 32  # stride of timm's last feature map
     assert zoo.model_info("tv/inception_v3").min_size == 75  # torchvision's weights metadata
+    # a net of a fixed input size has no smaller form: the registry reports its defaults' size
+    assert zoo.model_info("tv/vit_b_32").min_size == zoo.model_info("timm/vit_tiny_patch16_224").min_size == 224
     with pytest.raises(InputError, match="at least 32x32"):
         zoo.create_model("timm/resnet18")(torch.randn(1, 3, 16, 16))
     vit = zoo.create_model("tv/vit_b_32", num_classes=2, image_size=64)  # built for the size it is given

@@ -10,7 +10,7 @@ import textwrap
 import warnings
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from zoo.atomic import output_file, output_folder
 from zoo.errors import InputError, UnknownNameError, disk_full, zoo_error_behind
@@ -577,21 +577,29 @@ Defaults: `zoo fit` alone trains lenet5 on scikit-learn's digits and writes runs
 """
 
 
-_show_warning = warnings.showwarning
+def _one_line_for_zoo(show: Callable[..., None]) -> Callable[..., None]:
+    """Python's warning display with zoo's own warnings as one line (``zoo: warning: ...``); other libraries'
+    warnings go to `show`, as Python shows them."""
+    package = Path(__file__).resolve().parent
 
+    def show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                     line: Any = None) -> None:
+        if Path(filename).resolve().is_relative_to(package):
+            print(f"zoo: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
 
-def _show_zoo_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
-                      line: Any = None) -> None:
-    """zoo's own warnings as one line (``zoo: warning: ...``); other libraries' as Python shows them."""
-    if Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent):
-        print(f"zoo: warning: {message}", file=sys.stderr)
-    else:
-        _show_warning(message, category, filename, lineno, file, line)
+    return show_warning
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    warnings.showwarning = _show_zoo_warning
+    with warnings.catch_warnings():  # the display and any filter set below last this command, not the process
+        warnings.showwarning = _one_line_for_zoo(warnings.showwarning)
+        _run(argv)
+
+
+def _run(argv: list[str]) -> None:
     try:
         if not argv or argv[0] in ("-h", "--help"):
             print(OVERVIEW)

@@ -182,8 +182,9 @@ class ModelInfo:
     """What :func:`model_info` reports: the entry's metadata plus measured size and cost.
 
     ``params`` and ``macs`` are for the builder's defaults at ``input_size``; MACs are counted
-    by :class:`torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2). ``cam_layer`` and ``min_size``
-    are the registered ones, else the built net's attributes of those names (plugins set them per net).
+    by :class:`torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2). ``cam_layer`` is the registered one, else
+    the built net's attribute of that name (plugins set it per net); ``min_size`` is the net's own, of the form
+    built for the smallest images, unless the builder registered one.
     ``weights`` maps the names of pretrained weights to their metadata (``acc@1``, ``params``, ...).
     ``summary`` is the first paragraph of the builder's documentation.
     """
@@ -220,7 +221,7 @@ def register_model(
     family: str,
     paper: str = "",
     input_size: tuple[int, int, int] | None = None,
-    min_size: int | None = 1,
+    min_size: int | None = None,
     cam_layer: str | None = None,
     weights: dict[str, dict[str, Any]] | None = None,
     torchvision_weights: bool = False,
@@ -242,8 +243,9 @@ def register_model(
         paper: the reference, e.g. "LeCun et al. 1998".
         input_size: the default input as (channels, height, width); by default the builder's own defaults of
             ``in_chans`` and ``image_size`` (so the two never disagree), else (3, 224, 224).
-        min_size: the smallest height/width the net accepts in any of its forms; ``None``: the built net's
-            ``min_size`` attribute at the default arguments (for plugins that know it only once built).
+        min_size: the smallest height/width the net accepts in any of its forms, for a net that cannot say;
+            ``None`` (zoo's nets): the built net's ``min_size`` attribute, of the form the builder makes for
+            the smallest ``image_size`` (a family whose stem follows the image size then takes its small form).
         cam_layer: the module name of the last spatial feature map (what CAM reads); plugins whose
             nets know it only once built set a ``cam_layer`` attribute on the net instead.
         weights: pretrained weights the builder can load, name -> metadata (``acc@1``, ``acc@5``,
@@ -461,7 +463,8 @@ def count_macs(net: nn.Module, input_shape: tuple[int, ...], device: torch.devic
 
 @functools.cache
 def _measure(name: str) -> tuple[int, int, str | None, int]:
-    """Parameters, MACs, and the net's own ``cam_layer`` and ``min_size``, at the default input on the meta device."""
+    """Parameters and MACs at the default input, on the meta device, and the net's own ``cam_layer`` and
+    ``min_size`` (of its smallest form)."""
     import torch
 
     entry = MODELS.get(name)
@@ -475,7 +478,25 @@ def _measure(name: str) -> tuple[int, int, str | None, int]:
             f"model {name!r} fails with its default arguments on a {'x'.join(map(str, entry.input_size))} input "
             f"({type(exc).__name__}: {exc}); fix its builder or its registered input_size"
         ) from exc
-    return params, macs, getattr(net, "cam_layer", None), getattr(net, "min_size", 1)
+    return params, macs, getattr(net, "cam_layer", None), _smallest_input(entry, net)
+
+
+def _smallest_input(entry: ModelEntry, net: Any) -> int:
+    """The ``min_size`` of the net's form for the smallest images (the net owns the figure; the registry asks it):
+    the builder's net at ``image_size=1``, if it takes an input of the size it claims (on the meta device: shapes
+    only), else `net`'s, the defaults' form (a builder without ``image_size``, or a net of a fixed input size)."""
+    import torch
+
+    if "image_size" not in builder_arguments(entry.builder):
+        return getattr(net, "min_size", 1)
+    try:
+        with torch.device("meta"):
+            small = entry.builder(image_size=1)
+            size = getattr(small, "min_size", 1)
+            small.eval()(torch.empty(1, entry.input_size[0], size, size))
+    except Exception:  # noqa: BLE001 - no small form: the defaults' is the net's only one
+        return getattr(net, "min_size", 1)
+    return size
 
 
 def _check_arguments(entry: ModelEntry, kwargs: dict[str, Any]) -> None:

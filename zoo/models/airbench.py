@@ -103,7 +103,7 @@ class Airbench(ZooNet):
         return x if pre_logits else self.fc(x) * self.logit_scale
 
 
-@register_model(family="airbench", paper=JORDAN2024, min_size=9, cam_layer="stages")
+@register_model(family="airbench", paper=JORDAN2024, cam_layer="stages")
 def airbench(
     num_classes: int = 10,
     in_chans: int = 3,

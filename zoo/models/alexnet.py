@@ -28,7 +28,7 @@ class AlexNet(FeaturesClassifierNet, TorchvisionAlexNet):
 PAPER = "Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional Neural Networks"
 
 
-@register_model(family="alexnet", paper=PAPER, min_size=15, cam_layer="features", torchvision_weights=True)
+@register_model(family="alexnet", paper=PAPER, cam_layer="features", torchvision_weights=True)
 def alexnet(
     num_classes: int = 1000,
     in_chans: int = 3,
@@ -81,7 +81,7 @@ class SmallAlexNet(FeaturesClassifierNet):
 
 
 @register_model(family="alexnet", paper=f"{PAPER}; small-input form: zoo's (torchvision's layer order, 3x3 "
-                "convolutions, half the widths)", min_size=8, cam_layer="features")
+                "convolutions, half the widths)", cam_layer="features")
 def alexnet_s(
     num_classes: int = 10,
     in_chans: int = 1,

@@ -158,7 +158,7 @@ def imagenet_densenet(
                     choose_stem(stem, image_size), init, memory_efficient)
 
 
-_imagenet_variant = register_model(family="densenet", paper=PAPER, min_size=8, cam_layer="features",
+_imagenet_variant = register_model(family="densenet", paper=PAPER, cam_layer="features",
                                    torchvision_weights=True, arguments=imagenet_densenet)
 
 
@@ -197,13 +197,13 @@ _CIFAR_ARGS = """
 """
 
 
-@register_model(family="densenet", paper=PAPER + ", CIFAR (L=40, k=12)", min_size=4, cam_layer="features")
+@register_model(family="densenet", paper=PAPER + ", CIFAR (L=40, k=12)", cam_layer="features")
 def densenet40(num_classes: int = 10, in_chans: int = 3, image_size: int = 32, init: str = "he",
                drop_rate: float = 0.0, memory_efficient: bool = False) -> DenseNet:
     return DenseNet(12, (12, 12, 12), 16, None, 1.0, drop_rate, num_classes, in_chans, "plain", init, memory_efficient)
 
 
-@register_model(family="densenet", paper=PAPER + ", CIFAR DenseNet-BC (L=100, k=12)", min_size=4,
+@register_model(family="densenet", paper=PAPER + ", CIFAR DenseNet-BC (L=100, k=12)",
                 cam_layer="features")
 def densenet_bc100(num_classes: int = 10, in_chans: int = 3, image_size: int = 32, init: str = "he",
                    drop_rate: float = 0.0, memory_efficient: bool = False) -> DenseNet:
@@ -211,7 +211,7 @@ def densenet_bc100(num_classes: int = 10, in_chans: int = 3, image_size: int = 3
 
 
 @register_model(family="densenet", paper=PAPER + "; small-input form: zoo's DenseNet-BC (L=40, k=16) with a pooling "
-                "stem", min_size=8, cam_layer="features")
+                "stem", cam_layer="features")
 def densenet_bc40_s(num_classes: int = 10, in_chans: int = 1, image_size: int = 28, init: str = "he",
                     drop_rate: float = 0.0, memory_efficient: bool = False) -> DenseNet:
     return DenseNet(16, (6, 6, 6), 32, 4, 0.5, drop_rate, num_classes, in_chans, "pooled", init, memory_efficient)

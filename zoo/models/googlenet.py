@@ -70,7 +70,7 @@ class GoogLeNet(ZooNet, TorchvisionGoogLeNet):
 
 
 @register_model(family="googlenet", paper="Szegedy et al. 2015, Going Deeper with Convolutions",
-                min_size=8, cam_layer="inception5b", torchvision_weights=True)
+                cam_layer="inception5b", torchvision_weights=True)
 def googlenet(
     num_classes: int = 1000,
     in_chans: int = 3,
@@ -167,7 +167,7 @@ class SmallGoogLeNet(ZooNet):
 
 @register_model(family="googlenet", paper="Szegedy et al. 2015, Going Deeper with Convolutions; small-input form: "
                 "kuangliu/pytorch-cifar's GoogLeNet at a quarter of the widths, with a pooling stem",
-                min_size=1, cam_layer="inception5b")
+                cam_layer="inception5b")
 def googlenet_s(num_classes: int = 10, in_chans: int = 1, image_size: int = 28, init: str = "he",
                 dropout: float = 0.2) -> SmallGoogLeNet:
     """GoogLeNet's small-input form: nine inception modules at a quarter of the widths, 0.36M parameters.

@@ -49,7 +49,7 @@ class LeNet5(FeaturesClassifierNet):
 
 
 @register_model(family="lenet", paper="LeCun et al. 1998, Gradient-based learning applied to "
-                "document recognition", min_size=16, cam_layer="features")
+                "document recognition", cam_layer="features")
 def lenet5(
     num_classes: int = 10,
     in_chans: int = 1,

@@ -51,8 +51,7 @@ class Linear(FixedSizeNet):
         return x if pre_logits else self.fc(x)
 
 
-@register_model(family="linear", paper="the linear score function f(x, W) = Wx + b of the classic curriculum",
-                min_size=1)
+@register_model(family="linear", paper="the linear score function f(x, W) = Wx + b of the classic curriculum")
 def linear(num_classes: int = 10, in_chans: int = 3, image_size: int = 32) -> Linear:
     """Linear classifier on flattened pixels.
 

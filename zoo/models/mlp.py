@@ -52,7 +52,7 @@ class MLP(FixedSizeNet):
         return x if pre_logits else self.fc(x)
 
 
-@register_model(family="mlp", paper="Rumelhart et al. 1986 (back-propagation)", min_size=1)
+@register_model(family="mlp", paper="Rumelhart et al. 1986 (back-propagation)")
 def mlp(
     num_classes: int = 10,
     in_chans: int = 3,

@@ -123,7 +123,7 @@ def imagenet_resnet(
                   groups, width_per_group, drop_path_rate)
 
 
-_imagenet_variant = register_model(family="resnet", paper=HE2016, min_size=8, cam_layer="layer4",
+_imagenet_variant = register_model(family="resnet", paper=HE2016, cam_layer="layer4",
                                    torchvision_weights=True, arguments=imagenet_resnet)
 
 
@@ -157,7 +157,7 @@ def resnet152(**kwargs: Any) -> ResNet:
     return imagenet_resnet(Bottleneck, [3, 8, 36, 3], **kwargs)
 
 
-@register_model(family="resnet", paper="Zagoruyko & Komodakis 2016, Wide Residual Networks", min_size=8,
+@register_model(family="resnet", paper="Zagoruyko & Komodakis 2016, Wide Residual Networks",
                 cam_layer="layer4", torchvision_weights=True, arguments=imagenet_resnet)
 def wide_resnet50_2(**kwargs: Any) -> ResNet:
     """Wide ResNet-50-2, 68.9M parameters."""
@@ -165,7 +165,7 @@ def wide_resnet50_2(**kwargs: Any) -> ResNet:
 
 
 @register_model(family="resnet", paper="Xie et al. 2017, Aggregated Residual Transformations for Deep Neural Networks",
-                min_size=8, cam_layer="layer4", torchvision_weights=True, arguments=imagenet_resnet)
+                cam_layer="layer4", torchvision_weights=True, arguments=imagenet_resnet)
 def resnext50_32x4d(**kwargs: Any) -> ResNet:
     """ResNeXt-50 32x4d, 25.0M parameters."""
     return imagenet_resnet(Bottleneck, [3, 4, 6, 3], groups=32, width_per_group=4, **kwargs)
@@ -266,7 +266,7 @@ def cifar_resnet(
     return CifarResNet(depth, num_classes, in_chans, init, zero_init_residual, drop_path_rate)
 
 
-_cifar_variant = register_model(family="resnet", paper=HE2016 + ", section 4.2", min_size=4, cam_layer="layer3",
+_cifar_variant = register_model(family="resnet", paper=HE2016 + ", section 4.2", cam_layer="layer3",
                                 arguments=cifar_resnet)
 
 

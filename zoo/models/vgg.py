@@ -58,7 +58,7 @@ def vgg(
     return VGG(depth, batch_norm, num_classes, in_chans, choose_stem(stem, image_size), init, dropout)
 
 
-_variant = register_model(family="vgg", paper=PAPER, min_size=8, cam_layer="features", torchvision_weights=True,
+_variant = register_model(family="vgg", paper=PAPER, cam_layer="features", torchvision_weights=True,
                           arguments=vgg)
 
 
@@ -134,7 +134,7 @@ class SmallVGG(FeaturesClassifierNet):
 
 
 @register_model(family="vgg", paper=f"{PAPER}; small-input form: kuangliu/pytorch-cifar's VGG at a quarter of the "
-                "widths", min_size=1, cam_layer="features.42")
+                "widths", cam_layer="features.42")
 def vgg16_bn_s(num_classes: int = 10, in_chans: int = 1, image_size: int = 28, init: str = "he") -> SmallVGG:
     """VGG-16 with batch normalization, small-input form: 13 convolutions of 16-128 channels, 0.92M parameters.
 

@@ -67,7 +67,7 @@ class WideResNet(ZooNet):
         return x if pre_logits else self.fc(x)
 
 
-@register_model(family="wide_resnet", paper="Zagoruyko & Komodakis 2016, Wide Residual Networks", min_size=4,
+@register_model(family="wide_resnet", paper="Zagoruyko & Komodakis 2016, Wide Residual Networks",
                 cam_layer="relu")
 def wrn28_10(num_classes: int = 10, in_chans: int = 3, image_size: int = 32, drop_rate: float = 0.0,
              init: str = "he", drop_path_rate: float = 0.0) -> WideResNet:
