@@ -30,7 +30,7 @@ def create_model(name: str, weights: str | None = None, pretrained: bool = False
     Example:
         >>> net = zoo.create_model("resnet20", pretrained=True)  # doctest: +SKIP
         >>> net.pretrained_cfg["top1"], net.in_chans  # doctest: +SKIP
-        (92.11, 1)
+        (93.90, 1)
     """
     from zoo.weights import builder_defaults, default_weights, load_weights, pretrained_cfg
 
