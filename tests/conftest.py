@@ -56,8 +56,10 @@ def zoo_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     code = 0
     try:
         os.chdir(cwd)
-        for logger in loggers:  # as in a fresh process, the level Lightning's __init__ files set (the autouse fixture,
-            logger.setLevel(logging.INFO)  # or a script a test ran, such as benchmarks/transfer_table.quiet, changed it)
+        # as in a fresh process, the level Lightning's __init__ files set (the autouse fixture, or a script a test
+        # ran, such as benchmarks/transfer_table.quiet, changed it)
+        for logger in loggers:
+            logger.setLevel(logging.INFO)
         for handler, _ in streams:
             handler.setStream(err)
         if printer is not None:
@@ -79,7 +81,7 @@ def zoo_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         os.environ.update(environment)
         restore_rng_states(states)
         warnings.showwarning = shown
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
         if printer is not None:
             lightning.removeHandler(printer)

@@ -13,9 +13,9 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-import yaml
 
 import zoo
+from zoo.bench import load_suite
 from zoo.data.mnist import FashionMNISTDataModule
 
 SYSTEM = Path(FashionMNISTDataModule.system_dir)
@@ -90,8 +90,7 @@ def test_knn_predicts_as_scikit_learn_on_the_real_images(elsewhere):
 
 
 # every family of the converged board ships its weights, but kNN, whose "weights" are the 55,000 training images
-SHIPPED = sorted(set(yaml.safe_load((Path(zoo.__file__).parent / "bench" / "suites" / "fashion_mnist.yaml").read_text())
-                     ["models"]) - {"knn"})
+SHIPPED = sorted({entry.model for entry in load_suite("fashion_mnist")} - {"knn"})
 
 
 @pytest.mark.parametrize("model", SHIPPED)

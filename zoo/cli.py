@@ -8,9 +8,10 @@ import os
 import sys
 import textwrap
 import warnings
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from zoo.atomic import output_file, output_folder
 from zoo.errors import InputError, UnknownNameError, disk_full, zoo_error_behind

@@ -300,34 +300,13 @@ class ZooCLI(LightningCLI):
             model = config.model.class_path.rsplit(".", 1)[-1]
             data = dataset_of(config.data.class_path)
             logger.init_args.name = f"{model}-{data}"
-        self._as_the_weights_were_made(config)
+        as_the_weights_were_made(config, self.given)
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             resume_last(config)
         if self.subcommand == "fit":
             self._claimed = claim_run_folder(config)
         if self.subcommand in ("test", "validate"):
             evaluate_beside_the_run(config, self.subcommand)
-
-    def _as_the_weights_were_made(self, config: Any) -> None:
-        """With zoo's weights (``--model.weights zoo:TAG``) the net is built as they were made: each of the net's
-        own arguments not given on the command line takes the weights' value (the converged LeNet-5's ReLU and max
-        pooling), and data with an ``image_size`` resizes to theirs unless ``--data.image_size`` is given, as
-        torchvision's ``weights.transforms()`` resizes. Classes and channels stay the data's (a new head or an
-        adapted first convolution); :class:`ImageClassifier` does the same for a net built in Python."""
-        from zoo.weights import zoo_weights
-
-        init = config.model.get("init_args")
-        if init is None or not str(init.get("weights") or "").startswith("zoo:"):
-            return
-        module, _, name = config.model.class_path.rpartition(".")
-        model = getattr(getattr(importlib.import_module(module), name), "registry_name", None) or init.get("model")
-        data = config.data.get("init_args") if config.get("data") else None
-        for key, value in zoo_weights(model, init.weights).arguments.items():
-            if key == "image_size" and data is not None and "image_size" in data and not (
-                    {"--data.image_size", "--model.image_size"} & set(self.given)):
-                data["image_size"] = value
-            elif key not in LINKED and key in init and f"--model.{key}" not in self.given:
-                init[key] = value
 
     def after_instantiate_classes(self) -> None:
         super().after_instantiate_classes()
@@ -400,6 +379,32 @@ class ZooCLI(LightningCLI):
         extra += f", loss {float(loss):.4f}" if loss is not None else ""
         print(f"{'test' if stage == 'test' else 'validation'} accuracy: {100 * float(metrics[f'{stage}_acc']):.2f}%"
               f"{extra}")
+
+
+def as_the_weights_were_made(config: Any, given: Mapping[str, str]) -> None:
+    """With zoo's weights (``--model.weights zoo:TAG``) the net is built as they were made: each of the net's own
+    arguments not `given` on the command line takes the weights' value (the converged LeNet-5's ReLU and max
+    pooling), and data with an ``image_size`` resizes to theirs unless ``--data.image_size`` is given, as
+    torchvision's ``weights.transforms()`` resizes. Classes and channels stay the data's (a new head or an adapted
+    first convolution). LightningCLI passes every builder argument, defaults included, so the weights' own
+    arguments, which :class:`ImageClassifier` takes only for those left unset, are set here in the config."""
+    from zoo.weights import zoo_weights
+
+    init = config.model.get("init_args")
+    if init is None:
+        return
+    module, _, name = config.model.class_path.rpartition(".")
+    model = getattr(getattr(importlib.import_module(module), name), "registry_name", None) or init.get("model")
+    made = zoo_weights(model, init.get("weights"))  # None for other sources
+    if made is None:
+        return
+    data = config.data.get("init_args") if config.get("data") else None
+    for key, value in made.arguments.items():
+        if key == "image_size" and data is not None and "image_size" in data and not (
+                {"--data.image_size", "--model.image_size"} & set(given)):
+            data["image_size"] = value
+        elif key not in LINKED and key in init and f"--model.{key}" not in given:
+            init[key] = value
 
 
 def _data_class_path(name: str) -> str:
