@@ -222,6 +222,10 @@ def test_unfreezing_happens_at_the_stated_epoch_with_the_stated_lr_ratio():
     assert scales == pytest.approx([0.025, 0.05, 0.1, 1.0])  # three stages, each half the one above, head 1
     assert all(lr == pytest.approx(0.1 * scale) for lr, scale in unfrozen["lrs"])
     assert bn.training  # thawed BatchNorm trains again
+    again = Record()  # the same module fit again without Finetune: one stage, the optimizer's own rate
+    _trainer(callbacks=[again], max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(
+        model, zoo.data.create("digits", image_size=16, batch_size=32))
+    assert again.epochs[0]["lrs"] == [(0.1, 1.0), (0.1, 1.0)]  # decayed weights, then biases and norms
 
 
 def test_linear_probe_keeps_batchnorm_statistics_and_backbone_weights():

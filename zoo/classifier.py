@@ -2,6 +2,7 @@
 
 import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,6 +147,10 @@ class ImageClassifier(L.LightningModule):
         self.bias_lr_scale, self.tta = bias_lr_scale, tta
         self.l1_penalty, self.l2_penalty = l1_penalty, l2_penalty
         self.channels_last = channels_last
+        # how the optimizer groups the net's parameters, each group with its learning-rate factor; None: one group.
+        # Set by whoever decides it (zoo.finetune.Finetune, at setup), read once by configure_optimizers: the module
+        # never looks through its trainer's callbacks for it
+        self.parameter_stages: Callable[[torch.nn.Module], list[tuple[list[torch.nn.Parameter], float]]] | None = None
         self.configure_models(model_kwargs, weights, reset_head, probe_stage, compile)
         self.configure_losses()
         self.configure_metrics()
@@ -364,10 +369,9 @@ class ImageClassifier(L.LightningModule):
             self.log("train_acc5", top5 / n, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
-        finetune = self._finetune()
         # fine-tuning: a group per backbone stage and one for the head, frozen ones included (no gradients
         # until they thaw), each at its learning-rate factor; so unfreezing never adds a group
-        stages = finetune.param_groups(self.net) if finetune else [(None, 1.0)]
+        stages = self.parameter_stages(self.net) if self.parameter_stages else [(None, 1.0)]
         groups = []
         for parameters, scale in stages:
             weights, others = self.decayed_parameters(parameters)
@@ -389,13 +393,6 @@ class ImageClassifier(L.LightningModule):
                     scheduler.total = int(total)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": interval, "monitor": "val_loss"}}
-
-    def _finetune(self) -> Any:
-        """The trainer's :class:`zoo.finetune.Finetune` callback with a strategy, if there is one."""
-        from zoo.finetune import Finetune
-
-        callbacks = self._trainer.callbacks if self._trainer is not None else []
-        return next((c for c in callbacks if isinstance(c, Finetune) and c.strategy is not None), None)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_tensors(self.state_dict(), checkpoint.get("state_dict", {}))  # before Lightning loads it

@@ -125,6 +125,12 @@ class Finetune(L.Callback):
         ddp = getattr(trainer.strategy, "_ddp_kwargs", None)
         if isinstance(ddp, dict) and self.strategy not in (None, "full"):
             ddp["find_unused_parameters"] = True  # frozen stages give no gradients; DDP must not wait for them
+        if self.strategy is not None:  # the optimizer, built after setup, groups the net's stages as this says
+            pl_module.parameter_stages = self.param_groups
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if getattr(pl_module, "parameter_stages", None) == self.param_groups:  # a later fit without this callback
+            pl_module.parameter_stages = None                                     # gets one group again
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.strategy is None:
