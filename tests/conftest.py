@@ -7,6 +7,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist runs one worker per core (pyproject's addopts): each worker, and every zoo process it starts,
+    # computes on one thread. With torch's default of one thread per core in each worker, the workers' OpenMP
+    # threads fight over the cores and the suite took longer than it does serially (1,872 s against 1,377 s
+    # on 2 cores)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")  # as the zoo command sets it
 
 
