@@ -147,7 +147,7 @@ class ImageClassifier(L.LightningModule):
         self.bias_lr_scale, self.tta = bias_lr_scale, tta
         self.l1_penalty, self.l2_penalty = l1_penalty, l2_penalty
         self.channels_last = channels_last
-        # how the optimizer groups the net's parameters, each group with its learning-rate factor; None: one group.
+        # how the optimizer groups the net's parameters, each stage with its learning-rate factor; None: one stage.
         # Set by whoever decides it (zoo.finetune.Finetune, at setup), read once by configure_optimizers: the module
         # never looks through its trainer's callbacks for it
         self.parameter_stages: Callable[[torch.nn.Module], list[tuple[list[torch.nn.Parameter], float]]] | None = None

@@ -130,7 +130,7 @@ class Finetune(L.Callback):
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if getattr(pl_module, "parameter_stages", None) == self.param_groups:  # a later fit without this callback
-            pl_module.parameter_stages = None                                     # gets one group again
+            pl_module.parameter_stages = None                                     # trains as one stage again
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.strategy is None:
