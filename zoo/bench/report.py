@@ -5,8 +5,11 @@ The page is ``report.html`` (package data) with the tables put in its ``{body}``
 
 from __future__ import annotations
 
+import hashlib
+import html
 import json
 import math
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 from zoo.atomic import atomic_path
 from zoo.bench.suite import CURVES, KEY, REFERENCES, RESULTS
 from zoo.errors import InputError
+from zoo.figures import drawing, save_figure
 from zoo.results import read_rows
 
 PAGE = Path(__file__).with_name("report.html")
@@ -69,6 +73,22 @@ def leaderboard(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     return sorted(board, key=lambda e: (e["suite"], e["dataset"], -(e["top1"] if e["top1"] is not None else -1)))
 
 
+def _stem(suite: str, dataset: str) -> str:
+    """The file-name stem of a section's pictures: the suite (and dataset) as they are when they make a plain file
+    name, else their letters, digits, '.', '_' and '-' with a short hash of the whole; a results.csv can hold any
+    text there (``../../x`` would write the pictures outside the folder)."""
+    name = suite if suite.startswith(dataset) else f"{suite}_{dataset}"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    if safe == name:
+        return name
+    return f"{safe[:60] or 'section'}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def _md(text: str) -> str:
+    """Text for a Markdown table cell or line: no HTML (Markdown renderers pass tags through) and no cell breaks."""
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+
+
 def _cell(entry: dict[str, Any], column: str, digits: int) -> str:
     value = entry.get(column)
     if value is None:
@@ -118,11 +138,9 @@ def _label_offsets(ax: Any, points: list[tuple[float, float]], height: float = 1
     return offsets
 
 
+@drawing
 def plot_section(entries: list[dict[str, Any]], curves: list[dict[str, str]], stem: Path) -> list[Path]:
     """Accuracy against parameters and against inference throughput, and the validation curves, as PNGs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths = []
@@ -146,10 +164,7 @@ def plot_section(entries: list[dict[str, Any]], curves: list[dict[str, str]], st
         ax.margins(x=0.12, y=0.08)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        paths.append(stem.with_name(f"{stem.name}_{name}.png"))
-        with atomic_path(paths[-1]) as temporary:
-            fig.savefig(temporary, dpi=100, format="png")
-        plt.close(fig)
+        paths.append(save_figure(fig, stem.with_name(f"{stem.name}_{name}.png")))
     latest: dict[tuple[str, ...], float] = {}  # an entry run again (it failed after its curve) counts once
     for row in curves:
         value = _float(row.get("val_acc"))
@@ -172,17 +187,16 @@ def plot_section(entries: list[dict[str, Any]], curves: list[dict[str, str]], st
     if ax.lines:
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    paths.append(stem.with_name(f"{stem.name}_curves.png"))
-    with atomic_path(paths[-1]) as temporary:
-        fig.savefig(temporary, dpi=100, format="png")
-    plt.close(fig)
+    paths.append(save_figure(fig, stem.with_name(f"{stem.name}_curves.png")))
     return paths
 
 
 def render(out: Path) -> list[Path]:
-    """``out/leaderboard.md``, ``out/index.html`` and the plots, from ``out/results.csv`` and ``out/curves.csv``."""
-    import html
+    """``out/leaderboard.md``, ``out/index.html`` and the plots, from ``out/results.csv`` and ``out/curves.csv``.
 
+    Every value read from the CSV files (suite, dataset, model, ...) is escaped where the page shows it, and names
+    no file outside `out`: rendering results from someone else is safe.
+    """
     board = leaderboard(read_rows(out / RESULTS))
     if not board:
         raise InputError(f"no finished entries in {out / RESULTS}; run a suite first: zoo bench --suite SUITE.yaml "
@@ -203,14 +217,14 @@ def render(out: Path) -> list[Path]:
     page = []
     headings = ["#", "model", *(h for _, h, _ in shown), "seeds"]
     for (suite, dataset), entries in _sections(board).items():
-        pictures = plot_section(entries, curves, out / (suite if suite.startswith(dataset) else f"{suite}_{dataset}"))
-        rows = [[str(i), e["model"], *(_cell(e, c, d) for c, _, d in shown), str(e["seeds"])]
+        pictures = plot_section(entries, curves, out / _stem(suite, dataset))
+        rows = [[str(i), _md(e["model"]), *(_cell(e, c, d) for c, _, d in shown), str(e["seeds"])]
                 for i, e in enumerate(entries, 1)]
         notes = [f"{e['model']}: {e['published_what']}" for e in entries if e.get("published_what")]
-        md += [f"## {dataset} (suite {suite})", "", _about(entries), "",
+        md += [f"## {_md(dataset)} (suite {_md(suite)})", "", _md(_about(entries)), "",
                "| " + " | ".join(headings) + " |", "|" + "|".join("---" for _ in headings) + "|",
                *("| " + " | ".join(r) + " |" for r in rows), "",
-               *([f"Published: {'; '.join(notes)}.", ""] if notes else []),
+               *([f"Published: {_md('; '.join(notes))}.", ""] if notes else []),
                *(f"![{p.stem}]({p.name})" for p in pictures), ""]
         body = "\n".join(
             "<tr>" + f'<td data-value="{i}">{i}</td><td data-value="{html.escape(e["model"])}">'
@@ -226,7 +240,8 @@ def render(out: Path) -> list[Path]:
                  f"<p>{html.escape(_about(entries))}</p>",
                  f'<div class="scroll"><table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n{body}\n'
                  '</tbody></table></div>',
-                 '<div class="plots">' + "".join(f'<img src="{p.name}" alt="{p.stem}">' for p in pictures) + "</div>"]
+                 '<div class="plots">' + "".join(f'<img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">'
+                                                 for p in pictures) + "</div>"]
     html_page = PAGE.read_text().replace("{body}", "\n".join(page))
     for name, text in (("leaderboard.md", "\n".join(md)), ("index.html", html_page)):
         with atomic_path(out / name) as temporary:

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -45,6 +46,7 @@ def suite_file(value: str | Path) -> Path:
 
 
 REFERENCES = "references.json"  # a suite's published results, for the page
+SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 KEY = ("suite", "model", "dataset", "seed", "config")
@@ -138,6 +140,9 @@ def load_suite(path: str | Path, models: list[str] | None = None, datasets: list
         raise InputError(f"{path}: unknown key(s) {', '.join(unknown)}; a suite has name, description, seeds, "
                          f"target, recipe, datasets, models and published (reference results)")
     name = str(suite.get("name") or path.stem)
+    if not SUITE_NAME.fullmatch(name):  # it names folders: runs/bench/NAME, its logs and run folders
+        raise InputError(f"{path}: the suite's name {name!r} must be letters, digits, '.', '_' or '-' (it names the "
+                         "folders its results and runs go to), starting with a letter or digit; e.g. name: digits")
     all_models = _names(suite.get("models"), "models", str(path))
     all_data = _names(suite.get("datasets"), "datasets", str(path))
     for model in models or []:
