@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.atomic import atomic_path
-from zoo.errors import InputError, ZooError, check_count
+from zoo.errors import InputError, ZooError
+from zoo.figures import check_grid_count, drawing, save_figure
 
 METHODS = ("cam", "gradcam", "gradcam++")
 
@@ -194,6 +195,7 @@ def overlay(image: torch.Tensor | np.ndarray, cam: torch.Tensor | np.ndarray, al
     return np.clip((1 - alpha) * image.clamp(0, 1).numpy() + alpha * heat, 0, 1)
 
 
+@drawing
 def save_grid(images: torch.Tensor, maps: torch.Tensor | None, titles: Sequence[str], path: str, columns: int = 8,
               boxes: torch.Tensor | None = None) -> None:
     """Save images (or image/heatmap overlays) as a labelled PNG grid, written to a temporary name and renamed.
@@ -206,9 +208,6 @@ def save_grid(images: torch.Tensor, maps: torch.Tensor | None, titles: Sequence[
         columns: images per row.
         boxes: optional ``[N, 4]`` boxes (x0, y0, x1, y1) drawn in white, e.g. the true object.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = len(images)
@@ -229,9 +228,7 @@ def save_grid(images: torch.Tensor, maps: torch.Tensor | None, titles: Sequence[
             x0, y0, x1, y1 = boxes[i].tolist()
             ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="white", lw=1))
     fig.tight_layout()
-    with atomic_path(path) as temporary:
-        fig.savefig(temporary, dpi=120, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 # -- localization ------------------------------------------------------------------------------
@@ -352,24 +349,25 @@ def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, 
                     out: str | Path = "cams", arguments: dict[str, Any] | None = None) -> tuple[Path, int]:
     """Class activation maps of a trained model drawn over its images, as ``OUT/METHOD.png``.
 
-    The images are files (`images`, prepared as the model was trained) or the first `n` of a dataset's `split`
+    The images are the first `n` readable files (`images`, prepared as the model was trained; at most
+    :data:`zoo.figures.MAX_GRID`) or the first `n` of a dataset's `split`
     (`data`, by default the checkpoint's own, `arguments` overriding its arguments as ``--set`` does; its boxes
     drawn where it has them). Each title names the predicted
     class and its probability, and the file or the true class. Returns the picture's path and the image count.
     """
     from zoo.data.files import denormalize, printable, read_images
 
-    check_count("n", n)
+    check_grid_count(n)
     stamp = _stamp(ckpt_path)
     record, model = _record(*stamp), _model(*stamp)
     names = record.labels
     labels, boxes, captions = None, None, None
     if images:
-        x, shown, paths = read_images(images, record.image_size, record.in_chans, *record.normalization())
+        x, shown, paths = read_images(images, record.image_size, record.in_chans, *record.normalization(), limit=n)
         captions = [printable(p.name) for p in paths]
     else:
         _, datamodule = _datamodule(*stamp, data, json.dumps(arguments or {}, sort_keys=True))
-        x, labels = (t[:n] for t in datamodule.normalized(split))
+        x, labels = datamodule.normalized(split, n)
         split_boxes = getattr(datamodule, "boxes", {}).get(split)
         boxes = split_boxes[:n] if split_boxes is not None else None
         shown = denormalize(x, datamodule.mean, datamodule.std)

@@ -108,14 +108,20 @@ class CheckpointRecord:
     def read(cls, path: str | Path) -> "CheckpointRecord":
         """Read a zoo checkpoint (weights only) or raise :class:`~zoo.errors.CheckpointError` saying what is wrong."""
         contents = read_checkpoint(path)
-        hparams = dict(contents.get("hyper_parameters", {}))
-        entry = contents["zoo"]
+        hparams, entry, state_dict = (contents.get(key, {}) for key in ("hyper_parameters", "zoo", "state_dict"))
+        for key, value in (("hyper_parameters", hparams), ("zoo", entry), ("state_dict", state_dict)):
+            if not isinstance(value, dict):
+                raise _edited(path, f"its {key!r} entry is a {type(value).__name__}, not a mapping")
+        hparams = dict(hparams)
         model = hparams.get("model") or entry.get("model")
         if model is None or any(hparams.get(key) is None for key in LINKED):
             raise CheckpointError(f"checkpoint {str(path)!r} does not name its model and sizes (hyper_parameters "
                                   f"model, {', '.join(LINKED)}); it was edited or written by another program: "
                                   "train again with zoo fit")
+        _check_values(path, model, hparams, state_dict)
         described = entry.get("data") or {}
+        if not isinstance(described, dict):
+            raise _edited(path, f"its description of the data is a {type(described).__name__}, not a mapping")
         fields = DataRecord.__dataclass_fields__
         return cls(
             path=Path(path), model=model, **{key: hparams[key] for key in LINKED},
@@ -125,7 +131,7 @@ class CheckpointRecord:
             data=DataRecord(**{k: v for k, v in described.items() if k in fields and v is not None}),
             optimizer=entry.get("optimizer"), version=entry.get("version"),
             epoch=contents.get("epoch", 0), global_step=contents.get("global_step", 0),
-            state_dict=contents.get("state_dict", {}), contents=contents,
+            state_dict=state_dict, contents=contents,
         )
 
     @property
@@ -200,6 +206,33 @@ class CheckpointRecord:
             raise InputError(f"the model was trained on {shown(trained, names)} but the data has "
                              f"{shown(have, have_names)}; its predictions score only on the classes it learned: give "
                              "data with those classes, or fine-tune it on this data first (docs/transfer.md)")
+
+
+MAX_CLASSES, MAX_CHANNELS = 1_000_000, 1024  # far above any real net; a value past them is an edited file
+
+
+def _edited(path: str | Path, what: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {str(path)!r} is damaged or was edited: {what}; use another checkpoint "
+                           "(last.ckpt, best.ckpt) or train again with zoo fit")
+
+
+def _check_values(path: str | Path, model: Any, hparams: dict[str, Any], state_dict: dict[str, Any]) -> None:
+    """The values every reader of a checkpoint relies on, of the types and sizes zoo writes: an edited one is one
+    :class:`CheckpointError`, not a traceback from where it is used (an ``image_size`` of 100,000 asked for 40 GB)."""
+    from zoo.data.base import MAX_IMAGE_SIZE
+
+    if not isinstance(model, str):
+        raise _edited(path, f"its model is {model!r}, not a registry name")
+    for key, most in (("num_classes", MAX_CLASSES), ("in_chans", MAX_CHANNELS), ("image_size", MAX_IMAGE_SIZE)):
+        value = hparams[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            raise _edited(path, f"its {key} is {value!r}, not an integer from 1 to {most:,}")
+    names = hparams.get("class_names")
+    if names is not None and (not isinstance(names, (list, tuple)) or len(names) != hparams["num_classes"]
+                              or not all(isinstance(n, str) for n in names)):
+        raise _edited(path, f"its class_names are not {hparams['num_classes']} names")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        raise _edited(path, "its state_dict holds values other than named tensors")
 
 
 def check_sizes(data: Any, want: dict[str, Any], remedy: str) -> None:

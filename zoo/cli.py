@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.atomic import output_file, output_folder
-from zoo.errors import InputError, UnknownNameError, disk_full, zoo_error_behind
+from zoo.errors import InputError, UnknownNameError, disk_full, one_line, zoo_error_behind
 from zoo.version import __version__
 
 # Only the standard library and zoo's light modules load before a command has parsed its arguments, so
@@ -586,7 +586,7 @@ def _one_line_for_zoo(show: Callable[..., None]) -> Callable[..., None]:
     def show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
                      line: Any = None) -> None:
         if Path(filename).resolve().is_relative_to(package):
-            print(f"zoo: warning: {message}", file=sys.stderr)
+            print(f"zoo: warning: {one_line(str(message))}", file=sys.stderr)
         else:
             show(message, category, filename, lineno, file, line)
 
@@ -623,5 +623,5 @@ def _run(argv: list[str]) -> None:
         cause = zoo_error_behind(exc) or disk_full(exc)  # a full disk anywhere: one line, not torch's traceback
         if cause is None:
             raise
-        print(f"zoo: error: {cause}", file=sys.stderr)
-        sys.exit(2)
+        print(f"zoo: error: {one_line(str(cause))}", file=sys.stderr)
+        sys.exit(getattr(cause, "exit_code", 2))

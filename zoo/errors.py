@@ -70,6 +70,23 @@ class TrainingError(ZooError):
     """Training cannot go on: the loss became NaN or infinite."""
 
 
+class StoppedError(ZooError):
+    """A fit, validation or test stopped by a signal before its end (SIGTERM from a scheduler or ``kill``).
+
+    ``exit_code`` is what the ``zoo`` command exits with: 143 (128 + SIGTERM), as a shell reports a process
+    that SIGTERM ended, so ``zoo fit && zoo export`` does not go on with a run that did not finish.
+    """
+
+    exit_code = 143
+
+
+def one_line(text: str) -> str:
+    """`text` as one line that is safe to print on a terminal: line breaks, terminal escape sequences and other
+    control or invisible characters (from a class folder named ``a\\nb`` or ``\\x1b[2J``, a file name, a
+    checkpoint) written as Python escapes (``\\n``, ``\\x1b``)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def zoo_error_behind(exc: BaseException | None) -> ZooError | None:
     """The ZooError behind `exc`: jsonargparse and Lightning re-raise errors wrapped in their own."""
     seen = set()

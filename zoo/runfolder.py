@@ -31,10 +31,28 @@ class FolderInUseError(InputError):
     """Another process is writing into the run folder (or ``zoo bench --out``) asked for."""
 
 
+def make_folder(folder: Path) -> None:
+    """``mkdir -p folder``, or one :class:`InputError` saying which part of the path is in the way and what to do."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        for part in reversed((folder, *folder.parents)):
+            if part.is_symlink() and not part.exists():
+                why = f"{part} is a link to {os.readlink(part)}, which does not exist"
+                break
+            if part.exists() and not part.is_dir():
+                why = f"{part} is a file, not a folder"
+                break
+        raise InputError(f"cannot make the folder {folder}: {why}; move that out of the way, or write somewhere "
+                         "else (zoo fit: --trainer.logger.init_args.save_dir DIR; zoo bench: --runs DIR, --out "
+                         "DIR)") from None
+
+
 def claim_next_version(root: Path) -> Path:
     """Make and return ``root/version_N`` with the next free N; a number another process takes first is skipped."""
     made = [p for p in (root, *root.parents) if not p.exists()]
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root)
     while True:
         taken = [int(p.name.removeprefix("version_")) for p in root.glob("version_*")
                  if p.name.removeprefix("version_").isdigit()]
@@ -53,7 +71,7 @@ def lock_folder(folder: Path, what: str) -> None:
     `what` names the holder's kind in the error a second writer gets (``"zoo fit"``, ``"zoo bench"``).
     Taking a lock this process already holds does nothing.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     path = (folder / LOCK_FILE).resolve()
     if fcntl is None or path in _held:
         return
@@ -89,6 +107,9 @@ def release(folder: Path | None = None) -> None:
         if fd is None:
             continue
         made = _made.pop(path.parent, [])
+        if not path.parent.is_dir():  # deleted while held: nothing to tidy
+            os.close(fd)
+            continue
         if [p.name for p in path.parent.iterdir()] == [LOCK_FILE]:
             path.unlink(missing_ok=True)
             for folder in made or [path.parent]:

@@ -39,6 +39,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from zoo.errors import InputError
+from zoo.figures import drawing, save_figure
 
 Shape = Literal["constant", "step", "multistep", "exponential", "inverse_time", "inverse_sqrt", "cosine", "linear",
                 "one_cycle"]
@@ -146,11 +147,9 @@ class Schedule(LRScheduler):
         return ONE_CYCLE_END + (1.0 - ONE_CYCLE_END) * (1.0 + math.cos(math.pi * progress)) / 2
 
 
+@drawing
 def plot(path: str | Path, total: int = 100, warmup: int = 5, lr: float = 0.1) -> Path:
     """Draw every shape over `total` epochs (with and without `warmup`) into one PNG at `path`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     options = {"step": {"step_size": 30}, "multistep": {"milestones": [50, 75]}}
@@ -177,8 +176,5 @@ def plot(path: str | Path, total: int = 100, warmup: int = 5, lr: float = 0.1) -
         ax.set_ylabel("learning rate")
     fig.suptitle(f"zoo.schedules.Schedule shapes (a0 = {lr}, total = {total}, k = 0.05, gamma = 0.1)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return save_figure(fig, path, dpi=80)

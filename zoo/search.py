@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import InputError, ZooError
+from zoo.errors import InputError, StoppedError, ZooError
+from zoo.figures import drawing, save_figure
 from zoo.results import append_rows, read_rows
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
@@ -88,8 +89,10 @@ def parse_random(items: list[str]) -> list[Draw]:
             draws.append(Draw(key, kind, tuple(_number(v) for v in rest.split(","))))
             continue
         bounds = [_number(v) for v in rest.split(":")]
-        if len(bounds) != 2 or not all(isinstance(b, (int, float)) for b in bounds) or bounds[0] >= bounds[1]:
-            raise InputError(f"--random {kind} takes two numbers LOW:HIGH with LOW < HIGH ({example}), got {item!r}")
+        if len(bounds) != 2 or not all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds) \
+                or bounds[0] >= bounds[1]:
+            raise InputError(f"--random {kind} takes two finite numbers LOW:HIGH with LOW < HIGH ({example}), "
+                             f"got {item!r}")
         if kind == "loguniform" and bounds[0] <= 0:
             raise InputError(f"--random loguniform needs positive bounds, got {item!r}")
         draws.append(Draw(key, kind, tuple(bounds)))
@@ -138,6 +141,8 @@ def run_search(base: list[str], grid: dict[str, list[Any]], draws: list[Draw], r
             row |= {"val_acc": None if result.best_val_acc is None else round(result.best_val_acc, 3),
                     "test_acc": None if result.test_acc is None else round(result.test_acc, 3),
                     "epochs": result.epochs, "status": "done", "run": str(result.log_dir or "")}
+        except StoppedError:  # SIGTERM stops the search, not only this trial
+            raise
         except ZooError as exc:  # one bad trial (a diverging learning rate) does not end the search
             row |= {"val_acc": None, "test_acc": None, "epochs": None, "status": f"failed: {exc}", "run": ""}
             print(f"zoo search: trial {index} failed: {exc}", flush=True)
@@ -152,11 +157,9 @@ def format_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+@drawing
 def plot(rows: list[dict[str, Any]], keys: list[str], path: Path, log_keys: set[str]) -> Path:
     """Validation accuracy against each searched value, one panel per value."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     done = [r for r in rows if isinstance(r.get("val_acc"), (int, float))]
@@ -173,9 +176,7 @@ def plot(rows: list[dict[str, Any]], keys: list[str], path: Path, log_keys: set[
         ax.grid(alpha=0.3)
     fig.suptitle(f"zoo search: {len(done)} trials")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def log_scaled(grid: dict[str, list[Any]], draws: list[Draw]) -> set[str]:

@@ -40,12 +40,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.profilers import PassThroughProfiler  # noqa: E402
+from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E402
 
 from zoo.callbacks import ProgressBar  # noqa: E402
 from zoo.checkpoint import AtomicCheckpointIO, CheckpointRecord, check_sizes  # noqa: E402
 from zoo.classifier import ImageClassifier, classifier_for  # noqa: E402
-from zoo.configs import find as find_config  # noqa: E402
-from zoo.errors import InputError, TrainingError, zoo_error_behind  # noqa: E402
+from zoo.configs import config_argument  # noqa: E402
+from zoo.errors import InputError, StoppedError, TrainingError, zoo_error_behind  # noqa: E402
 from zoo.registry import DATASETS, MODELS, ModelEntry  # noqa: E402
 from zoo.runfolder import held, release  # noqa: E402
 from zoo.runs import (  # noqa: E402
@@ -173,6 +174,10 @@ def fit(model: str | None = None, data: str | None = None,
             "model.optimizer.lr": 0.05}``) or as its command-line arguments.
         config: a config file, e.g. a run's ``config.yaml`` or ``zoo/configs/digits.yaml``.
 
+    Raises:
+        zoo.errors.StoppedError: SIGTERM stopped the fit (its message names the checkpoint that resumes it).
+        zoo.ZooError: an option or the data was wrong (one line saying what to do).
+
     Example:
         >>> result = zoo.fit("lenet5", "digits", {"trainer.max_epochs": 2})  # doctest: +SKIP
         >>> result.test_acc, result.checkpoint  # doctest: +SKIP
@@ -295,6 +300,10 @@ class ZooCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
+        for key, where in (("model", "zoo models"), ("data", "zoo data list")):  # a config without one (zoo adds
+            if config.get(key) is None:                                       # lenet5/digits only without --config)
+                raise InputError(f"no {key} given: the config names none; add --{key} NAME (see: {where}) or a "
+                                 f"{key}: section to the config")
         logger = config.trainer.get("logger")
         if getattr(logger, "init_args", None) is not None and logger.init_args.get("name") == "zoo":
             model = config.model.class_path.rsplit(".", 1)[-1]
@@ -416,11 +425,27 @@ def _looks_like_path_or_yaml(value: str) -> bool:
     return any(c in value for c in ".{:/\n") or Path(value).exists()
 
 
-def _config_file(value: str) -> str:
-    """``--config``'s value: a file's path, or a shipped config's name; YAML text itself passes as it is."""
-    if "\n" in value or value.lstrip().startswith("{"):
-        return value
-    return str(find_config(value))
+def refuse_names_read_as_files(config: str) -> None:
+    """An InputError for a config (a path or YAML text) whose ``model: NAME`` or ``data: NAME`` names a file or
+    folder of the working folder: the parser (jsonargparse) reads a value that is a path as that file's contents, so a
+    file named ``lenet5`` beside the config would replace the registered lenet5 with no word."""
+    import yaml
+
+    try:
+        text = config if "\n" in config or config.lstrip().startswith("{") else Path(config).read_text()
+        loaded = yaml.safe_load(text)
+    except (OSError, UnicodeError, yaml.YAMLError):
+        return  # the parser says what is wrong with it
+    if not isinstance(loaded, dict):
+        return
+    for section in (loaded, *(loaded.get(c) for c in LIGHTNING_COMMANDS)):
+        for key, registry in (("model", MODELS), ("data", DATASETS)):
+            value = section.get(key) if isinstance(section, dict) else None
+            if isinstance(value, str) and value in registry and Path(value).exists():
+                kind = "folder" if Path(value).is_dir() else "file"
+                raise InputError(f"the config gives {key}: {value}, and this folder has a {kind} named {value!r}, "
+                                 f"which the config parser would read in place of the registered {key}; rename or "
+                                 f"move that {kind}, or run from another folder")
 
 
 def expand_shorthands(argv: list[str]) -> list[str]:
@@ -434,9 +459,11 @@ def expand_shorthands(argv: list[str]) -> list[str]:
     out = list(argv)
     for i, arg in enumerate(out):  # --config NAME: a shipped config (zoo/configs/NAME.yaml); a missing file said so
         if arg in ("--config", "-c") and i + 1 < len(out):
-            out[i + 1] = _config_file(out[i + 1])
+            out[i + 1] = config_argument(out[i + 1])
+            refuse_names_read_as_files(out[i + 1])
         elif arg.startswith("--config="):
-            out[i] = "--config=" + _config_file(arg.split("=", 1)[1])
+            out[i] = "--config=" + config_argument(arg.split("=", 1)[1])
+            refuse_names_read_as_files(out[i].removeprefix("--config="))
     given = {a.split("=", 1)[0] for a in out}
     asks_help = any(a in ("-h", "--help") or a.endswith(".help") for a in given)
     if out and out[0] in LIGHTNING_COMMANDS and not {"--config", "-c"} & given and not asks_help:
@@ -513,6 +540,14 @@ def _run_lightning(argv: list[str]) -> ZooCLI:
         cli = _zoo_cli(argv)
     except MisconfigurationException as exc:  # Lightning's own check of a value (--trainer.max_epochs -5): one line
         raise InputError(str(exc).strip().splitlines()[0]) from None
+    except FileNotFoundError:
+        gone = [folder for folder in held() if not folder.is_dir()]
+        if not gone:
+            raise
+        raise TrainingError(f"the run folder {gone[0]} was deleted while the fit was writing into it; nothing of "
+                            "this run is left to resume: start the fit again") from None
+    except SIGTERMException:  # Lightning ends its loops at SIGTERM with a SystemExit of code 0: not a finished run
+        raise StoppedError(stopped_message(argv[0] if argv else "fit", held())) from None
     except RuntimeError as exc:
         if not peer_lost(exc):
             raise
@@ -527,7 +562,12 @@ def _run_lightning(argv: list[str]) -> ZooCLI:
         if zoo_error_behind(exc) is not None:  # zoo's own error, raised while the parser built a class: as it is
             raise
         if isinstance(exc, argparse.ArgumentError) or "Requirement '" in message or "Does not validate" in message:
-            raise InputError(explain_option_error(message, argv[0] if argv else "fit")) from None
+            subcommand = argv[0] if argv else "fit"
+            try:
+                explained = explain_option_error(message, subcommand)
+            except Exception:  # jsonargparse worded it in a way not met before: its first line, never a traceback
+                explained = f"{message.strip().splitlines()[0]}; see: zoo {subcommand} --help"
+            raise InputError(explained) from None
         raise
     finally:
         sys.argv = saved
@@ -538,6 +578,18 @@ def _run_lightning(argv: list[str]) -> ZooCLI:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return cli
+
+
+def stopped_message(subcommand: str, folders: list[Path]) -> str:
+    """What a run stopped by SIGTERM left (its run folder's last checkpoint) and the command that resumes it."""
+    if subcommand != "fit":
+        return f"zoo {subcommand} was stopped by SIGTERM before it ended; nothing was scored: run it again"
+    for folder in folders:
+        last = folder / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            return (f"the fit was stopped by SIGTERM before it ended; its last checkpoint is {last}: resume it with "
+                    f"zoo fit --config {folder / 'config.yaml'} --ckpt_path last")
+    return "the fit was stopped by SIGTERM before it wrote a checkpoint; run it again"
 
 
 def given_options(argv: list[str]) -> dict[str, str]:
@@ -580,9 +632,13 @@ def explain_option_error(message: str, subcommand: str) -> str:
         hint = f"did you mean --{keys[0]}.{close[0]}? " if close else ""
         return f"{flag} is not an option of {owner_name}; {hint}{help_hint}"
     if keys:  # a value of the wrong type: the line after the innermost key says what was expected
-        lines = [line.strip() for line in message.splitlines()]
-        last = max(i for i, line in enumerate(lines) if line.startswith(f'Parser key "{keys[-1]}"'))
-        detail = next((line for line in lines[last + 1:] if line), "not accepted")
+        # (a callable's error repeats the whole value after its own: "... Got value: Namespace(class_path=...)")
+        lines = [re.sub(r"\. Got value: Namespace\(.*$", "", line.strip().removeprefix("- "))
+                 for line in message.splitlines()]
+        # the innermost key may end a line (a callable's init_args: "... expects a function ...: Parser key "lr":")
+        last = max((i for i, line in enumerate(lines) if f'Parser key "{keys[-1]}"' in line), default=0)
+        detail = next((line for line in lines[last + 1:]  # not jsonargparse's try of the value as a config file
+                       if line and not line.startswith("Expected a path but")), "not accepted")
         if detail.startswith("Does not validate"):  # a union: say which types it takes and what was given
             subtypes = next((line for line in lines[last:] if line.startswith("Subtypes:")), "")
             given = next((line for line in lines[last:] if line.startswith("Given value:")), "")

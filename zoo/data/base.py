@@ -304,11 +304,12 @@ class ImageDataModule(L.LightningDataModule):
             return augment.normalize(x)
         return augment(x, y, train=training)
 
-    def normalized(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """A whole split as normalized float images and labels (what the model sees, unaugmented)."""
+    def normalized(self, split: str, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A split as normalized float images and labels (what the model sees, unaugmented): its first `n` images,
+        or all of it without `n`."""
         self.setup()
         dataset = getattr(self, f"{split}_set")
-        x, y = dataset.images, dataset.labels
+        x, y = dataset.images[:n], dataset.labels[:n]
         return self.batch_augment.normalize(x), y
 
     def augmented_batch(self, n: int = 32, seed: int = 0) -> tuple[torch.Tensor, list[str]]:
@@ -317,8 +318,9 @@ class ImageDataModule(L.LightningDataModule):
         Captions are class names; mixed images (mixup, cutmix) name the two classes and their shares.
         """
         from zoo.data.files import denormalize
+        from zoo.figures import check_grid_count
 
-        check_count("n", n)
+        check_grid_count(n)
 
         self.setup()
         torch.manual_seed(seed)

@@ -11,14 +11,27 @@ import torch
 from zoo.errors import InputError
 
 
-def _unreadable() -> tuple[type[Exception], ...]:
-    from PIL import Image, UnidentifiedImageError
-
-    # DecompressionBombError: a file that decodes to over twice PIL's pixel limit (a 388 KB PNG of 20000x20000)
-    return UnidentifiedImageError, OSError, Image.DecompressionBombError
+class UnreadableImageError(InputError):
+    """A file that does not open or decode as an image (not an image, damaged, or too large to decode safely)."""
 
 
-UNREADABLE = _unreadable()  # what opening and decoding a file that is not a usable image raises
+def load_image(path: str | Path, mode: str) -> Any:
+    """The image file `path` decoded in `mode` (``L`` or ``RGB``; see :func:`decoded`), its pixels read.
+
+    Any failure of opening or decoding is :class:`UnreadableImageError` naming the file: PIL reports a damaged
+    file as OSError, ValueError ("invalid extents" from a TIFF that passes ``verify``), SyntaxError, struct.error
+    and more, and one over twice its pixel limit as DecompressionBombError.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return decoded(image, mode)
+    except MemoryError:
+        raise
+    except Exception as exc:  # the file's fault, whatever PIL's decoder raised for it
+        raise UnreadableImageError(f"{printable(path)!r} is not a readable image ({type(exc).__name__}: "
+                                   f"{exc})") from None
 
 
 def image_paths(sources: Iterable[str | Path]) -> list[Path]:
@@ -66,8 +79,9 @@ def decoded(image: Any, mode: str) -> Any:
 
 
 def read_images(sources: Iterable[str | Path], image_size: int, in_chans: int, mean: float | list[float],
-                std: float | list[float]) -> tuple[torch.Tensor, torch.Tensor, list[Path]]:
-    """Load, convert (grayscale or RGB by `in_chans`), resize and normalize image files.
+                std: float | list[float], limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[Path]]:
+    """Load, convert (grayscale or RGB by `in_chans`), resize and normalize image files (the first `limit` readable
+    ones, all without one: the files after them are not opened).
 
     Files that are not readable images are skipped with a warning that names them.
 
@@ -78,14 +92,14 @@ def read_images(sources: Iterable[str | Path], image_size: int, in_chans: int, m
 
     images, kept = [], []
     for path in image_paths(sources):
+        if limit is not None and len(images) >= limit:
+            break
         try:
-            with Image.open(path) as image:
-                image = decoded(image, "L" if in_chans == 1 else "RGB").resize((image_size, image_size),
-                                                                               Image.Resampling.BILINEAR)
-                array = np.asarray(image, dtype=np.float32) / 255.0
-        except UNREADABLE as exc:
-            warnings.warn(f"skipping {printable(path)!r}: not a readable image ({exc})", stacklevel=2)
+            image = load_image(path, "L" if in_chans == 1 else "RGB")
+        except UnreadableImageError as exc:
+            warnings.warn(f"skipping {exc}", stacklevel=2)
             continue
+        array = np.asarray(image.resize((image_size, image_size), Image.Resampling.BILINEAR), dtype=np.float32) / 255
         tensor = torch.from_numpy(array)
         images.append(tensor[None] if tensor.dim() == 2 else tensor.permute(2, 0, 1))
         kept.append(path)

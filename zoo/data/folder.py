@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -17,7 +18,7 @@ from torchvision.transforms import v2
 from zoo.atomic import atomic_path
 from zoo.data.augment import preset
 from zoo.data.base import ImageDataModule, channel_stats, check_image_size, split_train_val
-from zoo.data.files import UNREADABLE, decoded, printable
+from zoo.data.files import UnreadableImageError, load_image, printable
 from zoo.errors import InputError
 from zoo.registry import register_datamodule
 
@@ -70,13 +71,14 @@ class ImageFiles(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        for j in range(len(self.files)):  # a file that breaks after the scan: warn and take the next one
-            path = self.files[(i + j) % len(self.files)]
+        for j in range(len(self.files)):  # a file that fails to decode (verify passed at the scan): the next one
+            k = (i + j) % len(self.files)
             try:
-                with Image.open(path) as image:
-                    return self.transform(decoded(image, self.mode)), self.labels[(i + j) % len(self.files)]
-            except UNREADABLE as exc:
-                warnings.warn(f"skipping unreadable image {printable(path)}: {exc}", stacklevel=2)
+                image = load_image(self.files[k], self.mode)
+            except UnreadableImageError as exc:
+                warnings.warn(f"skipping {exc}", stacklevel=2)
+                continue
+            return self.transform(image), self.labels[k]
         raise InputError("no image in the folder could be read")
 
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -185,7 +187,9 @@ class FolderDataModule(ImageDataModule):
             cached = json.loads(cache.read_text())
         except (OSError, ValueError):
             cached = {}
-        if key in cached:
+        if not isinstance(cached, dict):
+            cached = {}
+        if self._usable_stats(cached.get(key)):  # the file is anyone's to edit: what it holds is checked
             return cached[key]["mean"], cached[key]["std"]
         picked = np.random.default_rng(0).permutation(len(files))[:sample]
         dataset = self._dataset([files[i] for i in picked], np.zeros(len(picked)), self._eval_transform())
@@ -198,8 +202,21 @@ class FolderDataModule(ImageDataModule):
             pass
         return mean, std
 
-    def normalized(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _usable_stats(self, entry: Any) -> bool:
+        """Whether a cached entry holds a finite mean and a positive, finite std for each channel (else they are
+        computed again: a string mean was a TypeError, a zero std a NaN loss)."""
+        if not isinstance(entry, dict):
+            return False
+        values = [entry.get("mean"), entry.get("std")]
+        if not all(isinstance(v, list) and len(v) == self.in_chans for v in values):
+            return False
+        numbers = [x for v in values for x in v]
+        return all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers) \
+            and all(x > 0 for x in values[1])
+
+    def normalized(self, split: str, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         self.setup()
         dataset = getattr(self, f"{split}_set")
-        x = torch.stack([dataset[i][0] for i in range(len(dataset))])
-        return self.batch_augment.normalize(x), dataset.labels
+        count = len(dataset) if n is None else min(n, len(dataset))  # only the files asked for are decoded
+        x = torch.stack([dataset[i][0] for i in range(count)])
+        return self.batch_augment.normalize(x), dataset.labels[:count]
