@@ -58,7 +58,7 @@ def main() -> None:
         result = zoo.fit(name, "cluttered_digits", options)
         minutes = (time.perf_counter() - start) / 60
         model = zoo.ImageClassifier.load_from_checkpoint(result.checkpoint).eval()
-        accuracy = result.test_acc / 100
+        accuracy = result.test_acc
         cells = []
         for method in METHODS:
             try:

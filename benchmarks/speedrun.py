@@ -90,8 +90,8 @@ def _quiet(quiet: bool) -> contextlib.ExitStack:
 
 def row(run: str, result: FitResult, watch: Stopwatch) -> dict:
     """The fit's figures, printed as they come."""
-    print(f"{run:>40}: {result.test_acc:6.2f} %  {watch.seconds:6.1f} s  (setup {watch.setup_s:.1f} s)", flush=True)
-    return {"run": run, "acc": result.test_acc, "seconds": watch.seconds, "setup_s": watch.setup_s}
+    print(f"{run:>40}: {result.test_top1:6.2f} %  {watch.seconds:6.1f} s  (setup {watch.setup_s:.1f} s)", flush=True)
+    return {"run": run, "acc": result.test_top1, "seconds": watch.seconds, "setup_s": watch.setup_s}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,6 +159,12 @@ def test_what_the_caller_leaves_unset_comes_from_the_weights(relu_lenet):
     # a value the caller gives is an adaptation asked for: other classes, a new final layer; the rest loaded
     seven = zoo.create("lenet5", weights="zoo:relu", num_classes=7)
     assert seven.net.num_classes == 7 and seven.hparams.class_names is None
+    # a new head is not the net the weights' class names and accuracy describe (the docs' idiom
+    # pretrained_cfg["class_names"][argmax] would label 7 classes with the weights' names)
+    cfg = zoo.create_model("lenet5", weights="zoo:relu", num_classes=7).pretrained_cfg
+    assert (cfg["class_names"], cfg["top1"], cfg["adapted"], cfg["num_classes"]) == (None, None, ["num_classes"], 7)
+    assert seven.net.pretrained_cfg["class_names"] is None
+    assert zoo.create_model("lenet5", weights="zoo:relu").pretrained_cfg["class_names"] == names
     assert torch.equal(seven.net.features[0].weight, net.features[0].weight)
 
 
@@ -170,7 +176,7 @@ def test_pretrained_means_the_models_zoo_weights(relu_lenet):
     assert set(zoo.list_models(pretrained=True)) <= set(zoo.list_models())
     with pytest.raises(ZooError, match="'vgg16' has no pretrained zoo weights; models that have: .*lenet5"):
         zoo.create_model("vgg16", pretrained=True)
-    assert not hasattr(zoo.create_model("lenet5"), "pretrained_cfg")  # untrained: nothing to record
+    assert zoo.create_model("lenet5").pretrained_cfg["weights"] is None  # untrained: every net has one, as timm's
 
 
 def test_transforms_are_the_preprocessing_the_weights_expect(relu_lenet):

@@ -8,11 +8,12 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 
 from zoo.atomic import remove_stale_temporaries
 from zoo.checkpoint import restore_rng_states, rng_states
 from zoo.errors import TrainingError
+from zoo.log import note
 
 
 class DivergenceStop(Callback):
@@ -120,8 +121,7 @@ class PretrainedNormalization(Callback):
         data = trainer.datamodule
         if isinstance(data, ImageDataModule) and data.normalize is None:
             data.use_normalization(self.mean, self.std)
-            rank_zero_info(f"zoo: normalizing as {self.weights} expects (mean {_rounded(self.mean)}, std "
-                           f"{_rounded(self.std)})")
+            note(f"normalizing as {self.weights} expects (mean {_rounded(self.mean)}, std {_rounded(self.std)})")
 
 
 def _rounded(values: list[float]) -> str:

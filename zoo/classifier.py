@@ -10,13 +10,13 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.callbacks import DivergenceStop, InitialLossCheck, PretrainedNormalization, RandomState
 from zoo.checkpoint import LINKED, CheckpointRecord, check_sizes, check_tensors, zoo_entry
 from zoo.errors import InputError
+from zoo.log import note
 from zoo.losses import multiclass_hinge_loss, weight_penalty
 from zoo.models.net import stage_probe
 from zoo.registry import build_model, default_arguments
@@ -165,8 +165,8 @@ class ImageClassifier(L.LightningModule):
         self.starts_from_weights = bool(weights)
         if weights:  # not a hyperparameter: the checkpoint holds the result, reloading it must not fetch them again
             notes = load_weights(self.net, weights, hp.model, reset_head)
-            self.net.pretrained_cfg = self.pretrained_cfg = pretrained_cfg(hp.model, weights, self.net)
-            rank_zero_info(f"zoo: loaded {weights}" + (f" ({'; '.join(notes)})" if notes else ""))
+            note(f"loaded {weights}" + (f" ({'; '.join(notes)})" if notes else ""))
+        self.net.pretrained_cfg = self.pretrained_cfg = pretrained_cfg(hp.model, weights, self.net)
         if probe_stage is not None:
             self.net = stage_probe(self.net, probe_stage, hp.image_size)
         # one image: Lightning's model summary then shows each layer's in/out sizes and the FLOPs ("0 Total Flops")
@@ -324,7 +324,8 @@ class ImageClassifier(L.LightningModule):
         kinds = (DivergenceStop, RandomState, InitialLossCheck)
         callbacks: list[L.Callback] = [kind() for kind in kinds if not any(isinstance(c, kind) for c in present)]
         cfg = getattr(self, "pretrained_cfg", None) or {}
-        if cfg.get("mean") is not None and cfg.get("std") is not None:
+        if cfg.get("mean") is not None and cfg.get("std") is not None and not any(
+                isinstance(c, PretrainedNormalization) for c in present):  # a test after the fit: already there
             callbacks.append(PretrainedNormalization(cfg["weights"], cfg["mean"], cfg["std"]))
         return callbacks
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from zoo.atomic import output_file, output_folder
 from zoo.errors import InputError, UnknownNameError, disk_full, one_line, zoo_error_behind
+from zoo.log import shown
 from zoo.version import __version__
 
 # Only the standard library and zoo's light modules load before a command has parsed its arguments, so
@@ -338,8 +339,8 @@ def cmd_cv(argv: list[str]) -> None:
 
     folder = Path("runs") / "cv" / datetime.now().strftime("%Y%m%d-%H%M%S")  # the folds apart from the normal runs
     folds = cross_validate((["--config", args.config] if args.config else []) + rest, args.folds, folder)
-    val, test = [f.val_acc for f in folds], [f.test_acc for f in folds]
-    rows = [[str(f.fold), f"{f.val_acc:.2f}", f"{f.test_acc:.2f}", f.checkpoint] for f in folds]
+    val, test = [f.val_top1 for f in folds], [f.test_top1 for f in folds]
+    rows = [[str(f.fold), f"{f.val_top1:.2f}", f"{f.test_top1:.2f}", f.checkpoint] for f in folds]
     rows.append(["mean +- std", f"{np.mean(val):.2f} +- {np.std(val, ddof=1):.2f}",
                  f"{np.mean(test):.2f} +- {np.std(test, ddof=1):.2f}", ""])
     print(table(rows, ["fold", "val acc (held-out fold) %", "test acc %", "best checkpoint"]))
@@ -498,24 +499,29 @@ def _bench_speed(argv: list[str]) -> None:
     parts = len(models) * len(precisions) * len(batches) * (2 if args.bench == "both" else 1)
 
     def progress(what: str, done: int, total: int) -> None:  # in a terminal, a bar for each timed part, its time left
+        if not sys.stderr.isatty():  # a log: a line as each part starts, not a minute of silence
+            if what not in bars:
+                bars[what] = None
+                print(f"zoo bench speed: [{len(bars)}/{parts}] timing {what}", file=sys.stderr, flush=True)
+            return
         bar = bars.get(what) or bars.setdefault(what, tqdm(total=total, desc=f"[{len(bars) + 1}/{parts}] {what}",
-                                                           unit="step", leave=False, disable=None))
+                                                           unit="step", leave=False))
         bar.update(done - bar.n)
         if done == total:
             bar.close()
 
-    rows, doubts = [], []
+    widths = [max(len(label), 30 if key in ("model", "reference") else 11) for key, label in shown]
+    print("  ".join(label.ljust(w) for (_, label), w in zip(shown, widths, strict=True)).rstrip(), flush=True)
+    doubts = []
     for row in bench.measure_speed(models, batches, precisions, args.channels_last, args.image_size, args.device,
                                    args.rounds, args.warmup, args.bench, progress):
         bench.append_rows(Path(args.out), bench.SPEED_COLUMNS, [row])
-        rows.append(row)
-        print("  ".join(f"{label} {row.get(key, '-')}" for key, label in shown), flush=True)
+        print("  ".join(str(row.get(key, "-")).ljust(w) for (key, _), w in zip(shown, widths, strict=True)).rstrip(),
+              flush=True)  # each row once, as it is measured
         doubt = implausible(row)
         if doubt:
             doubts.append(doubt)
             print(f"zoo: warning: {doubt}", file=sys.stderr)
-    print()
-    print(table([[str(r.get(k, "-")) for k, _ in shown] for r in rows], [label for _, label in shown]))
     print(f"\nratio = zoo images/s / reference images/s, timed in turn in this process -> {args.out}")
     if doubts:
         print(f"{len(doubts)} row(s) cannot be right (see the warnings): time them again on an idle machine")
@@ -595,7 +601,7 @@ def _one_line_for_zoo(show: Callable[..., None]) -> Callable[..., None]:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    with warnings.catch_warnings():  # the display and any filter set below last this command, not the process
+    with warnings.catch_warnings(), shown():  # the display, filters and zoo's notes last this command, not the process
         warnings.showwarning = _one_line_for_zoo(warnings.showwarning)
         _run(argv)
 

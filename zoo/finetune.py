@@ -11,11 +11,11 @@ won or tied in every cell).
 from typing import Any, Literal
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
 from zoo.errors import InputError
+from zoo.log import note
 from zoo.models.net import backbone_stages, training_stages
 
 Strategy = Literal["linear_probe", "full", "freeze_then_unfreeze", "gradual"]
@@ -141,8 +141,7 @@ class Finetune(L.Callback):
         after = sum(p.requires_grad for p in net.parameters())
         if after != before or trainer.current_epoch == 0:
             total = sum(1 for _ in net.parameters())
-            rank_zero_info(f"zoo: {self.strategy}, epoch {trainer.current_epoch}: {after} of {total} parameter "
-                           "tensors train")
+            note(f"{self.strategy}, epoch {trainer.current_epoch}: {after} of {total} parameter tensors train")
 
     def state_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy}

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from zoo.errors import UnknownNameError, ZooError
+from zoo.errors import InputError, UnknownNameError, ZooError
 
 if TYPE_CHECKING:
     import lightning as L
@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from torch import nn
 
 T = TypeVar("T")
+
+
+KNOWN_PLUGINS = {"timm": "zoo-timm", "tv": "zoo-torchvision"}
+"""zoo's own plugins by the namespace of their names (``timm/resnet18``), for an error that says what to install."""
 
 
 class Registry(Generic[T]):
@@ -88,6 +92,11 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except (KeyError, TypeError):
+            namespace = str(name).split("/", 1)[0] if "/" in str(name) else None
+            if namespace in KNOWN_PLUGINS and namespace not in self.plugins():
+                raise UnknownNameError(f"unknown {self.kind} {name!r}: {namespace}/ names come from the plugin "
+                                       f"{KNOWN_PLUGINS[namespace]}, which is not installed; install it: pip install "
+                                       f"-e plugins/{KNOWN_PLUGINS[namespace]} (in a checkout of zoo)") from None
             close = self.closest(str(name))
             hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
             raise UnknownNameError(f"unknown {self.kind} {name!r}; {hint}see: {self.hint}") from None
@@ -503,12 +512,31 @@ def _check_arguments(entry: ModelEntry, kwargs: dict[str, Any]) -> None:
     signature = inspect.signature(entry.builder)
     if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
         return
-    unknown = sorted(set(kwargs) - set(signature.parameters))
+    check_arguments("model", entry.name, list(signature.parameters), kwargs, f"zoo info {entry.name}")
+
+
+def check_arguments(kind: str, name: str, takes: list[str], kwargs: dict[str, Any], see: str) -> None:
+    """An :class:`InputError` naming the `kwargs` that `name` does not take, the closest one it does, and the rest."""
+    unknown = sorted(set(kwargs) - set(takes))
     if unknown:
-        raise ZooError(
-            f"model {entry.name!r} has no argument {', '.join(map(repr, unknown))}; "
-            f"it takes: {', '.join(signature.parameters)} (see: zoo info {entry.name})"
-        )
+        close = difflib.get_close_matches(unknown[0], takes, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InputError(f"{kind} {name!r} has no argument {', '.join(map(repr, unknown))}; {hint}it takes: "
+                         f"{', '.join(takes)} (see: {see})")
+
+
+def datamodule_arguments(cls: type) -> list[str]:
+    """The keyword arguments a DataModule class takes: its own, then its bases' while each passes on ``**kwargs``."""
+    takes: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        takes += [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and p.name != "self" and p.name not in takes]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return takes
 
 
 # -- datasets (zoo.data) -------------------------------------------------------------------

@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from zoo.atomic import atomic_path
 from zoo.checkpoint import LINKED, CheckpointRecord
 from zoo.errors import InputError
+from zoo.log import note
 from zoo.registry import dataset_name
 from zoo.runfolder import claim_next_version, lock_folder
 
@@ -106,7 +107,7 @@ def resume_last(config: Any) -> None:
     root = Path(args.get("save_dir") or "runs") / args.get("name", "")
     found = list(root.glob("version_*/checkpoints/last.ckpt"))
     if not found:
-        print(f"zoo: no last.ckpt under {root}: starting a new fit", file=sys.stderr)
+        note(f"no last.ckpt under {root}: starting a new fit")
         config.ckpt_path = None
         return
     last = max(found, key=lambda p: p.stat().st_mtime)
@@ -124,22 +125,21 @@ def resume_last(config: Any) -> None:
                          f"options (zoo fit --config {last.parent.parent / 'config.yaml'} --ckpt_path last), "
                          "or start a new fit")
     if epochs is not None and epochs >= 0 and done >= epochs:
-        print(f"zoo: {last} already holds the end of epoch {done} of {epochs}: the run is "
-              f"finished, nothing to resume (give a larger --trainer.max_epochs to train on)", file=sys.stderr)
+        note(f"{last} already holds the end of epoch {done} of {epochs}: the run is finished, nothing to resume "
+             "(give a larger --trainer.max_epochs to train on)")
         sys.exit(0)
     if rank_zero_only.rank == 0:
         lock_folder(last.parent.parent, "zoo fit")  # before its metrics.csv is cut back
     args.version = last.parent.parent.name
     config.ckpt_path = str(last)
     dropped = keep_rows_before(last.parent.parent / "metrics.csv", record.global_step)
-    print(f"zoo: resuming {last}" + (f" ({dropped} metric rows logged after it dropped)" if dropped else ""),
-          file=sys.stderr)
+    note(f"resuming {last}" + (f" ({dropped} metric rows logged after it dropped)" if dropped else ""))
     if mid_epoch:
         progress = record.contents["loops"]["fit_loop"]["epoch_loop.batch_progress"]
-        print(f"zoo: {last.name} was saved in the middle of epoch {record.epoch + 1} (after batch "
-              f"{progress['current']['completed']}): the rest of that epoch draws other batches than an "
-              "uninterrupted fit would, so the weights end close to its, not equal; a resume from an epoch's "
-              "end (the last.ckpt written after every epoch) is exact", file=sys.stderr)
+        note(f"{last.name} was saved in the middle of epoch {record.epoch + 1} (after batch "
+             f"{progress['current']['completed']}): the rest of that epoch draws other batches than an uninterrupted "
+             "fit would, so the weights end close to its, not equal; a resume from an epoch's end (the last.ckpt "
+             "written after every epoch) is exact")
 
 
 RESUMABLE = ("ckpt_path", "config", "trainer.max_epochs", "trainer.logger.init_args.version",  # may differ

@@ -8,9 +8,12 @@ best validation accuracy (``results.csv``) and a plot of accuracy against each s
 as Optuna's configuration would, and every trial stays a plain ``zoo fit`` with its own config.yaml.
 """
 
+import contextlib
 import itertools
+import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -138,8 +141,8 @@ def run_search(base: list[str], grid: dict[str, list[Any]], draws: list[Draw], r
         try:
             result = fit(options=[*base, *overrides, "--trainer.logger.init_args.save_dir", str(out),
                                   "--trainer.logger.init_args.name", f"trial_{index:03d}"])
-            row |= {"val_acc": None if result.best_val_acc is None else round(result.best_val_acc, 3),
-                    "test_acc": None if result.test_acc is None else round(result.test_acc, 3),
+            row |= {"val_acc": None if result.best_val_top1 is None else round(result.best_val_top1, 3),  # in %
+                    "test_acc": None if result.test_top1 is None else round(result.test_top1, 3),
                     "epochs": result.epochs, "status": "done", "run": str(result.log_dir or "")}
         except StoppedError:  # SIGTERM stops the search, not only this trial
             raise
@@ -189,13 +192,31 @@ def log_scaled(grid: dict[str, list[Any]], draws: list[Draw]) -> set[str]:
     return keys
 
 
+class _DeviceBanner(logging.Filter):
+    """Lightning's "GPU available: ..., TPU available: ..." lines, which every Trainer logs as it is made."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("GPU available", "TPU available", "HPU available"))
+
+
+@contextlib.contextmanager
+def _without_device_banner() -> Iterator[None]:
+    logger, banner = logging.getLogger("lightning.pytorch.utilities.rank_zero"), _DeviceBanner()
+    logger.addFilter(banner)
+    try:
+        yield
+    finally:
+        logger.removeFilter(banner)
+
+
 @dataclass(frozen=True)
 class Fold:
-    """One fold of a cross-validation: best validation accuracy (on the held-out fold), test accuracy, checkpoint."""
+    """One fold of a cross-validation: best validation accuracy (on the held-out fold) and test accuracy, both in
+    percent (as zoo prints them and as cv's results.csv holds them), and the best checkpoint."""
 
     fold: int
-    val_acc: float
-    test_acc: float
+    val_top1: float
+    test_top1: float
     checkpoint: str
 
 
@@ -216,10 +237,13 @@ def cross_validate(base: list[str], folds: int, folder: Path) -> list[Fold]:
     for fold in range(folds):
         # one numbering, the option's (0-based): the line, the folder and results.csv's fold column agree
         print(f"zoo cv: fold{fold} of fold0-fold{folds - 1} (--data.fold {fold})", flush=True)
-        result = fit(options=[*base, "--data.folds", str(folds), "--data.fold", str(fold),
-                              "--trainer.logger.init_args.save_dir", str(folder),
-                              "--trainer.logger.init_args.version", f"fold{fold}"])
-        done.append(Fold(fold, result.best_val_acc if result.best_val_acc is not None else math.nan,
-                         result.test_acc if result.test_acc is not None else math.nan, str(result.checkpoint or "")))
+        # the device banner and the model summary once, not once a fold (the user's own choice, given later, wins)
+        again = ["--trainer.enable_model_summary", "false"] if fold else []
+        with _without_device_banner() if fold else contextlib.nullcontext():
+            result = fit(options=[*again, *base, "--data.folds", str(folds), "--data.fold", str(fold),
+                                  "--trainer.logger.init_args.save_dir", str(folder),
+                                  "--trainer.logger.init_args.version", f"fold{fold}"])
+        done.append(Fold(fold, result.best_val_top1 if result.best_val_top1 is not None else math.nan,
+                         result.test_top1 if result.test_top1 is not None else math.nan, str(result.checkpoint or "")))
         append_rows(folder / "results.csv", list(FOLD_COLUMNS), [asdict(done[-1])])
     return done

@@ -141,12 +141,14 @@ def __getattr__(attr: str) -> type[ImageClassifier]:
 class FitResult:
     """What a fit left: its best validation accuracy, the test metrics of its best checkpoint, its files.
 
-    Accuracies are percentages; ``test_metrics`` holds Lightning's logged values as they are
-    (``test_acc`` 0.986, ``test_loss``, ``test_acc5`` where there are more than 5 classes) and is
-    empty when the fit was interrupted. ``trainer``, ``model`` and ``datamodule`` are the live objects.
+    One unit per name, as Lightning and torchmetrics give them: ``*_acc`` are fractions (``test_acc`` 0.986), the
+    same as ``test_metrics``, which holds Lightning's logged values (``test_acc``, ``test_loss``, ``test_acc5`` where
+    there are more than 5 classes; empty when the fit was interrupted); ``*_top1`` are the same accuracies in
+    percent (98.6), as zoo prints them and as ``top1`` is in zoo's leaderboards and weights. ``trainer``, ``model``
+    and ``datamodule`` are the live objects.
     """
 
-    best_val_acc: float | None
+    best_val_acc: float | None  # a fraction: the checkpoint callback's best val_acc
     test_metrics: dict[str, float]
     checkpoint: Path | None
     log_dir: Path | None
@@ -158,9 +160,18 @@ class FitResult:
 
     @property
     def test_acc(self) -> float | None:
+        """Top-1 test accuracy of the best checkpoint, a fraction (None when there was no test)."""
+        return self.test_metrics.get("test_acc")
+
+    @property
+    def test_top1(self) -> float | None:
         """Top-1 test accuracy of the best checkpoint, in percent (None when there was no test)."""
-        value = self.test_metrics.get("test_acc")
-        return None if value is None else 100 * value
+        return None if self.test_acc is None else 100 * self.test_acc
+
+    @property
+    def best_val_top1(self) -> float | None:
+        """The best validation accuracy, in percent (None without validation)."""
+        return None if self.best_val_acc is None else 100 * self.best_val_acc
 
 
 def fit(model: str | None = None, data: str | None = None,
@@ -180,8 +191,8 @@ def fit(model: str | None = None, data: str | None = None,
 
     Example:
         >>> result = zoo.fit("lenet5", "digits", {"trainer.max_epochs": 2})  # doctest: +SKIP
-        >>> result.test_acc, result.checkpoint  # doctest: +SKIP
-        (93.9, PosixPath('runs/lenet5-digits/version_0/checkpoints/best.ckpt'))
+        >>> result.test_acc, result.test_top1, result.checkpoint  # doctest: +SKIP
+        (0.939, 93.9, PosixPath('runs/lenet5-digits/version_0/checkpoints/best.ckpt'))
     """
     argv = ["fit"] + (["--config", str(config)] if config is not None else [])
     argv += (["--model", model] if model else []) + (["--data", data] if data else [])
@@ -304,6 +315,13 @@ class ZooCLI(LightningCLI):
             if config.get(key) is None:                                       # lenet5/digits only without --config)
                 raise InputError(f"no {key} given: the config names none; add --{key} NAME (see: {where}) or a "
                                  f"{key}: section to the config")
+        for key in ("optimizer", "lr_scheduler"):  # LightningCLI's own, which would replace configure_optimizers
+            chosen = config.get(key)
+            if chosen is not None:
+                name = str(getattr(chosen, "class_path", chosen)).rsplit(".", 1)[-1]
+                raise InputError(f"--{key} is LightningCLI's and would replace zoo's optimizer setup (its parameter "
+                                 "groups: no weight decay on biases and norms, fine-tuning's rates, bias_lr_scale); "
+                                 f"give --model.{key} {name} instead")
         logger = config.trainer.get("logger")
         if getattr(logger, "init_args", None) is not None and logger.init_args.get("name") == "zoo":
             model = config.model.class_path.rsplit(".", 1)[-1]
@@ -336,7 +354,7 @@ class ZooCLI(LightningCLI):
         callback = trainer.checkpoint_callback
         best = callback.best_model_path if callback else ""
         self.result = FitResult(
-            best_val_acc=100 * float(callback.best_model_score) if best and callback.best_model_score is not None
+            best_val_acc=float(callback.best_model_score) if best and callback.best_model_score is not None
             else None, test_metrics={}, checkpoint=Path(best) if best else None,
             log_dir=Path(trainer.log_dir) if trainer.log_dir else None, epochs=trainer.current_epoch,
             interrupted=trainer.interrupted, trainer=trainer, model=self.model, datamodule=self.datamodule)
@@ -349,8 +367,8 @@ class ZooCLI(LightningCLI):
             self.result.test_metrics.update({key: float(value) for key, value in results[0].items()})
         if not trainer.is_global_zero:
             return
-        if best and self.result.best_val_acc is not None:
-            print(f"best validation accuracy: {self.result.best_val_acc:.2f}%  checkpoint: {best}")
+        if best and self.result.best_val_top1 is not None:
+            print(f"best validation accuracy: {self.result.best_val_top1:.2f}%  checkpoint: {best}")
         elif best:
             print(f"checkpoint: {best}")
         if results:
@@ -521,6 +539,10 @@ def run_lightning(argv: list[str]) -> ZooCLI:
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
         # val_split=0 (no validation, as the speed record trains) leaves an empty validation loader, on purpose
         warnings.filterwarnings("ignore", message=r"Total length of `DataLoader` across ranks is zero")
+        # "first make it overfit" (--trainer.overfit_batches 1): Lightning stops the shuffling itself, and zoo's
+        # epoch lines and metrics.csv report every epoch whatever the logging interval
+        warnings.filterwarnings("ignore", message=r"You requested to overfit but enabled train dataloader shuffling")
+        warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
         for name in _ADVERTISING_LOGGERS:
             logging.getLogger(name).addFilter(_DROP_ADVERTISEMENT)
         try:
@@ -564,7 +586,7 @@ def _run_lightning(argv: list[str]) -> ZooCLI:
         if isinstance(exc, argparse.ArgumentError) or "Requirement '" in message or "Does not validate" in message:
             subcommand = argv[0] if argv else "fit"
             try:
-                explained = explain_option_error(message, subcommand)
+                explained = explain_option_error(message, subcommand, argv)
             except Exception:  # jsonargparse worded it in a way not met before: its first line, never a traceback
                 explained = f"{message.strip().splitlines()[0]}; see: zoo {subcommand} --help"
             raise InputError(explained) from None
@@ -605,7 +627,19 @@ def given_options(argv: list[str]) -> dict[str, str]:
     return given
 
 
-def explain_option_error(message: str, subcommand: str) -> str:
+TOP_LEVEL_OPTIONS = ("config", "print_config", "seed_everything", "trainer", "model", "data", "ckpt_path",
+                     "checkpoint", "finetune", "verbose")
+"""The first parts of ``zoo fit``'s options (--model, --trainer.max_epochs, ...), for "did you mean"."""
+
+
+def _closest(name: str, valid: Sequence[str]) -> str | None:
+    """The valid name `name` begins (``--seed`` for ``--seed_everything``: what argparse's abbreviations took), else
+    the one most like it."""
+    close = [v for v in valid if name and v.startswith(name)] or difflib.get_close_matches(name, valid, n=1)
+    return close[0] if close else None
+
+
+def explain_option_error(message: str, subcommand: str, argv: Sequence[str] = ()) -> str:
     """One line for the parser's error: the option, the closest valid one, and where to look.
 
     jsonargparse reports an unknown option of a class as a nested union error of a dozen lines, and
@@ -627,9 +661,14 @@ def explain_option_error(message: str, subcommand: str) -> str:
             module, _, name = owner.group(1).rpartition(".")
             cls = getattr(importlib.import_module(module), name, None)
             valid = [p for p in inspect.signature(cls).parameters if p not in ("args", "kwargs")] if cls else []
-        close = difflib.get_close_matches(option.group(1), valid, n=1)
         owner_name = owner.group(1).rsplit(".", 1)[-1] if owner and len(keys) == 1 else keys[-1]
-        hint = f"did you mean --{keys[0]}.{close[0]}? " if close else ""
+        later = [argv[i + 1] for i in range(len(argv) - 1) if argv[i] == f"--{keys[0]}" and flag in argv[:i]]
+        if owner_name == ImageClassifier.__name__ and later and later[0] in MODELS:  # --model.x before --model NAME
+            close = _closest(option.group(1), list(inspect.signature(classifier_class(later[0])).parameters))
+            hint = f" (did you mean --{keys[0]}.{close}?)" if close else ""
+            return f"{flag} comes before --{keys[0]} {later[0]}: give --{keys[0]} first{hint}; {help_hint}"
+        close = _closest(option.group(1), valid)
+        hint = f"did you mean --{keys[0]}.{close}? " if close else ""
         return f"{flag} is not an option of {owner_name}; {hint}{help_hint}"
     if keys:  # a value of the wrong type: the line after the innermost key says what was expected
         # (a callable's error repeats the whole value after its own: "... Got value: Namespace(class_path=...)")
@@ -650,9 +689,10 @@ def explain_option_error(message: str, subcommand: str) -> str:
     if unknown:
         flag = unknown.group(1)
         group, _, name = flag[2:].rpartition(".")
-        valid = [p for p in inspect.signature(L.Trainer).parameters] if group == "trainer" else []
-        close = difflib.get_close_matches(name, valid, n=1)
-        hint = f"did you mean --{group}.{close[0]}? " if close else ""
+        valid = list(inspect.signature(L.Trainer).parameters) if group == "trainer" else \
+            list(TOP_LEVEL_OPTIONS) if not group else []
+        close = _closest(name, valid)
+        hint = f"did you mean --{group + '.' if group else ''}{close}? " if close else ""
         return f"unknown option {flag}; {hint}{help_hint}"
     return f"{message.strip().splitlines()[0]}; {help_hint}"
 
@@ -675,5 +715,7 @@ def _zoo_cli(argv: list[str]) -> ZooCLI:
         },
         save_config_callback=RunConfig,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": DESCRIPTION, "exit_on_error": False},
+        # allow_abbrev: argparse's default takes --trainer.max_epoch for --trainer.max_epochs; a misspelt option
+        # must be an error with a suggestion, never a guess
+        parser_kwargs={"description": DESCRIPTION, "exit_on_error": False, "allow_abbrev": False},
     )

@@ -337,6 +337,16 @@ def default_weights(model: str) -> Weights:
     return found[0]
 
 
+def pretrained_source(model: str) -> str:
+    """What ``pretrained=True`` loads into `model` (timm's convention): a ``timm/`` net's own timm weights, a ``tv/``
+    net's torchvision ``DEFAULT`` ones, else zoo's weights of the model (:func:`default_weights`)."""
+    if model.startswith("timm/"):
+        return "timm:"
+    if model.startswith("tv/"):
+        return "torchvision:DEFAULT"
+    return default_weights(model).name
+
+
 def builder_defaults(model: str, source: str | None) -> dict[str, Any]:
     """The builder arguments `source` was made with (``num_classes``, ``in_chans``, ``image_size``), for zoo's
     weights; what a caller leaves unset comes from here. Empty for other sources, which do not record them."""
@@ -344,25 +354,35 @@ def builder_defaults(model: str, source: str | None) -> dict[str, Any]:
     return dict(weights.arguments) if weights is not None else {}
 
 
-def pretrained_cfg(model: str, source: str, net: nn.Module) -> dict[str, Any]:
-    """What a net built with weights `source` records of them (timm's ``net.pretrained_cfg``).
+def pretrained_cfg(model: str, source: str | None, net: nn.Module) -> dict[str, Any]:
+    """What a net records of the weights it was built with, `source` (None: none), as timm's ``net.pretrained_cfg``,
+    which every net has.
 
     For zoo's weights: their name, file hash, the arguments and input size they were made for, the normalization
-    (``mean``, ``std``) and ``class_names`` they expect, their test accuracy, dataset, recipe and licence. For other
-    sources: the source alone.
+    (``mean``, ``std``) and ``class_names`` they expect, their test accuracy, dataset, recipe and licence. A net
+    adapted to other classes or channels (a new head, a summed first convolution) is not the net those describe:
+    its ``class_names`` (other classes) and ``top1`` are None and ``adapted`` names what changed. For other
+    sources: the source alone; without weights, ``weights`` is None.
     """
-    weights = zoo_weights(model, source)
-    cfg: dict[str, Any] = {"weights": source, "model": model}
+    weights = zoo_weights(model, source) if source else None
+    cfg: dict[str, Any] = {"weights": source or None, "model": model}
     if weights is not None:
         meta = weights.meta
         cfg |= {"sha256": weights.sha256, **weights.arguments, "input_size": tuple(meta.get("input_size", ())),
                 "mean": meta.get("mean"), "std": meta.get("std"), "class_names": meta.get("class_names"),
                 "top1": meta.get("top1"), "dataset": meta.get("dataset"), "recipe": meta.get("recipe"),
                 "licence": meta.get("licence")}
+        adapted = [key for key in ("num_classes", "in_chans")
+                   if key in weights.arguments and getattr(net, key, weights.arguments[key]) != weights.arguments[key]]
+        if adapted:
+            cfg |= {"adapted": adapted, "top1": None}
+            if "num_classes" in adapted:
+                cfg["class_names"] = None
     cfg["num_classes"] = getattr(net, "num_classes", cfg.get("num_classes"))
     cfg["in_chans"] = getattr(net, "in_chans", cfg.get("in_chans"))
     return cfg
 
 
 __all__ = ["WEIGHTS", "Weights", "adapt_input_conv", "default_weights", "get_weights", "list_weights", "load_weights",
-           "pretrained_cfg", "read_state_dict", "read_weights", "register_weights", "sha256_of", "weights_file"]
+           "pretrained_cfg", "pretrained_source", "read_state_dict", "read_weights", "register_weights", "sha256_of",
+           "weights_file"]

@@ -236,11 +236,15 @@ class ChildJob:
 
 def child_main(argv: list[str]) -> None:
     """``python -m zoo.bench JOB``: fit, test and measure one entry, write its row to the job's result file."""
+    from zoo.log import shown
+
     if argv and not argv[0].startswith("{"):  # Lightning starting another DDP rank: `python -m zoo.bench fit ...`
         from zoo.train import run_lightning
 
-        run_lightning(argv)  # the same fit and test as rank 0, which measures and reports
+        with shown():
+            run_lightning(argv)  # the same fit and test as rank 0, which measures and reports
         return
     job = ChildJob(**json.loads(argv[0]))
-    row = run_entry(job)
+    with shown():  # zoo's notes in the entry's log, as the zoo command shows them
+        row = run_entry(job)
     Path(job.result).write_text(json.dumps(row))

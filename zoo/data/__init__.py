@@ -4,12 +4,15 @@ from typing import Any
 
 import lightning as L
 
-from zoo.registry import DATASETS, register_datamodule
+from zoo.registry import DATASETS, check_arguments, datamodule_arguments, register_datamodule
 
 
 def create(name: str, **kwargs: Any) -> L.LightningDataModule:
-    """The DataModule registered as `name`, built with `kwargs`."""
-    return DATASETS.get(name)(**kwargs)
+    """The DataModule registered as `name`, built with `kwargs` (an argument it does not take is one error that
+    names the closest it does)."""
+    cls = DATASETS.get(name)
+    check_arguments("dataset", name, datamodule_arguments(cls), kwargs, "zoo data list")
+    return cls(**kwargs)
 
 
 def list_datasets(include: str = "*") -> list[str]:

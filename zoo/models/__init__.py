@@ -19,27 +19,28 @@ def create_model(name: str, weights: str | None = None, pretrained: bool = False
         name: a registered model (``zoo models``).
         weights: pretrained weights to load: ``zoo:TAG`` (zoo's own, ``zoo models --pretrained``), a checkpoint
             (``.ckpt``), a state dict file, ``torchvision:NAME`` or ``timm:NAME`` (see :mod:`zoo.weights`).
-        pretrained: load the model's default zoo weights (timm's convention); ``weights`` names others.
+        pretrained: load the model's default weights (timm's convention): zoo's own, or for a ``timm/`` or ``tv/``
+            net its library's (:func:`zoo.weights.pretrained_source`); ``weights`` names others.
         **kwargs: the builder's arguments (``zoo info NAME``). With zoo's weights, those left out are the
             weights' own (``num_classes``, ``in_chans``, ``image_size``); one given otherwise adapts them: a new
             final layer for other classes, the first convolution summed or repeated for other channels.
 
-    The net built with weights records them in ``net.pretrained_cfg`` (timm's name): the source, and for zoo's
-    weights the normalization (``mean``, ``std``), ``class_names``, input size and test accuracy they come with.
+    The net records its weights in ``net.pretrained_cfg`` (timm's name; ``weights`` None without): the source, and
+    for zoo's weights the normalization (``mean``, ``std``), ``class_names``, input size and test accuracy they come
+    with; a net adapted to other classes has no ``class_names`` or ``top1`` of theirs.
 
     Example:
         >>> net = zoo.create_model("resnet20", pretrained=True)  # doctest: +SKIP
         >>> net.pretrained_cfg["top1"], net.in_chans  # doctest: +SKIP
         (93.90, 1)
     """
-    from zoo.weights import builder_defaults, default_weights, load_weights, pretrained_cfg
+    from zoo.weights import builder_defaults, load_weights, pretrained_cfg, pretrained_source
 
     if pretrained and weights is None:
-        weights = default_weights(name).name
-    if not weights:
-        return build_model(name, **kwargs)
+        weights = pretrained_source(name)
     net = build_model(name, **{**builder_defaults(name, weights), **kwargs})
-    load_weights(net, weights, name)
+    if weights:
+        load_weights(net, weights, name)
     net.pretrained_cfg = pretrained_cfg(name, weights, net)
     return net
 
