@@ -107,3 +107,23 @@ def test_the_overfit_recipe_and_cross_validation_say_each_thing_once(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.count("GPU available") == 1 and result.stderr.count("Total params") == 1
     assert result.stdout.count("test accuracy") == 2  # each fold still reports
+
+
+def test_zoo_fit_help_fits_a_screen_or_two_and_help_all_has_every_option(tmp_path):
+    """763 lines (50 KB) of mostly Trainer options, a raw group heading and a sentence cut at "The main advantage is:";
+    --data listed no dataset."""
+    short = zoo_here("fit", "--help", cwd=tmp_path)
+    assert short.returncode == 0, short.stderr[-2000:]
+    lines = short.stdout.splitlines()
+    assert len(lines) < 120 and lines[0].startswith("usage: zoo fit [--config CONFIG] [--model NAME] [--data NAME]")
+    text = short.stdout
+    for wanted in ("--model NAME", "resnet20", "--model.weights SOURCE", "fashion_mnist, folder, mnist",
+                   "--finetune.strategy", "--trainer.precision", "--ckpt_path", "zoo fit --help_all"):
+        assert wanted in text, wanted
+    assert "--trainer.max_epochs MAX_EPOCHS" in text and "(default: 60)" in text  # zoo's default, not Lightning's
+    for unwanted in ("known subclasses", "(<class", "main advantage", "--trainer.model_registry", "--optimizer CONFIG"):
+        assert unwanted not in text, unwanted
+    everything = zoo_here("fit", "--help_all", cwd=tmp_path).stdout
+    assert len(everything.splitlines()) > 500 and "--trainer.model_registry" in everything
+    assert "(<class" not in everything and "main advantage" not in everything
+    assert "LightningCLI's --optimizer, which zoo refuses: give --model.optimizer:" in everything

@@ -5,6 +5,7 @@
 """
 
 import os
+import re
 import sys
 import textwrap
 import warnings
@@ -584,6 +585,98 @@ Defaults: `zoo fit` alone trains lenet5 on scikit-learn's digits and writes runs
 """
 
 
+# -- zoo fit --help: the first screen ------------------------------------------------------------
+
+USUAL_TRAINER = ("max_epochs", "precision", "accelerator", "devices", "strategy", "num_nodes", "logger", "callbacks",
+                 "default_root_dir", "accumulate_grad_batches", "gradient_clip_val", "limit_train_batches",
+                 "fast_dev_run", "overfit_batches", "deterministic")
+HELP_GROUPS = {  # an option's first part -> the heading of its group on the first screen, in this order
+    "-h": "options", "-c": "options", "--seed_everything": "options",
+    "--trainer": "Lightning's Trainer: the usual options (every one: --help_all)",
+    "--model": "the model", "--data": "the data", "--finetune": "fine-tuning pretrained weights (docs/transfer.md)",
+    "--ckpt_path": "resuming",
+}
+
+
+HEADINGS = {
+    "A DataModule standardizes": "the data: a registered dataset (--data NAME):",
+    "Base class for all optimizers": "LightningCLI's --optimizer, which zoo refuses: give --model.optimizer:",
+    "(<class 'torch.optim.lr_scheduler.LRScheduler'>": "LightningCLI's --lr_scheduler, which zoo refuses: give "
+                                                      "--model.lr_scheduler:",
+}
+
+
+def lightning_help(argv: list[str]) -> None:
+    """``zoo fit --help``: the options a user reaches for first, from the parser's own help (``--help_all``: all of
+    it, Lightning's Trainer, checkpointing and optimizer groups included; ``--model.help NAME``: a model's own)."""
+    import contextlib
+    import io
+
+    from zoo.train import run_lightning
+
+    full = "--help_all" in argv
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        run_lightning([a if a != "--help_all" else "--help" for a in argv])
+    text = out.getvalue()
+    for heading, ours in HEADINGS.items():  # jsonargparse titles groups with a base class's docstring or its repr
+        text = re.sub(f"^{re.escape(heading)}.*:$", ours, text, flags=re.M)
+    print(text if full or not text.startswith("usage:") else first_screen(text, argv[0]))
+
+
+def first_screen(text: str, subcommand: str) -> str:
+    """The parser's help cut to zoo's groups and the usual Trainer options, the registries' names in place of the
+    class paths argparse lists, and where the rest is."""
+    from zoo.registry import DATASETS, MODELS
+
+    groups: dict[str, list[str]] = {heading: [] for heading in HELP_GROUPS.values()}
+    entry: list[str] | None = None
+    for line in text.split("\n\n", 1)[-1].splitlines():  # after the usage lines
+        if line.startswith("  -"):
+            name = line.split()[0].rstrip(",").split("=")[0]
+            group = HELP_GROUPS.get(name.split(".")[0] if name.startswith("--") else name)
+            wanted = group is not None and (not name.startswith("--trainer.") or
+                                            name.removeprefix("--trainer.") in USUAL_TRAINER)
+            wanted = wanted and name not in ("--model", "--data", "--trainer", "--finetune", "--weights_only")
+            entry = [line] if wanted else None
+            if entry is not None:
+                groups[group].append(entry)  # type: ignore[index]  (shortened below)
+        elif line.startswith("   ") and entry is not None:
+            entry.append(line)
+        else:
+            entry = None
+    groups[HELP_GROUPS["--model"]][:0] = [
+        ["  --model NAME", f"a registered model (default lenet5): {', '.join(MODELS.names(exclude='*/*'))}; the "
+         "timm/ and tv/ plugins' too (zoo models lists them)"],
+        ["  --model.weights SOURCE", "pretrained weights: zoo:fashion_mnist, torchvision:IMAGENET1K_V1, timm:NAME, "
+         "a .ckpt (docs/transfer.md)"],
+        ["  --model.optimizer NAME, --model.optimizer.lr LR, --model.lr_scheduler NAME",
+         "zoo's optimizer setup: SGD, AdamW, ...; zoo.schedules.Schedule (docs/training.md)"]]
+    groups[HELP_GROUPS["--data"]][:0] = [
+        ["  --data NAME", f"a registered dataset (default digits): {', '.join(DATASETS.names())} (zoo data list)"]]
+    body = [f"{heading}:\n" + "\n".join(_short_entry(e) for e in entries)
+            for heading, entries in groups.items() if entries]
+    return (f"usage: zoo {subcommand} [--config CONFIG] [--model NAME] [--data NAME] [--OPTION VALUE ...]\n\n"
+            + "\n\n".join(body) + f"\n\nEvery option, Lightning's Trainer, checkpointing and the rest: zoo "
+            f"{subcommand} --help_all. A model's own options: --model.help NAME (e.g. --model.help resnet20).")
+
+
+def _short_entry(lines: list[str]) -> str:
+    """One option of the help in a few lines: its first two sentences and its default, not jsonargparse's type and
+    list of every known subclass."""
+    option, _, first = lines[0].strip().partition("  ")
+    text = " ".join([first.strip(), *(line.strip() for line in lines[1:])]).strip()
+    default = re.search(r"default: ([^,()]+)[,)]", text)
+    text = re.sub(r"\s*\(type: .*$", "", text)  # the default said below is zoo's (max_epochs 60), not Lightning's
+    sentences = re.split(r"(?<=\.) ", text)
+    text = " ".join(([s for s in sentences if "efault" not in s] or sentences)[:2])
+    if default and default.group(1).strip() not in ("null", "None"):
+        text += f" (default: {default.group(1).strip()})"
+    if len(option) < 21:  # on the option's line, as argparse does
+        return textwrap.fill(text, 116, initial_indent=f"  {option}".ljust(24), subsequent_indent=" " * 24)
+    return f"  {option}\n" + textwrap.fill(text, 116, initial_indent=" " * 24, subsequent_indent=" " * 24)
+
+
 def _one_line_for_zoo(show: Callable[..., None]) -> Callable[..., None]:
     """Python's warning display with zoo's own warnings as one line (``zoo: warning: ...``); other libraries'
     warnings go to `show`, as Python shows them."""
@@ -620,7 +713,10 @@ def _run(argv: list[str]) -> None:
             if argv[0] not in LIGHTNING_COMMANDS and not argv[0].startswith("-"):
                 raise UnknownNameError(f"unknown command {argv[0]!r}; choose one of: "
                                        f"{', '.join((*LIGHTNING_COMMANDS, *COMMANDS))} (see: zoo --help)")
-            run_lightning(argv)
+            if {"-h", "--help", "--help_all"} & set(argv[1:]):
+                lightning_help(argv)
+            else:
+                run_lightning(argv)
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at Python's exit
     except BrokenPipeError:  # the reader went away (zoo models | head): stop quietly, as a Unix tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's final flush would fail again
