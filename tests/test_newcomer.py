@@ -127,3 +127,48 @@ def test_zoo_fit_help_fits_a_screen_or_two_and_help_all_has_every_option(tmp_pat
     assert len(everything.splitlines()) > 500 and "--trainer.model_registry" in everything
     assert "(<class" not in everything and "main advantage" not in everything
     assert "LightningCLI's --optimizer, which zoo refuses: give --model.optimizer:" in everything
+
+
+def test_the_leaderboards_labels_overlap_no_label_and_no_marker(tmp_path):
+    """The converged board's throughput plot wrote googlenet_s, densenet_bc40_s and alexnet_s over each other."""
+    import shutil
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tests.conftest import ROOT
+    from zoo import bench
+    from zoo.bench.report import _label_offsets
+
+    board = bench.leaderboard(bench.read_rows(ROOT / "benchmarks" / "results" / "fashion_mnist" / bench.RESULTS))
+    for column in ("infer_samples_per_sec", "param_count"):
+        shown = [e for e in board if (e[column] or 0) > 0]
+        fig, ax = plt.subplots(figsize=(8, 5.5))
+        ax.errorbar([e[column] for e in shown], [e["top1"] for e in shown], fmt="o")
+        ax.set_xscale("log")
+        ax.margins(x=0.12, y=0.08)
+        fig.tight_layout()
+        points = [(e[column], e["top1"]) for e in shown]
+        offsets = _label_offsets(ax, points, [e["model"] for e in shown])
+        texts = [ax.annotate(e["model"], p, textcoords="offset points", xytext=(dx, dy), fontsize=9, va="bottom")
+                 for e, p, (dx, dy, _) in zip(shown, points, offsets, strict=True)]
+        fig.canvas.draw()
+        boxes = [t.get_window_extent() for t in texts]
+        markers = [ax.transData.transform(p) for p in points]
+        for i, a in enumerate(boxes):
+            assert not any(a.overlaps(b) for b in boxes[i + 1:]), (column, shown[i]["model"])
+            assert not any(a.contains(x, y) for x, y in markers), (column, shown[i]["model"])
+        plt.close(fig)
+    for name in (bench.RESULTS, bench.CURVES, bench.REFERENCES):
+        shutil.copy(ROOT / "benchmarks" / "results" / "fashion_mnist" / name, tmp_path / name)
+    bench.render(tmp_path)
+    assert '<p class="notes">Published: vgg16_bn_s: VGG16, 26M parameters;' in (tmp_path / "index.html").read_text()
+
+
+def test_zoo_models_fits_a_terminal(tmp_path):
+    result = zoo_here("models", cwd=tmp_path)
+    assert result.returncode == 0 and max(map(len, result.stdout.splitlines())) <= 120
+    assert "Krizhevsky et al. 2012" in result.stdout and "ImageNet Classification" not in result.stdout
+    assert "ImageNet Classification with Deep Convolutional" in zoo_here("info", "alexnet", cwd=tmp_path).stdout

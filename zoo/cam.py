@@ -30,7 +30,7 @@ from torch import nn
 
 from zoo.atomic import atomic_path
 from zoo.errors import InputError, ZooError
-from zoo.figures import check_grid_count, drawing, save_figure
+from zoo.figures import as_written, check_grid_count, drawing, save_figure
 
 METHODS = ("cam", "gradcam", "gradcam++")
 
@@ -198,35 +198,46 @@ def overlay(image: torch.Tensor | np.ndarray, cam: torch.Tensor | np.ndarray, al
 @drawing
 def save_grid(images: torch.Tensor, maps: torch.Tensor | None, titles: Sequence[str], path: str, columns: int = 8,
               boxes: torch.Tensor | None = None) -> None:
-    """Save images (or image/heatmap overlays) as a labelled PNG grid, written to a temporary name and renamed.
+    """Save images (or each image beside its heatmap overlay) as a labelled PNG grid, written to a temporary name and
+    renamed.
+
+    With maps, each cell is the image and, beside it, the image under the map: a heatmap blended over thin strokes
+    (a digit) hides them, and the image alone shows what the map covers.
 
     Args:
         images: ``[N, C, H, W]`` in [0, 1] (undo the normalization first).
         maps: ``[N, H, W]`` in [0, 1], or None for the images alone.
         titles: one caption per image (e.g. "pred 3 (0.97) / true 3").
         path: the PNG file to write.
-        columns: images per row.
+        columns: cells per row (half as many with maps, whose cells are two pictures wide).
         boxes: optional ``[N, 4]`` boxes (x0, y0, x1, y1) drawn in white, e.g. the true object.
     """
     import matplotlib.pyplot as plt
 
     n = len(images)
-    columns = min(columns, n)
+    pair = maps is not None
+    columns = min(max(1, columns // 2) if pair else columns, n)
     rows = -(-n // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=((3.6 if pair else 1.9) * columns, 2.1 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
             continue
-        if maps is not None:
-            ax.imshow(overlay(images[i], maps[i]))
+        image = images[i].detach().cpu().float().clamp(0, 1)
+        grey = image.expand(3, *image.shape[1:]) if image.shape[0] == 1 else image
+        plain = grey.permute(1, 2, 0).numpy()
+        width = image.shape[-1]
+        gap = max(1, width // 16)  # a white line between the image and its map
+        if pair:
+            ax.imshow(np.concatenate([plain, np.ones((image.shape[-2], gap, 3)), overlay(image, maps[i])], axis=1))
         else:
-            image = images[i].detach().cpu().float().clamp(0, 1).permute(1, 2, 0).numpy()
-            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(titles[i], fontsize=7)
+            ax.imshow(plain)
+        ax.set_title(as_written(titles[i]), fontsize=7)
         if boxes is not None:
             x0, y0, x1, y1 = boxes[i].tolist()
-            ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="white", lw=1))
+            for shift in (0, width + gap) if pair else (0,):  # on the image and on its map
+                ax.add_patch(plt.Rectangle((x0 - 0.5 + shift, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                                           edgecolor="white", lw=1))
     fig.tight_layout()
     save_figure(fig, path, dpi=120)
 

@@ -85,18 +85,30 @@ def cmd_models(argv: list[str]) -> None:
     rows = []
     for name in names:
         info = model_info(name)
+        paper = info.paper if args.markdown else cited(info.paper)
         if args.pretrained:
             for weights, meta in info.weights.items():
                 if weights.startswith("zoo:"):
-                    rows.append([name, weights, meta["dataset"] or "-", _weight_cell(meta["acc@1"]),
-                                 _human(meta["params"] or info.params), meta["input"] or "-", info.paper])
+                    top1 = meta["acc@1"]
+                    rows.append([name, weights, meta["dataset"] or "-", "-" if top1 is None else f"{top1:.2f}",
+                                 _human(meta["params"] or info.params), meta["input"] or "-", paper])
             continue
         rows.append([name, info.family, _human(info.params), _human(info.macs),
-                     "x".join(map(str, info.input_size)), str(info.min_size), info.paper])
+                     "x".join(map(str, info.input_size)), str(info.min_size), paper])
     print(markdown_table(rows, header) if args.markdown else table(rows, header))
+    if not args.markdown and rows:
+        print("\n(the papers' titles: zoo info NAME)")
     plugins = MODELS.plugins()  # named, not loaded: importing timm alone takes seconds
     if not args.pattern and plugins and not args.markdown and not args.pretrained:
         print(f"\nplugins installed: {', '.join(plugins)}; list their models with e.g. zoo models '{plugins[0]}/*'")
+
+
+def cited(paper: str) -> str:
+    """A paper as a terminal table cites it: its authors and year (``Krizhevsky et al. 2012``), the title left to
+    ``zoo info`` (whole, the table was about 240 characters wide)."""
+    cite = re.match(r".*?\b(?:1[89]|20)\d\d\b", paper)  # up to the first year
+    short = cite.group(0) if cite else textwrap.shorten(paper, 44, placeholder="...")
+    return short + (" (small-input form)" if "small-input form" in paper else "")
 
 
 def markdown_table(rows: list[list[str]], header: list[str]) -> str:

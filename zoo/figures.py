@@ -1,9 +1,9 @@
-"""Pictures as zoo draws them with matplotlib: off-screen, text as written, a size a person can look at, saved whole.
+"""Pictures as zoo draws them with matplotlib: off-screen, names as written, a size a person can look at, saved whole.
 
-Every zoo picture (CAM grids, ``zoo data show``, the leaderboard's plots, search and schedule plots) is made inside
-:func:`drawing`, so that a class, file, model or suite name holding ``$`` (``cost_$5^$.png``) is drawn as written:
-matplotlib's default reads the text between two dollar signs as math, and a name that is not valid math ended the
-command in a traceback.
+Every name zoo draws (a class, file, model, suite or option name) passes through :func:`as_written`: matplotlib
+reads the text between two dollar signs as math, and a name such as ``cost_$5^$.png`` that is not valid math ended
+the command in a traceback. (Turning math off for the whole figure would break the log axes' tick labels, which
+are math.)
 """
 
 from __future__ import annotations
@@ -25,20 +25,22 @@ MAX_GRID = 256
 
 
 def drawing(function: Callable[P, R]) -> Callable[P, R]:
-    """`function`, which draws with ``matplotlib.pyplot``, run on the off-screen Agg backend with the math parsing
-    of text off (``$`` drawn as written) for the call."""
+    """`function`, which draws with ``matplotlib.pyplot``, run on the off-screen Agg backend (no window, no display
+    needed)."""
 
     @functools.wraps(function)
     def draw(*args: P.args, **kwargs: P.kwargs) -> R:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        with plt.rc_context({"text.parse_math": False}):
-            return function(*args, **kwargs)
+        return function(*args, **kwargs)
 
     return draw
+
+
+def as_written(text: str) -> str:
+    """`text` for a matplotlib title, label or annotation, drawn as written: each ``$`` escaped, so no math."""
+    return str(text).replace("$", r"\$")
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import InputError, StoppedError, ZooError
-from zoo.figures import drawing, save_figure
+from zoo.figures import as_written, drawing, save_figure
 from zoo.results import append_rows, read_rows
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
@@ -170,11 +170,11 @@ def plot(rows: list[dict[str, Any]], keys: list[str], path: Path, log_keys: set[
     for ax, key in zip(axes[0], keys, strict=True):
         values = [r.get(key) for r in done]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        x = values if numeric else [str(v) for v in values]
+        x = values if numeric else [as_written(str(v)) for v in values]
         ax.scatter(x, [r["val_acc"] for r in done], alpha=0.8)
         if numeric and key in log_keys:
             ax.set_xscale("log")
-        ax.set_xlabel(key)
+        ax.set_xlabel(as_written(key))
         ax.set_ylabel("best validation accuracy (%)")
         ax.grid(alpha=0.3)
     fig.suptitle(f"zoo search: {len(done)} trials")

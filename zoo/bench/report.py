@@ -17,7 +17,7 @@ from typing import Any
 from zoo.atomic import atomic_path
 from zoo.bench.suite import CURVES, KEY, REFERENCES, RESULTS
 from zoo.errors import InputError
-from zoo.figures import drawing, save_figure
+from zoo.figures import as_written, drawing, save_figure
 from zoo.results import read_rows
 
 PAGE = Path(__file__).with_name("report.html")
@@ -120,21 +120,43 @@ def _about(entries: list[dict[str, Any]]) -> str:
             f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits) or '-'}")
 
 
-def _label_offsets(ax: Any, points: list[tuple[float, float]], height: float = 11.0) -> list[tuple[int, int]]:
-    """Text offsets (in points) that keep the labels of nearby markers apart: each label takes the first
-    of above, below, two lines above, two below, ... where no label placed before lies within a line's
-    height and a name's width."""
-    ax.figure.canvas.draw()  # the axes' scales, so that distances are measured as drawn
-    placed: list[tuple[float, float]] = []
-    offsets = []
-    for x, y in points:
-        px, py = ax.transData.transform((x, y))
-        for step in range(12):
-            dy = 4.0 + height * ((step + 1) // 2) * (1 if step % 2 == 0 else -1) - (height if step % 2 else 0)
-            if not any(abs(px - qx) < 70 and abs(py + dy - qy) < height for qx, qy in placed):
+def _label_offsets(ax: Any, points: list[tuple[float, float]], names: list[str],
+                   fontsize: float = 9.0) -> list[tuple[float, float, bool]]:
+    """Text offsets (in points) that keep each name clear of the other names and of every marker: each label, measured
+    as drawn, takes the first free place of right, left, above and below its marker, then ever farther up or down
+    (joined to its marker by a line: the third value); the labels of crowded points are placed first."""
+    figure = ax.figure
+    figure.canvas.draw()  # the axes' scales and the renderer, so that sizes are measured as drawn
+    renderer, scale = figure.canvas.get_renderer(), figure.dpi / 72  # pixels per point
+    markers = [tuple(ax.transData.transform(p)) for p in points]
+    sizes = []
+    for name in names:
+        text = ax.text(0, 0, name, fontsize=fontsize)
+        box = text.get_window_extent(renderer)
+        sizes.append((box.width / scale, box.height / scale))
+        text.remove()
+
+    def crowding(i: int) -> float:
+        return sum(1 for j, m in enumerate(markers) if j != i and abs(m[0] - markers[i][0]) < 120
+                   and abs(m[1] - markers[i][1]) < 40)
+
+    placed: list[tuple[float, float, float, float]] = []  # label boxes in pixels
+    offsets: list[tuple[float, float, bool]] = [(5.0, 3.0, False)] * len(points)
+    for i in sorted(range(len(points)), key=lambda i: -crowding(i)):
+        (px, py), (w, h) = markers[i], sizes[i]
+        near = [(5, -h / 3), (-5 - w, -h / 3), (-w / 2, 5), (-w / 2, -5 - h), (5, 4), (5, -4 - h), (-5 - w, 4),
+                (-5 - w, -4 - h)]
+        far = [(dx, sign * step * (h + 2) + (0 if sign > 0 else -h)) for step in range(1, 9) for sign in (1, -1)
+               for dx in (12, -12 - w)]
+        for k, (dx, dy) in enumerate([*near, *far]):  # noqa: B007 - read after the loop: the place taken
+            box = (px + dx * scale, py + dy * scale, px + (dx + w) * scale, py + (dy + h) * scale)
+            clear = all(box[2] + 2 < b[0] or b[2] + 2 < box[0] or box[3] + 1 < b[1] or b[3] + 1 < box[1]
+                        for b in placed)
+            clear = clear and not any(box[0] - 4 < x < box[2] + 4 and box[1] - 4 < y < box[3] + 4 for x, y in markers)
+            if clear:
                 break
-        placed.append((px, py + dy))
-        offsets.append((4, int(dy)))
+        placed.append(box)
+        offsets[i] = (dx, dy, k >= len(near))
     return offsets
 
 
@@ -151,19 +173,21 @@ def plot_section(entries: list[dict[str, Any]], curves: list[dict[str, str]], st
         fig, ax = plt.subplots(figsize=(8, 5.5))
         ax.errorbar([e[column] for e in shown], [e["top1"] for e in shown], yerr=[e["top1_std"] for e in shown],
                     fmt="o", capsize=3)
-        for e, offset in zip(shown, _label_offsets(ax, [(e[column], e["top1"]) for e in shown]), strict=True):
-            ax.annotate(e["model"], (e[column], e["top1"]), textcoords="offset points", xytext=offset, fontsize=9,
-                        arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6} if offset[1] != 4 else None)
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("top-1 test accuracy (%), mean ± std")
         what = {"param_count": "no parameters", "infer_samples_per_sec": "no measured throughput"}[column]
         left_out = [e["model"] for e in entries if e not in shown]
-        ax.set_title(f"{entries[0]['dataset']}: top-1 vs {label.split(' (')[0]}"
-                     + (f"\n({', '.join(left_out)}: {what}, not shown)" if left_out else ""), fontsize=11)
+        ax.set_title(as_written(f"{entries[0]['dataset']}: top-1 vs {label.split(' (')[0]}"
+                                + (f"\n({', '.join(left_out)}: {what}, not shown)" if left_out else "")), fontsize=11)
         ax.margins(x=0.12, y=0.08)
         ax.grid(alpha=0.3)
         fig.tight_layout()
+        labels = [as_written(e["model"]) for e in shown]  # placed on the axes as they are drawn: scale, margins, layout
+        placed = _label_offsets(ax, [(e[column], e["top1"]) for e in shown], labels)
+        for e, text, (dx, dy, far) in zip(shown, labels, placed, strict=True):
+            ax.annotate(text, (e[column], e["top1"]), textcoords="offset points", xytext=(dx, dy), fontsize=9,
+                        va="bottom", arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6} if far else None)
         paths.append(save_figure(fig, stem.with_name(f"{stem.name}_{name}.png")))
     latest: dict[tuple[str, ...], float] = {}  # an entry run again (it failed after its curve) counts once
     for row in curves:
@@ -179,10 +203,10 @@ def plot_section(entries: list[dict[str, Any]], curves: list[dict[str, str]], st
         if points:
             epochs = sorted(points)
             ax.plot(epochs, [statistics.fmean(points[k]) for k in epochs], marker="." if len(epochs) < 40 else None,
-                    label=e["model"])
+                    label=as_written(e["model"]))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%), mean over seeds")
-    ax.set_title(f"{entries[0]['dataset']}: validation curves", fontsize=10)
+    ax.set_title(as_written(f"{entries[0]['dataset']}: validation curves"), fontsize=10)
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=7, ncol=2)
@@ -240,6 +264,7 @@ def render(out: Path) -> list[Path]:
                  f"<p>{html.escape(_about(entries))}</p>",
                  f'<div class="scroll"><table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n{body}\n'
                  '</tbody></table></div>',
+                 *([f'<p class="notes">Published: {html.escape("; ".join(notes))}.</p>'] if notes else []),
                  '<div class="plots">' + "".join(f'<img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">'
                                                  for p in pictures) + "</div>"]
     html_page = PAGE.read_text().replace("{body}", "\n".join(page))
