@@ -96,8 +96,6 @@ def cmd_models(argv: list[str]) -> None:
         rows.append([name, info.family, _human(info.params), _human(info.macs),
                      "x".join(map(str, info.input_size)), str(info.min_size), paper])
     print(markdown_table(rows, header) if args.markdown else table(rows, header))
-    if not args.markdown and rows:
-        print("\n(the papers' titles: zoo info NAME)")
     plugins = MODELS.plugins()  # named, not loaded: importing timm alone takes seconds
     if not args.pattern and plugins and not args.markdown and not args.pretrained:
         print(f"\nplugins installed: {', '.join(plugins)}; list their models with e.g. zoo models '{plugins[0]}/*'")
