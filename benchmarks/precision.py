@@ -106,7 +106,8 @@ def accuracy(name: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workloads", default="record,resnet20,lenet5", help="comma-separated: " + ", ".join(WORKLOADS))
+    parser.add_argument("--workloads", default="record,resnet20,lenet5",
+                        help="comma-separated: " + ", ".join(WORKLOADS))
     parser.add_argument("--rounds", type=int, default=4, help="rounds of the two precisions (default: 4)")
     parser.add_argument("--epochs", type=int, default=4, help="epochs a round, the first a warm-up (default: 4)")
     parser.add_argument("--accuracy", action="store_true", help="also fit each recipe whole at both precisions")
