@@ -172,21 +172,3 @@ def test_zoo_models_fits_a_terminal(tmp_path):
     assert result.returncode == 0 and max(map(len, result.stdout.splitlines())) <= 120
     assert "Krizhevsky et al. 2012" in result.stdout and "ImageNet Classification" not in result.stdout
     assert "ImageNet Classification with Deep Convolutional" in zoo_here("info", "alexnet", cwd=tmp_path).stdout
-
-
-@pytest.mark.parametrize("native", [True, False])
-def test_a_configs_bf16_runs_where_the_cpu_has_amx_and_32_true_elsewhere(tmp_path, monkeypatch, native):
-    """The speed record's config asks for bf16-mixed: 2.1x the images/s of 32-true on AMX, emulated elsewhere."""
-    import zoo.train
-
-    monkeypatch.setattr(zoo.train, "cpu_runs_bf16_natively", lambda: native)
-    (tmp_path / "bf16.yaml").write_text("trainer: {precision: bf16-mixed, max_epochs: 1, limit_train_batches: 2}\n"
-                                        "model: lenet5\ndata: zoo.data.digits.DigitsDataModule\n")
-    result = zoo_here("fit", "--config", "bf16.yaml", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    amp = "Using bfloat16 Automatic Mixed Precision" in result.stderr
-    assert amp == native
-    assert ("zoo: bf16-mixed on this CPU's AMX units" in result.stderr) == native
-    assert ("which this CPU (no AMX) would emulate: training in 32-true" in result.stderr) == (not native)
-    insisted = zoo_here("fit", "--config", "bf16.yaml", "--trainer.precision", "bf16-mixed", cwd=tmp_path)
-    assert "Using bfloat16 Automatic Mixed Precision" in insisted.stderr  # typed: kept as given

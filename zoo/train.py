@@ -47,7 +47,6 @@ from zoo.checkpoint import AtomicCheckpointIO, CheckpointRecord, check_sizes  # 
 from zoo.classifier import ImageClassifier, classifier_for  # noqa: E402
 from zoo.configs import config_argument  # noqa: E402
 from zoo.errors import InputError, StoppedError, TrainingError, zoo_error_behind  # noqa: E402
-from zoo.log import note  # noqa: E402
 from zoo.registry import DATASETS, MODELS, ModelEntry  # noqa: E402
 from zoo.runfolder import held, release  # noqa: E402
 from zoo.runs import (  # noqa: E402
@@ -281,26 +280,10 @@ class ZooCLI(LightningCLI):
             config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
         if config.get("profiler") is None:
             config = {**config, "profiler": NoProfiler()}
-        config = self._bf16_where_native(config)
         if self.subcommand == "fit" and config.get("logger") in (False, None) and not config.get("default_root_dir"):
             # the run folder, logger or not (not written into the saved config: a re-run gets a new folder)
             config = {**config, "default_root_dir": str(next_run_folder(self.config[self.subcommand]))}
         return super()._instantiate_trainer(config, callbacks)
-
-    def _bf16_where_native(self, config: dict[str, Any]) -> dict[str, Any]:
-        """A config's ``bf16-mixed`` (the speed record's) on a CPU: kept where the CPU multiplies bf16 in hardware
-        (AMX), 32-true elsewhere, said either way. ``--trainer.precision`` typed on the command line is kept as
-        given."""
-        if str(config.get("precision")) not in ("bf16-mixed", "bf16") or not _on_cpu(config.get("accelerator")):
-            return config
-        if cpu_runs_bf16_natively():
-            note("bf16-mixed on this CPU's AMX units (about 2x the images/s of 32-true here: benchmarks/precision.py)")
-            return config
-        if "--trainer.precision" in self.given:
-            return config
-        note("the config asks for bf16-mixed, which this CPU (no AMX) would emulate: training in 32-true (give "
-             "--trainer.precision bf16-mixed to insist)")
-        return {**config, "precision": "32-true"}
 
     def _parse_ckpt_path(self) -> None:  # private LightningCLI hook: tests/test_lightning_contract.py
         """With ``--ckpt_path``, rebuild the checkpoint's model: its registry name and arguments win.
@@ -423,24 +406,6 @@ class ZooCLI(LightningCLI):
         extra += f", loss {float(loss):.4f}" if loss is not None else ""
         print(f"{'test' if stage == 'test' else 'validation'} accuracy: {100 * float(metrics[f'{stage}_acc']):.2f}%"
               f"{extra}")
-
-
-def _on_cpu(accelerator: Any) -> bool:
-    if accelerator in (None, "auto"):
-        return not torch.cuda.is_available() and not torch.backends.mps.is_available()
-    return accelerator == "cpu"
-
-
-def cpu_runs_bf16_natively() -> bool:
-    """Whether this CPU has AMX units for bf16 (``amx_bf16`` in /proc/cpuinfo: Intel Xeon from Sapphire Rapids on),
-    where ``bf16-mixed`` trains the speed record's net 2.1x and ResNet-20 1.6x as fast as ``32-true``
-    (benchmarks/precision.py). Without AMX (the AMD EPYC machines zoo is measured on) there is no figure of a gain,
-    so a config's bf16 is not taken there unless typed on the command line."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
-    except OSError:  # not Linux
-        return False
 
 
 def as_the_weights_were_made(config: Any, given: Mapping[str, str]) -> None:
