@@ -19,8 +19,8 @@ def load_image(path: str | Path, mode: str) -> Any:
     """The image file `path` decoded in `mode` (``L`` or ``RGB``; see :func:`decoded`), its pixels read.
 
     Any failure of opening or decoding is :class:`UnreadableImageError` naming the file: PIL reports a damaged
-    file as OSError, ValueError ("invalid extents" from a TIFF that passes ``verify``), SyntaxError, struct.error
-    and more, and one over twice its pixel limit as DecompressionBombError.
+    file as OSError, ValueError (a BMP's "invalid palette size" or a TIFF's "invalid extents", files that pass
+    ``verify``), SyntaxError, struct.error and more, and one over twice its pixel limit as DecompressionBombError.
     """
     from PIL import Image
 
