@@ -15,6 +15,12 @@ round. The figures are the medians of the epochs' images/s, and the ratios are o
 
     python benchmarks/overhead.py                       # both workloads, 3 rounds
     python benchmarks/overhead.py --workloads lenet5 --rounds 5
+    python benchmarks/overhead.py --workloads lenet5 --parts   # what each part of zoo's step costs
+
+With ``--parts``, zoo's fit runs again with one part left out at a time (its progress bar, its CSV logger, its
+checkpoint callback, and its checks: the divergence stop, the random-state record and the first-loss check,
+left out in this process only), in turn with the whole of it, and each part's cost is the difference of the
+median step times, in microseconds a step and as a share of the bare Lightning step.
 """
 
 import argparse
@@ -112,7 +118,28 @@ class Terminal(io.StringIO):
         return True
 
 
-def zoo_epochs(w: Workload, root: str) -> list[float]:
+PARTS = {  # a part of zoo's step -> what leaves it out
+    "progress bar": {"trainer.enable_progress_bar": False},
+    "CSV logger": {"trainer.logger": False},
+    "checkpoint callback": {"trainer.enable_checkpointing": False},
+    "checks (divergence, random state, first loss)": "no_checks",
+}
+
+
+@contextlib.contextmanager
+def without_checks():
+    """ImageClassifier.configure_callbacks adds the checks every fit gets; here, for one fit, it adds none."""
+    from zoo.classifier import ImageClassifier
+
+    kept = ImageClassifier.configure_callbacks
+    ImageClassifier.configure_callbacks = lambda self: []
+    try:
+        yield
+    finally:
+        ImageClassifier.configure_callbacks = kept
+
+
+def zoo_epochs(w: Workload, root: str, leave_out: dict | str | None = None) -> list[float]:
     options = {
         "trainer.max_epochs": w.epochs, "trainer.limit_train_batches": w.steps, "trainer.limit_val_batches": 2,
         "trainer.limit_test_batches": 1, "trainer.callbacks+": "zoo.bench.measure.EpochClock",
@@ -121,11 +148,39 @@ def zoo_epochs(w: Workload, root: str) -> list[float]:
         **{f"model.optimizer.{k}": v for k, v in w.optimizer_args.items()},
         **{f"data.{k}": v for k, v in w.data_args.items()},
     }
-    with contextlib.redirect_stdout(Terminal()), contextlib.redirect_stderr(io.StringIO()):
+    options |= leave_out if isinstance(leave_out, dict) else {}
+    checks = without_checks() if leave_out == "no_checks" else contextlib.nullcontext()
+    with contextlib.redirect_stdout(Terminal()), contextlib.redirect_stderr(io.StringIO()), checks:
         result = zoo.fit(w.model, w.data, options)
     clock = next(c for c in result.trainer.callbacks if isinstance(c, EpochClock))
-    assert isinstance(result.trainer.progress_bar_callback, ProgressBar)  # the bar a terminal shows
+    if leave_out is None:
+        assert isinstance(result.trainer.progress_bar_callback, ProgressBar)  # the bar a terminal shows
     return [e["images"] / e["train_s"] for e in clock.epochs]
+
+
+def parts(name: str, rounds: int) -> None:
+    """zoo's fit whole and with each part left out, in turn; each part's cost a step."""
+    w = WORKLOADS[name]
+    rates: dict[str, list[float]] = {"bare": [], "zoo": [], **{part: [] for part in PARTS}}
+    dm = datamodule(w)
+    for r in range(rounds):
+        for column in list(rates)[r % len(rates):] + list(rates)[:r % len(rates)]:
+            L.seed_everything(r, verbose=False)
+            if column == "bare":
+                net = zoo.create_model(w.model, num_classes=dm.num_classes, in_chans=dm.in_chans,
+                                       image_size=dm.image_size)
+                rates[column] += bare_epochs(w, net, dm)[1:]
+                continue
+            with tempfile.TemporaryDirectory() as root:
+                rates[column] += zoo_epochs(w, root, PARTS.get(column))[1:]
+        print(f"{name} round {r + 1} done", file=sys.stderr, flush=True)
+    batch = w.data_args["batch_size"]
+    step = {k: batch / statistics.median(v) * 1e6 for k, v in rates.items()}  # microseconds a step
+    print(f"\n{name}: bare Lightning {step['bare']:,.0f} us a step, zoo {step['zoo']:,.0f} us "
+          f"(zoo/bare {step['bare'] / step['zoo']:.3f})")
+    for part in PARTS:
+        cost = step["zoo"] - step[part]
+        print(f"  {part:<48} {cost:>7,.0f} us a step  ({100 * cost / step['bare']:+.1f} % of the bare step)")
 
 
 def run(name: str, rounds: int) -> dict[str, float]:
@@ -158,7 +213,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workloads", default="lenet5,resnet20", help="comma-separated: lenet5, resnet20")
     parser.add_argument("--rounds", type=int, default=6, help="rounds of the three (default: 6, a multiple of 3)")
+    parser.add_argument("--parts", action="store_true", help="what each part of zoo's step costs, instead")
     args = parser.parse_args()
+    if args.parts:
+        for name in args.workloads.split(","):
+            parts(name, args.rounds)
+        return
     results = {name: run(name, args.rounds) for name in args.workloads.split(",")}
     print(f"\n{'workload':<10} {'plain img/s':>12} {'bare img/s':>11} {'zoo img/s':>10} {'bare/plain':>11} "
           f"{'zoo/bare':>9} {'zoo/plain':>10}")
