@@ -24,6 +24,34 @@ def note(message: str) -> None:
         LOGGER.info(message)
 
 
+class _Holding(logging.Filter):
+    def __init__(self, texts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.texts = texts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in self.texts)
+
+
+LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch")
+"""Where Lightning logs its lines (rank_zero_info's logger, and the package's)."""
+
+
+@contextlib.contextmanager
+def dropped(*texts: str, loggers: tuple[str, ...] = LIGHTNING_LOGGERS) -> Iterator[None]:
+    """While the context lasts, the lines of `loggers` that hold any of `texts` are not shown (for one call, never
+    for the process)."""
+    holding = _Holding(texts)
+    for name in loggers:
+        logging.getLogger(name).addFilter(holding)
+    try:
+        yield
+    finally:
+        for name in loggers:
+            logging.getLogger(name).removeFilter(holding)
+
+
 @contextlib.contextmanager
 def shown() -> Iterator[None]:
     """While the context lasts, the ``zoo`` logger's notes print on stderr as ``zoo: ...`` lines (the command's)."""

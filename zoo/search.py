@@ -10,10 +10,8 @@ as Optuna's configuration would, and every trial stays a plain ``zoo fit`` with 
 
 import contextlib
 import itertools
-import logging
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import numpy as np
 
 from zoo.errors import InputError, StoppedError, ZooError
 from zoo.figures import as_written, drawing, save_figure
+from zoo.log import dropped
 from zoo.results import append_rows, read_rows
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
@@ -192,23 +191,6 @@ def log_scaled(grid: dict[str, list[Any]], draws: list[Draw]) -> set[str]:
     return keys
 
 
-class _DeviceBanner(logging.Filter):
-    """Lightning's "GPU available: ..., TPU available: ..." lines, which every Trainer logs as it is made."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(("GPU available", "TPU available", "HPU available"))
-
-
-@contextlib.contextmanager
-def _without_device_banner() -> Iterator[None]:
-    logger, banner = logging.getLogger("lightning.pytorch.utilities.rank_zero"), _DeviceBanner()
-    logger.addFilter(banner)
-    try:
-        yield
-    finally:
-        logger.removeFilter(banner)
-
-
 @dataclass(frozen=True)
 class Fold:
     """One fold of a cross-validation: best validation accuracy (on the held-out fold) and test accuracy, both in
@@ -239,7 +221,7 @@ def cross_validate(base: list[str], folds: int, folder: Path) -> list[Fold]:
         print(f"zoo cv: fold{fold} of fold0-fold{folds - 1} (--data.fold {fold})", flush=True)
         # the device banner and the model summary once, not once a fold (the user's own choice, given later, wins)
         again = ["--trainer.enable_model_summary", "false"] if fold else []
-        with _without_device_banner() if fold else contextlib.nullcontext():
+        with dropped("GPU available", "TPU available", "HPU available") if fold else contextlib.nullcontext():
             result = fit(options=[*again, *base, "--data.folds", str(folds), "--data.fold", str(fold),
                                   "--trainer.logger.init_args.save_dir", str(folder),
                                   "--trainer.logger.init_args.version", f"fold{fold}"])

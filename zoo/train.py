@@ -18,7 +18,6 @@ import difflib
 import importlib
 import inspect
 import json
-import logging
 import os
 import re
 import sys
@@ -47,6 +46,7 @@ from zoo.checkpoint import AtomicCheckpointIO, CheckpointRecord, check_sizes  # 
 from zoo.classifier import ImageClassifier, classifier_for  # noqa: E402
 from zoo.configs import config_argument  # noqa: E402
 from zoo.errors import InputError, StoppedError, TrainingError, zoo_error_behind  # noqa: E402
+from zoo.log import dropped  # noqa: E402
 from zoo.registry import DATASETS, MODELS, ModelEntry  # noqa: E402
 from zoo.runfolder import held, release  # noqa: E402
 from zoo.runs import (  # noqa: E402
@@ -514,22 +514,9 @@ def expand_shorthands(argv: list[str]) -> list[str]:
     return out
 
 
-class _DropAdvertisement(logging.Filter):
-    """Lightning advertises a cloud logger on every run; zoo's users did not ask for it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
-
-
-_DROP_ADVERTISEMENT = _DropAdvertisement()
-
-
 def peer_lost(exc: BaseException) -> bool:
     """Whether `exc` is a collective failing because another process of a distributed run went away."""
     return bool(re.search(r"Connection (closed|reset) by peer|NCCL communicator was aborted", str(exc)))
-
-
-_ADVERTISING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch")
 
 
 def run_lightning(argv: list[str]) -> ZooCLI:
@@ -543,13 +530,8 @@ def run_lightning(argv: list[str]) -> ZooCLI:
         # epoch lines and metrics.csv report every epoch whatever the logging interval
         warnings.filterwarnings("ignore", message=r"You requested to overfit but enabled train dataloader shuffling")
         warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
-        for name in _ADVERTISING_LOGGERS:
-            logging.getLogger(name).addFilter(_DROP_ADVERTISEMENT)
-        try:
+        with dropped("litlogger"):  # Lightning advertises a cloud logger on every run; zoo's users did not ask
             return _run_lightning(argv)
-        finally:
-            for name in _ADVERTISING_LOGGERS:
-                logging.getLogger(name).removeFilter(_DROP_ADVERTISEMENT)
 
 
 def _run_lightning(argv: list[str]) -> ZooCLI:
