@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo.cam import box_iou, compute_cam, largest_region_box, localization, overlay, pointing_game, save_grid
+from zoo.cam import METHODS, box_iou, compute_cam, largest_region_box, localization, overlay, pointing_game, save_grid
 from zoo.errors import InputError, ZooError
 
 
@@ -29,18 +29,94 @@ def test_cam_equals_gradcam_for_gap_linear_heads(name):
     assert torch.equal(cam.targets, grad.targets)
 
 
-@pytest.mark.parametrize("method, reference", [("gradcam", "GradCAM"), ("gradcam++", "GradCAMPlusPlus")])
-def test_matches_pytorch_grad_cam(method, reference):
+REFERENCE = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "hirescam": "HiResCAM", "xgradcam": "XGradCAM",
+             "layercam": "LayerCAM", "gradcamelementwise": "GradCAMElementWise", "eigencam": "EigenCAM",
+             "eigengradcam": "EigenGradCAM", "scorecam": "ScoreCAM", "ablationcam": "AblationCAM"}
+
+
+def reference_maps(net, layer, x, targets, method, reshape=None, transformer=False):
+    """pytorch-grad-cam's maps. Its Ablation-CAM runs one ablation a pass on a map that is not ReLU'd (tanh, GELU,
+    tokens): in a batch it lowers each further row's channel by 1e7 more, where zoo ablates every row alike."""
     import pytorch_grad_cam
+    from pytorch_grad_cam.ablation_layer import AblationLayerVit
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    net = trained_like("resnet18", num_classes=10, image_size=32).eval()
-    x = torch.randn(4, 3, 32, 32)
-    targets = [3, 1, 4, 1]
-    ours = compute_cam(net, x, targets, method=method).maps
-    theirs = getattr(pytorch_grad_cam, reference)(model=net, target_layers=[net.layer4])
-    expected = theirs(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])
-    np.testing.assert_allclose(ours.numpy(), expected, atol=2e-3)
+    options = {}
+    if method == "ablationcam":
+        with torch.no_grad():
+            relu = net.forward_features(x).min() == 0
+        options = {"batch_size": 32 if relu else 1, **({"ablation_layer": AblationLayerVit()} if transformer else {})}
+    cam = getattr(pytorch_grad_cam, REFERENCE[method])(model=net, target_layers=[layer], reshape_transform=reshape,
+                                                       **options)
+    return cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])
+
+
+# every convolutional family of the registry, and one timm and one torchvision CNN
+CONVOLUTIONAL = [("airbench", 32), ("alexnet_s", 32), ("densenet_bc40_s", 32), ("googlenet_s", 32), ("lenet5", 32),
+                 ("resnet20", 32), ("vgg11_bn", 64), ("wrn28_10", 32), ("timm/resnet18", 64),
+                 ("tv/mobilenet_v3_small", 64)]
+
+
+@pytest.mark.parametrize("name, size", CONVOLUTIONAL)
+def test_every_method_equals_pytorch_grad_cam(name, size):
+    net = trained_like(name, num_classes=10, in_chans=1 if name == "lenet5" else 3, image_size=size).eval()
+    layer = net.get_submodule(zoo.model_info(name).cam_layer)  # the module whose output forward_features returns
+    torch.manual_seed(1)
+    x = torch.randn(2, net.in_chans, size, size)
+    targets = compute_cam(net, x).targets.tolist()  # the predicted classes: their maps are rarely all negative
+    flat = []
+    for method in REFERENCE:
+        if method == "scorecam" and name in ("wrn28_10", "vgg11_bn", "tv/mobilenet_v3_small"):
+            continue  # 512-640 channels: a pass per channel and image, too slow for the suite (the code is the same)
+        n = 1 if method in ("scorecam", "ablationcam") else 2  # a pass per channel: one image is enough
+        ours = compute_cam(net, x[:n], targets[:n], method=method).maps
+        flat += [method] if ours.std() < 0.05 else []
+        np.testing.assert_allclose(ours.numpy(), reference_maps(net, layer, x[:n], targets[:n], method), atol=2e-3,
+                                   err_msg=f"{name} {method}")
+    assert len(flat) <= 1, flat  # real maps, not flat ones that equal anything flat (tanh's Grad-CAM++ may be)
+
+
+def _vit_tokens(prefix, side):
+    return lambda t: t[:, prefix:].reshape(t.size(0), side, side, t.size(2)).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("name, size, side", [("timm/vit_tiny_patch16_224", 32, 2), ("tv/vit_b_32", 64, 2),
+                                              ("timm/swin_tiny_patch4_window7_224", 64, 2)])
+def test_transformers_equal_pytorch_grad_cam_with_its_reshape_transform(name, size, side):
+    """Tokens on their grid with the class token dropped (ViT), a Swin's NHWC maps permuted; the layer found."""
+    from zoo.cam import transformer_layer
+
+    torch.manual_seed(0)
+    net = zoo.create_model(name, num_classes=10, image_size=size).eval()
+    with torch.no_grad():
+        net.get_classifier().weight.normal_()  # torchvision's ViT starts with a head of zeros: every map flat
+    x, targets = torch.randn(2, 3, size, size), [3, 1]
+    if "swin" in name:
+        assert transformer_layer(net) is not None and compute_cam(net, x).maps.shape == (2, size, size)
+        layer, reshape = net.norm, (lambda t: t.permute(0, 3, 1, 2))  # its last map, as forward_features gives it
+    else:
+        expected = {"timm": "blocks.11.norm1", "tv": "encoder.layers.encoder_layer_11.ln_1"}[name.split("/")[0]]
+        assert transformer_layer(net) == expected
+        layer, reshape = net.get_submodule(expected), _vit_tokens(1, side)
+    for method in REFERENCE:
+        if method == "scorecam" and name != "timm/vit_tiny_patch16_224":
+            continue  # 768 channels, a full pass each
+        n = 1 if method in ("scorecam", "ablationcam") else 2
+        ours = compute_cam(net, x[:n], targets[:n], method=method).maps
+        assert ours.std() > 0.05, (name, method)
+        np.testing.assert_allclose(ours.numpy(), reference_maps(net, layer, x[:n], targets[:n], method, reshape,
+                                                                transformer=True), atol=2e-3,
+                                   err_msg=f"{name} {method}")
+
+
+def test_many_pass_methods_do_not_depend_on_the_batch_size():
+    net = trained_like("resnet20", num_classes=10)
+    x = torch.randn(3, 3, 32, 32)
+    for method in ("scorecam", "ablationcam"):
+        torch.testing.assert_close(compute_cam(net, x, method=method, batch_size=7).maps,
+                                   compute_cam(net, x, method=method, batch_size=500).maps, rtol=1e-4, atol=1e-4)
+    with pytest.raises(InputError, match="batch_size must be at least 1"):
+        compute_cam(net, x, method="scorecam", batch_size=0)
 
 
 @pytest.mark.parametrize("name", ["lenet5", "alexnet", "vgg11_bn", "resnet20"])
@@ -60,9 +136,10 @@ def test_leaves_no_hooks_grads_or_mode_changes():
     net.fc.weight.requires_grad_(False)
     modes = {n: m.training for n, m in net.named_modules()}
     state = {k: v.clone() for k, v in net.state_dict().items()}
-    for method in ("cam", "gradcam", "gradcam++"):
+    for method in METHODS:
         compute_cam(net, torch.randn(2, 3, 32, 32), method=method)
     compute_cam(net, torch.randn(2, 3, 32, 32), layer="layer3")
+    compute_cam(net, torch.randn(2, 3, 32, 32), method="ablationcam", layer="layer3")  # a hook replaces its output
     assert {n: m.training for n, m in net.named_modules()} == modes
     assert all(p.grad is None for p in net.parameters())
     assert not net.fc.weight.requires_grad and net.conv1.weight.requires_grad
@@ -117,8 +194,8 @@ def test_plain_cam_needs_a_gap_linear_head(name):
 
 def test_bad_inputs():
     net = zoo.create_model("resnet20")
-    with pytest.raises(InputError, match="unknown CAM method 'scorecam'"):
-        compute_cam(net, torch.randn(1, 3, 32, 32), method="scorecam")
+    with pytest.raises(InputError, match="unknown CAM method 'gradcam+'; choose one of: cam, gradcam, gradcam\\+\\+"):
+        compute_cam(net, torch.randn(1, 3, 32, 32), method="gradcam+")
     with pytest.raises(InputError, match="2 targets given for 1 images"):
         compute_cam(net, torch.randn(1, 3, 32, 32), targets=[1, 2])
     with pytest.raises(ZooError, match="no spatial feature map"):

@@ -32,18 +32,31 @@ def test_cam_logger_draws_every_epoch(trained):
 
 def test_gradcam_points_at_the_digit(trained):
     cwd, run = trained
-    proc = zoo_here("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--evaluate", "--n", "16",
-                   "--out", "out", cwd=cwd)
+    proc = zoo_here("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--evaluate", "32", "--method",
+                    "gradcam", "--n", "16", "--out", "out", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    scores = {m: float(p) for m, p in re.findall(r"^(cam|gradcam|gradcam\+\+)\s+([\d.]+)\s+[\d.]+$", proc.stdout, re.M)}
-    assert set(scores) == {"cam", "gradcam", "gradcam++"}
-    assert scores["gradcam"] >= 0.9  # the goal; chance (a random pixel in the box) is about 12 %
-    assert scores["cam"] == scores["gradcam"]  # the identity for a GAP + linear head
-    rows = list(csv.DictReader(open(cwd / "out" / "localization.csv")))
-    assert [r["method"] for r in rows] == ["cam", "gradcam", "gradcam++"] and rows[0]["model"] == "resnet20"
+    header = next(line.split() for line in proc.stdout.splitlines() if line.startswith("method"))
+    row = next(line.split() for line in proc.stdout.splitlines() if line.startswith("gradcam "))
+    scores = dict(zip(header[1:], map(float, row[1:]), strict=True))
+    assert scores["pointing_game"] >= 0.9  # the goal; chance (a random pixel in the box) is about 12 %
+    assert scores["deletion"] < scores["insertion"] and -1 <= scores["sanity"] <= 1
+    assert "scores of 32 test images" in proc.stdout
+    rows = list(csv.DictReader(open(cwd / "out" / "scores.csv")))
+    assert [r["method"] for r in rows] == ["gradcam"] and rows[0]["model"] == "resnet20"
+    assert float(rows[0]["pointing_game"]) == scores["pointing_game"] and "road_morf" in rows[0]
     assert (cwd / "out" / "gradcam.png").is_file()
     again = zoo_here("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--n", "4", "--out", "out", cwd=cwd)
     assert again.returncode == 2 and "exists; give --overwrite to replace it" in again.stderr  # as zoo export does
+
+
+def test_every_method_side_by_side_from_the_command(trained):
+    cwd, run = trained
+    proc = zoo_here("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--method", "all", "--n", "3",
+                    "--out", "every", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "all maps of 3 images -> every/all.png" in proc.stdout
+    width, height = Image.open(cwd / "every" / "all.png").size
+    assert width > 2 * height  # 12 columns (the image and 11 methods), 3 rows
 
 
 def test_the_library_draws_and_scores_what_the_command_does(trained, tmp_path, monkeypatch):
@@ -59,15 +72,18 @@ def test_the_library_draws_and_scores_what_the_command_does(trained, tmp_path, m
                         lambda *a, **k: (loads.append(a), load(*a, **k))[1])
     path, n = draw_checkpoint(best, split="val", n=5, method="cam", out=tmp_path)
     assert (path, n) == (tmp_path / "cam.png", 5) and Image.open(path).size[0] > 300
-    scores, csv_path, n = evaluate_checkpoint(best, out=tmp_path)
+    scores, csv_path, n = evaluate_checkpoint(best, n=24, methods=["cam", "gradcam"], out=tmp_path)
     assert len(loads) == 1  # as `zoo cam --evaluate` does both: one load of the checkpoint (and of its data)
-    assert n == 720 and csv_path == tmp_path / "localization.csv"  # 360 test scans, 2 placements each
+    assert n == 24 and csv_path == tmp_path / "scores.csv"
     assert scores["gradcam"]["pointing_game"] >= 0.9
+    for key in ("pointing_game", "box_iou", "deletion", "insertion"):  # the identity for a GAP + linear head
+        assert scores["cam"][key] == pytest.approx(scores["gradcam"][key], abs=1e-6)
     refused = "the data has image_size=32 but the model takes image_size=64; .* --set image_size=64"
     with pytest.raises(zoo.ZooError, match=refused):
         evaluate_checkpoint(best, data="digits", out=tmp_path)  # refused before any net sees the data
-    with pytest.raises(zoo.ZooError, match="dataset 'digits' has no object boxes"):
-        evaluate_checkpoint(best, data="digits", out=tmp_path, arguments={"image_size": 64})
+    no_boxes, _, _ = evaluate_checkpoint(best, data="digits", n=8, methods=["gradcam"], out=tmp_path,
+                                         arguments={"image_size": 64})
+    assert "pointing_game" not in no_boxes["gradcam"] and "deletion" in no_boxes["gradcam"]  # faithfulness only
 
 
 def test_cam_on_image_files_skips_what_is_not_an_image(trained, tmp_path):
@@ -81,12 +97,12 @@ def test_cam_on_image_files_skips_what_is_not_an_image(trained, tmp_path):
         Image.fromarray((image[0].clamp(0, 1).numpy() * 255).astype(np.uint8)).save(folder / f"digit{i}.png")
     (folder / "broken.png").write_bytes(b"not a png")
     proc = zoo_here("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--images", str(folder),
-                   "--method", "gradcam++", "--evaluate", "--out", str(tmp_path / "out"), cwd=cwd)
+                   "--method", "gradcam++", "--evaluate", "16", "--out", str(tmp_path / "out"), cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "skipping" in proc.stderr and "broken.png" in proc.stderr
     assert "gradcam++ maps of 3 images" in proc.stdout
     # --evaluate scores the checkpoint's dataset (the files have no boxes), the files are drawn
-    assert "scores of 720 test images" in proc.stdout and (tmp_path / "out" / "localization.csv").is_file()
+    assert "scores of 16 test images" in proc.stdout and (tmp_path / "out" / "scores.csv").is_file()
     assert (tmp_path / "out" / "gradcam++.png").is_file()
 
 
@@ -104,8 +120,10 @@ def test_test_subcommand_uses_the_checkpoints_own_data(trained):
 def test_cam_errors(trained):
     cwd, run = trained
     best = str(run / "checkpoints" / "best.ckpt")
-    proc = zoo_here("cam", "--ckpt_path", best, "--data", "digits", "--set", "image_size=64", "--evaluate", cwd=cwd)
-    assert proc.returncode == 2 and "dataset 'digits' has no object boxes" in proc.stderr
+    proc = zoo_here("cam", "--ckpt_path", best, "--method", "scorecm", cwd=cwd)
+    assert proc.returncode == 2 and "invalid choice: 'scorecm'" in proc.stderr
+    proc = zoo_here("cam", "--ckpt_path", best, "--evaluate", "-3", cwd=cwd)
+    assert proc.returncode == 2 and "--evaluate's N must be positive" in proc.stderr
     proc = zoo_here("cam", "--ckpt_path", best, "--images", "nowhere", cwd=cwd)
     assert proc.returncode == 2 and "'nowhere' is neither a file nor a directory" in proc.stderr
 

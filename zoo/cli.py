@@ -22,7 +22,8 @@ from zoo.version import __version__
 # Only the standard library and zoo's light modules load before a command has parsed its arguments, so
 # `zoo --help` and `zoo COMMAND --help` answer at once; each command imports what it uses after parsing.
 # The choices below are the library's (zoo.cam.METHODS, zoo.export.FORMATS; a test keeps them equal).
-CAM_METHODS = ("cam", "gradcam", "gradcam++")
+CAM_METHODS = ("cam", "gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "gradcamelementwise", "eigencam",
+               "eigengradcam", "scorecam", "ablationcam")
 EXPORT_FORMATS = ("onnx", "torchscript", "exported-program", "safetensors")
 
 
@@ -155,10 +156,12 @@ def cmd_cam(argv: list[str]) -> None:
 
     parser = argparse.ArgumentParser(
         prog="zoo cam",
-        description="Class activation maps of a trained model, drawn over the images as a PNG grid. "
-                    "Images come from files (--images) or from a dataset split (by default the checkpoint's "
-                    "own dataset). With --evaluate, scores how well each method localizes the object on a "
-                    "dataset with boxes (cluttered_digits): the pointing game and the box IoU.")
+        description="Class activation maps of a trained model (a CNN or a vision transformer), drawn over the "
+                    "images as a PNG grid. Images come from files (--images) or from a dataset split (by default "
+                    "the checkpoint's own dataset). With --evaluate, scores how far each method's maps can be "
+                    "trusted: deletion and insertion AUC, ROAD and the model-randomization sanity check, and on a "
+                    "dataset with boxes (cluttered_digits) the pointing game and box IoU.",
+        epilog="methods: " + ", ".join(CAM_METHODS) + "; see docs/cam.md for their papers and which to trust")
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by zoo fit")
     parser.add_argument("--images", nargs="+", help="image files or folders (prepared as the model was trained)")
     parser.add_argument("--data", help="a registered dataset (default: the one the checkpoint was trained on)")
@@ -166,26 +169,37 @@ def cmd_cam(argv: list[str]) -> None:
                         help="without --images: arguments of the dataset, e.g. data_dir=./data")
     parser.add_argument("--split", choices=["train", "val", "test"], default="test", help="(default: test)")
     parser.add_argument("--n", type=int, default=32, help="how many images of the split to draw (default: 32)")
-    parser.add_argument("--method", choices=CAM_METHODS, default="gradcam", help="(default: gradcam)")
+    parser.add_argument("--method", choices=(*CAM_METHODS, "all"), metavar="METHOD",
+                        help="the method drawn (default: gradcam), or all of them side by side; with --evaluate, "
+                             "the one method scored (default: every method)")
     parser.add_argument("--layer", help="a module name to read instead of the last feature map, e.g. layer3")
+    parser.add_argument("--batch_size", type=int, default=32,
+                        help="images a batch, and forward passes a batch for scorecam and ablationcam, which run the "
+                             "net once per channel (default: 32)")
     parser.add_argument("--out", default="cams", help="output folder (default: cams)")
     parser.add_argument("--overwrite", action="store_true", help="replace the picture OUT/METHOD.png if it exists")
-    parser.add_argument("--evaluate", action="store_true",
-                        help="score every method on the whole split; needs a dataset with boxes")
+    parser.add_argument("--evaluate", nargs="?", type=int, const=0, metavar="N",
+                        help="score the methods on the first N images of the split (all of it without N), targets "
+                             "the true classes, into OUT/scores.csv")
     args = parser.parse_args(argv)
+    if args.batch_size < 1 or (args.evaluate is not None and args.evaluate < 0):
+        parser.error("--batch_size and --evaluate's N must be positive")
     from zoo import cam
 
+    drawn = args.method or "gradcam"
     output_folder(args.out)
-    output_file(Path(args.out) / f"{args.method}.png", args.overwrite, (".png",))  # as export, predict, data show
+    output_file(Path(args.out) / f"{drawn}.png", args.overwrite, (".png",))  # as export, predict, data show
     arguments = _pairs(args.set)
-    if args.evaluate:
-        scores, path, n = cam.evaluate_checkpoint(args.ckpt_path, args.data, args.split, args.layer, args.out,
-                                                  arguments)
-        print(table(cam.localization_rows(scores), ["method", "pointing_game", "box_iou"]))
-        print(f"scores of {n} {args.split} images (targets: the true classes) -> {path}")
-    path, n = cam.draw_checkpoint(args.ckpt_path, args.images, args.data, args.split, args.n, args.method,
-                                  args.layer, args.out, arguments)
-    print(f"{args.method} maps of {n} images -> {path}")
+    if args.evaluate is not None:
+        methods = [args.method] if args.method not in (None, "all") else cam.METHODS
+        scores, path, n = cam.evaluate_checkpoint(args.ckpt_path, args.data, args.split, args.evaluate or None,
+                                                  methods, args.layer, args.out, arguments, args.batch_size)
+        print(table(cam.score_rows(scores), ["method", *cam.SCORE_COLUMNS]))
+        print(f"scores of {n} {args.split} images (targets: the true classes; n/a: does not apply to this net, -: "
+              f"no boxes) -> {path}")
+    path, n = cam.draw_checkpoint(args.ckpt_path, args.images, args.data, args.split, args.n, drawn, args.layer,
+                                  args.out, arguments, args.batch_size)
+    print(f"{drawn} maps of {n} images -> {path}")
 
 
 def cmd_features(argv: list[str]) -> None:
