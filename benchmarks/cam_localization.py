@@ -5,7 +5,7 @@ For each model: train for --epochs on cluttered_digits exactly as ``zoo fit --mo
 which docs/cam.md's first command is), then with that checkpoint on the 720 test images
 (targets: the true classes) report test accuracy, the pointing game (the map's peak inside the
 digit's box) and the box IoU (largest region above 20 % of the peak, the CAM paper's rule) for
-CAM, Grad-CAM and Grad-CAM++. Two maps that need no model give the floor: the image itself (its
+every method of zoo.cam.METHODS. Two maps that need no model give the floor: the image itself (its
 brightest pixel) and a centred Gaussian. Writes a Markdown table and one Grad-CAM picture per model.
 
     python benchmarks/cam_localization.py --models lenet5:40,resnet20,alexnet:5:he   # name[:epochs[:init]]
@@ -45,7 +45,7 @@ def main() -> None:
     x, y, boxes = *data.normalized("test"), data.boxes["test"]
     floor = ["| map without a model | pointing game | box IoU |", "|---|---|---|"]
     floor += [f"| {name} | {s['pointing_game']:.3f} | {s['box_iou']:.3f} |" for name, s in baselines(data).items()]
-    rows, runs = [], tempfile.mkdtemp(prefix="cam_localization_")
+    rows, pointing_rows, iou_rows, runs = [], [], [], tempfile.mkdtemp(prefix="cam_localization_")
     Path(args.images).mkdir(parents=True, exist_ok=True)
     for spec in args.models.split(","):
         name, epochs, init = (spec.split(":") + ["", ""])[:3]
@@ -59,29 +59,42 @@ def main() -> None:
         minutes = (time.perf_counter() - start) / 60
         model = zoo.ImageClassifier.load_from_checkpoint(result.checkpoint).eval()
         accuracy = result.test_acc
-        cells = []
+        pointing, iou = [], []
         for method in METHODS:
             try:
                 maps = torch.cat([compute_cam(model, x[i:i + 90], y[i:i + 90], method).maps
                                   for i in range(0, len(x), 90)])
                 s = localization(maps, boxes)
-                cells += [f"{s['pointing_game']:.3f}", f"{s['box_iou']:.3f}"]
+                pointing.append(f"{s['pointing_game']:.3f}")
+                iou.append(f"{s['box_iou']:.3f}")
             except ZooError:
-                cells += ["n/a", "n/a"]
+                pointing.append("n/a")
+                iou.append("n/a")
         label = f"{name} (init {init})" if init else name
-        rows.append(f"| {label} | {epochs} | {accuracy:.3f} | {minutes:.1f} | " + " | ".join(cells) + " |")
-        print(rows[-1], flush=True)
+        rows.append(f"| {label} | {epochs} | {accuracy:.3f} | {minutes:.1f} |")
+        pointing_rows.append(f"| {label} | " + " | ".join(pointing) + " |")
+        iou_rows.append(f"| {label} | " + " | ".join(iou) + " |")
+        print(rows[-1], pointing_rows[-1], flush=True)
         result = compute_cam(model, x[:16], method="gradcam")
         shown = data.test_set.images[:16]
         titles = [f"{p} ({q:.2f}) / true {t}" for p, q, t in
                   zip(result.targets.tolist(), result.probs.tolist(), y[:16].tolist(), strict=True)]
         save_grid(shown, result.maps, titles, f"{args.images}/cam_{name}.png", boxes=boxes[:16])
-    header = ("| model | epochs | test acc | train min | CAM pointing | CAM IoU | Grad-CAM pointing | Grad-CAM IoU "
-              "| Grad-CAM++ pointing | Grad-CAM++ IoU |\n|" + "---|" * 10)
-    table = "\n".join([header, *rows]) + "\n\n" + "\n".join(floor)
+    methods = "| model | " + " | ".join(METHODS) + " |\n|---|" + "---|" * len(METHODS)
+    table = "\n".join(["| model | epochs | test acc | train min |\n|---|---|---|---|", *rows, "",
+                       "Pointing game (the map's peak inside the digit's box):", "", methods, *pointing_rows, "",
+                       "Box IoU (largest region above 20 % of the peak against the digit's box):", "", methods,
+                       *iou_rows, "", *floor])
     Path(args.out).write_text(f"cluttered_digits test split (720 images), seed 0, "
-                              f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads\n\n{table}\n")
+                              f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {cpu()}\n\n{table}\n")
     print(table)
+
+
+def cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "CPU"
 
 
 if __name__ == "__main__":

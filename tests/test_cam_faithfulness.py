@@ -128,3 +128,61 @@ def test_every_method_side_by_side(fashion, tmp_path):
     save_methods(x[:3] * 0.5 + 0.5, maps, ["a", "b", "c"], str(tmp_path / "all.png"))
     width, height = Image.open(tmp_path / "all.png").size
     assert width > height > 200  # 3 rows of 4 cells
+
+
+def _board():
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("cam_board", ROOT / "benchmarks" / "cam_board.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, ROOT / "benchmarks" / "results" / "cam"
+
+
+def test_the_committed_cam_leaderboard_is_what_its_script_renders():
+    import json
+
+    board, folder = _board()
+    committed = json.loads((folder / "fashion_mnist.json").read_text())
+    assert (folder / "fashion_mnist.md").read_text() == board.markdown(committed)
+    assert (folder / "index.html").read_text() == board.page(committed)
+    models = {row["model"]: row for row in committed["models"]}
+    assert set(models) == set(board.weighted_models())  # every family with zoo:fashion_mnist weights
+    spatial = [row for row in models.values() if row["spatial"]]
+    assert len(spatial) >= 6 and not models["mlp"]["spatial"]  # its features are a vector; linear reads the pixels
+    for row in spatial:
+        scored = [m for m, s in row["scores"].items() if s is not None]
+        assert len(scored) >= 9 and (folder / f"{row['model']}.png").is_file()
+        for s in row["scores"].values():
+            if s is not None:
+                assert 0 <= s["deletion"] <= 1 and 0 <= s["insertion"] <= 1 and -1 <= s["sanity"] <= 1
+
+
+def test_the_cam_leaderboard_page_in_headless_chromium(tmp_path):
+    """The committed page in a real browser: a row per model and method, every picture loads, a screenshot."""
+    from tests.test_bench import _chromium
+
+    browser_path = _chromium()
+    if browser_path is None:
+        pytest.skip("no chromium here (.ci/run installs Debian's chromium and sets ZOO_REQUIRE_BROWSER)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    import json
+
+    board, folder = _board()
+    committed = json.loads((folder / "fashion_mnist.json").read_text())
+    expected = sum(len(row["scores"]) if row["spatial"] else 1 for row in committed["models"])
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run"]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=flags)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto((folder / "index.html").as_uri())
+        assert page.locator("table#scores tbody tr").count() == expected
+        assert page.locator("table#scores th").all_inner_texts()[:3] == ["model", "method", "deletion\nlower is better"]
+        widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+        assert len(widths) == sum(row["spatial"] for row in committed["models"]) and min(widths) > 500
+        page.screenshot(path=str(tmp_path / "cam_board.png"), full_page=True)
+        browser.close()
+    assert (tmp_path / "cam_board.png").stat().st_size > 20000

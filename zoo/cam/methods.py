@@ -150,15 +150,21 @@ def _normalize(maps: torch.Tensor) -> torch.Tensor:
 
 def _projection(activations: torch.Tensor) -> torch.Tensor:
     """Each map's projection on its first principal component (EigenCAM), with NumPy's SVD as pytorch-grad-cam
-    takes it: the component's sign is the SVD's, so the same routine gives the same map."""
+    takes it: the component's sign is the SVD's, so the same routine gives the same map (the reduced SVD gives the
+    same first component as pytorch-grad-cam's full one, without the C x C matrix it does not use)."""
+    from threadpoolctl import threadpool_limits
+
     batch = activations.detach().cpu().float().numpy().copy()
     batch[np.isnan(batch)] = 0
-    out = []
-    for a in batch:
-        flat = a.reshape(a.shape[0], -1).T
-        flat = flat - flat.mean(axis=0)
-        _, _, vt = np.linalg.svd(flat, full_matrices=True)
-        out.append((flat @ vt[0]).reshape(a.shape[1:]))
+    n, c = batch.shape[:2]
+    flat = batch.reshape(n, c, -1).transpose(0, 2, 1)  # [N, positions, channels]
+    flat = flat - flat.mean(axis=1, keepdims=True)
+    # one BLAS thread: these matrices are small, and BLAS's threads would fight torch's, still spinning after the
+    # forward pass, for the same cores (measured: 3x slower on 2 cores with them). One stacked call for the batch;
+    # the reduced SVD's first component is the full one's, without the C x C matrix it does not use.
+    with threadpool_limits(limits=1, user_api="blas"):
+        vt = np.linalg.svd(flat, full_matrices=False)[2]
+    out = np.einsum("npc,nc->np", flat, vt[:, 0]).reshape(batch.shape[0], *batch.shape[2:])
     return torch.from_numpy(np.float32(out)).to(activations.device)
 
 
