@@ -76,8 +76,10 @@ def test_the_library_draws_and_scores_what_the_command_does(trained, tmp_path, m
     assert len(loads) == 1  # as `zoo cam --evaluate` does both: one load of the checkpoint (and of its data)
     assert n == 24 and csv_path == tmp_path / "scores.csv"
     assert scores["gradcam"]["pointing_game"] >= 0.9
-    for key in ("pointing_game", "box_iou", "deletion", "insertion"):  # the identity for a GAP + linear head
-        assert scores["cam"][key] == pytest.approx(scores["gradcam"][key], abs=1e-6)
+    for key in ("pointing_game", "box_iou"):  # the identity for a GAP + linear head
+        assert scores["cam"][key] == scores["gradcam"][key]
+    for key in ("deletion", "insertion"):  # maps equal to 1e-4 may order near-ties apart: a pixel here and there
+        assert scores["cam"][key] == pytest.approx(scores["gradcam"][key], abs=2e-3)
     refused = "the data has image_size=32 but the model takes image_size=64; .* --set image_size=64"
     with pytest.raises(zoo.ZooError, match=refused):
         evaluate_checkpoint(best, data="digits", out=tmp_path)  # refused before any net sees the data
