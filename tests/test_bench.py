@@ -266,6 +266,11 @@ def test_the_converged_board_holds_the_suites_entries_as_they_stand_and_the_page
     assert all(line in page for line in table)
 
 
+# headless Chromium offline: no sandbox (CI runs as root), no GPU, nothing fetched from the network
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"]
+
+
 def _chromium() -> str | None:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None and os.environ.get("ZOO_REQUIRE_BROWSER"):
@@ -285,10 +290,8 @@ def test_page_sorts_in_headless_chromium(tmp_path):
              _row("knn", 0, 98.3, infer_samples_per_sec="", wall_s="3")]
     bench.append_rows(tmp_path / bench.RESULTS, bench.COLUMNS, table)
     bench.render(tmp_path)
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run"]
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path, args=flags)
+        browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto((tmp_path / "index.html").as_uri())
         scroll, client = page.eval_on_selector("div.scroll", "e => [e.scrollWidth, e.clientWidth]")

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import zoo
+from tests.test_cam import trained_like
 from zoo.cam import (
     compute_cam,
     deletion_insertion,
@@ -17,21 +18,11 @@ from zoo.cam import (
 )
 
 
-def trained_like(name: str, **kwargs) -> nn.Module:
-    torch.manual_seed(0)
-    net = zoo.create_model(name, **kwargs)
-    net.train()
-    with torch.no_grad():
-        for _ in range(2):
-            net(torch.randn(8, net.in_chans, 32, 32))
-    return net.eval()
-
-
 def test_road_equals_pytorch_grad_cams_with_the_softmax_target():
     from pytorch_grad_cam.metrics.road import ROADCombined, ROADLeastRelevantFirstAverage, ROADMostRelevantFirstAverage
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
-    net = trained_like("resnet20", num_classes=10)
+    net = trained_like("resnet20", num_classes=10).eval()
     torch.manual_seed(1)
     x = torch.randn(3, 3, 32, 32)
     result = compute_cam(net, x, method="gradcam")
@@ -90,7 +81,7 @@ def test_rank_correlation_is_spearmans():
 
 
 def test_randomized_leaves_the_net_and_draws_every_weight_again():
-    net = trained_like("resnet20", num_classes=10)
+    net = trained_like("resnet20", num_classes=10).eval()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     copy = randomized(net, seed=3)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
@@ -162,7 +153,7 @@ def test_the_committed_cam_leaderboard_is_what_its_script_renders():
 
 def test_the_cam_leaderboard_page_in_headless_chromium(tmp_path):
     """The committed page in a real browser: a row per model and method, every picture loads, a screenshot."""
-    from tests.test_bench import _chromium
+    from tests.test_bench import CHROMIUM_FLAGS, _chromium
 
     browser_path = _chromium()
     if browser_path is None:
@@ -173,10 +164,8 @@ def test_the_cam_leaderboard_page_in_headless_chromium(tmp_path):
     board, folder = _board()
     committed = json.loads((folder / "fashion_mnist.json").read_text())
     expected = sum(len(row["scores"]) if row["spatial"] else 1 for row in committed["models"])
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run"]
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path, args=flags)
+        browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto((folder / "index.html").as_uri())
         assert page.locator("table#scores tbody tr").count() == expected
