@@ -153,7 +153,7 @@ def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, 
                 maps[each] = result.maps
             except ZooError:
                 maps[each] = None  # plain CAM on a head that is not GAP + linear
-        result = compute_cam(model, x, method="gradcam", layer=layer)  # the targets and their probabilities
+        # every method's result names the same predicted classes and probabilities: the last one serves the titles
     else:
         result = compute_cam(model, x, method=method, layer=layer, batch_size=batch_size)
     titles = [(f"{captions[i]}: " if captions else "") + f"{names[target]} ({prob:.2f})"
