@@ -90,13 +90,12 @@ def test_when_a_node_dies_the_other_stops_with_one_clear_line(tmp_path):
         first = nodes[0].stdout.readline()
     _kill_tree(nodes[1].pid)  # node 1's torchrun and its worker (in a session of its own), as a machine going down
     nodes[1].wait()
-    start = time.monotonic()
     try:
-        out, err = nodes[0].communicate(timeout=90)
+        out, err = nodes[0].communicate(timeout=90)  # a node that hangs instead of stopping fails here
     finally:
         if nodes[0].poll() is None:
             _kill_tree(nodes[0].pid)
-    assert nodes[0].returncode not in (0, None) and time.monotonic() - start < 90
+    assert nodes[0].returncode not in (0, None)
     assert re.search(r"^zoo: error: another process of this run stopped", err, re.M), err[-3000:]
     assert "runs/lenet5-digits/version_0" in err and "--ckpt_path last" in err  # where to resume from
 
