@@ -46,7 +46,7 @@ def cpu() -> str:
 
 
 def weighted_models() -> list[str]:
-    from zoo.registry import list_weights
+    from zoo.pretrained import list_weights
 
     return sorted({w.model for w in list_weights() if w.name.removeprefix("zoo:") == "fashion_mnist"})
 

@@ -192,7 +192,7 @@ def test_overview_help(tmp_path):
     proc = run_zoo("--help", cwd=tmp_path)
     assert proc.returncode == 0
     for command in ("fit", "validate", "test", "predict", "models", "info"):
-        assert re.search(rf"^  {command}\s", proc.stdout, re.M)
+        assert re.search(rf"^\s+{command}\s", proc.stdout, re.M)
 
 
 def test_version_and_a_reader_that_stops_early(tmp_path, capsys):

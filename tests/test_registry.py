@@ -50,12 +50,12 @@ def test_model_info_measures_params_and_macs():
 def test_the_catalog_is_what_the_live_registry_measures():
     """zoo/catalog.json, which ``zoo models``, ``zoo info`` and ``zoo data list`` read so as to answer without
     importing PyTorch, is the registry measured now: adding or changing a model or dataset of zoo's rewrites it."""
-    from zoo.registry import _described_info, catalog, live_catalog, measure_info
+    from zoo.catalog import _described_info, catalog, live_catalog, measure_info
 
     live, stored = json.loads(json.dumps(live_catalog())), catalog()
     if live["torchvision"] != stored["torchvision"]:  # another torchvision's weights are read live (test below)
         live, stored = _without_torchvision(live), _without_torchvision(stored)
-    assert stored == live, "zoo/catalog.json is stale; run: python -c 'import zoo.registry as r; r.write_catalog()'"
+    assert stored == live, "zoo/catalog.json is stale; run: python -c 'import zoo.catalog as c; c.write_catalog()'"
     assert {"resnet18", "lenet5", "airbench", "knn"} <= set(live["models"]) and "fashion_mnist" in live["datasets"]
     for name in live["models"]:  # read back: the same values of the same types, arguments in the builder's order
         described, measured = _described_info(name), measure_info(name)
@@ -73,17 +73,17 @@ def _without_torchvision(catalog: dict) -> dict:
 def test_torchvisions_weights_of_another_version_are_read_live(monkeypatch):
     """catalog.json read torchvision's weights from one torchvision; with another installed, the models that list
     them are measured (torchvision's own metadata), the others still read."""
-    import zoo.registry as registry
+    import zoo.catalog as catalog
 
-    original = registry._described_info
+    original = catalog._described_info
 
     def described(name: str) -> zoo.ModelInfo:
         assert name != "resnet18", "read from the catalog, written with another torchvision"
         return original(name)
 
-    monkeypatch.setattr(registry, "_torchvision_version", lambda: "0.0.1")
-    monkeypatch.setattr(registry, "_described_info", described)
-    assert "resnet18" in registry.catalog()["torchvision_models"] and "resnet20" not in registry.catalog()[
+    monkeypatch.setattr(catalog, "_torchvision_version", lambda: "0.0.1")
+    monkeypatch.setattr(catalog, "_described_info", described)
+    assert "resnet18" in catalog.catalog()["torchvision_models"] and "resnet20" not in catalog.catalog()[
         "torchvision_models"]
     assert zoo.model_info("resnet18").weights["torchvision:IMAGENET1K_V1"]["acc@1"] == 69.758
     assert zoo.model_info("resnet20").params == 269_722  # read (He et al. count 0.27M)
@@ -92,7 +92,8 @@ def test_torchvisions_weights_of_another_version_are_read_live(monkeypatch):
 def test_a_name_registered_before_zoos_own_is_measured_not_read(monkeypatch):
     """The catalog describes zoo's own entries only: a name of another (here registered while zoo's own are not
     loaded) is measured, and the listing holds both."""
-    from zoo.registry import Registry, catalog
+    from zoo.catalog import catalog
+    from zoo.registry import Registry
 
     fresh = Registry("model", "zoo models", builtin="zoo.models", catalog="models")
     fresh._entries["resnet18"] = object()  # someone's own resnet18, registered before zoo's

@@ -16,19 +16,20 @@ from zoo.version import __version__
 
 if TYPE_CHECKING:
     from zoo import data, weights
+    from zoo.catalog import ModelInfo, list_models, model_info
     from zoo.classifier import ImageClassifier
     from zoo.errors import ZooError
     from zoo.models import create_model
-    from zoo.registry import ModelInfo, list_models, model_info, register_model
+    from zoo.registry import register_model
     from zoo.train import fit
 
 _HOMES = {
     "ImageClassifier": "zoo.classifier",
     "ZooError": "zoo.errors",
-    "ModelInfo": "zoo.registry",
+    "ModelInfo": "zoo.catalog",
     "create_model": "zoo.models",
-    "list_models": "zoo.registry",
-    "model_info": "zoo.registry",
+    "list_models": "zoo.catalog",
+    "model_info": "zoo.catalog",
     "register_model": "zoo.registry",
     "fit": "zoo.train",
 }

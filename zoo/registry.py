@@ -4,16 +4,13 @@ Models register with :func:`register_model`; installed packages can add their ow
 entry-point group ``zoo.models``. zoo's own families (:mod:`zoo.models`) register on the first
 look-up; the plugins load when a name that is not zoo's own is asked for, or a listing includes theirs.
 
-Listing and describing zoo's own models and datasets imports nothing heavy: ``catalog.json`` beside this module
-holds what :func:`model_info` measures for each of them and each DataModule's summary, written by
-:func:`write_catalog` and checked against the live registry by tests/test_registry.py. Building a net is what
-imports PyTorch.
+Listing zoo's own models and datasets imports nothing heavy: their names and descriptions are read from
+catalog.json (:mod:`zoo.catalog`, which also measures and describes each model). Pretrained weights have their own
+registry (:mod:`zoo.pretrained`). Building a net is what imports PyTorch.
 """
 
 from __future__ import annotations
 
-import ast
-import dataclasses
 import difflib
 import fnmatch
 import functools
@@ -23,7 +20,7 @@ import json
 import types
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -31,7 +28,6 @@ from zoo.errors import InputError, UnknownNameError, ZooError
 
 if TYPE_CHECKING:
     import lightning as L
-    import torch
     from torch import nn
 
 T = TypeVar("T")
@@ -186,29 +182,6 @@ class ModelEntry:
     torchvision_weights: bool = False
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What :func:`model_info` reports: the entry's metadata plus measured size and cost.
-
-    ``params`` and ``macs`` are for the builder's defaults at ``input_size``; MACs are counted
-    by :class:`torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2). ``cam_layer`` is the registered one, else
-    the built net's attribute of that name (plugins set it per net); ``min_size`` is the net's own, of the form
-    built for the smallest images, unless the builder registered one.
-    ``weights`` maps the names of pretrained weights to their metadata (``acc@1``, ``params``, ...).
-    ``summary`` is the first paragraph of the builder's documentation.
-    """
-
-    name: str
-    family: str
-    paper: str
-    input_size: tuple[int, int, int]
-    min_size: int
-    cam_layer: str | None
-    params: int
-    macs: int
-    arguments: dict[str, Any]
-    weights: dict[str, dict[str, Any]] = field(default_factory=dict)
-    summary: str = ""
 
 
 def _register_plugin_builder(name: str, obj: Any) -> None:
@@ -316,56 +289,21 @@ def default_arguments(name: str) -> dict[str, int | None]:
     return {key: given[key] if isinstance(given.get(key), int) else registered[key] for key in registered}
 
 
-def list_models(
-    include: str | Iterable[str] = "*",
-    exclude: str | Iterable[str] = (),
-    family: str | None = None,
-    pretrained: bool = False,
-) -> list[str]:
-    """Registered model names matching fnmatch patterns (``"res*"``), optionally of one family, or (timm's
-    ``pretrained=True``) only those with zoo weights (``zoo.create_model(name, pretrained=True)``)."""
-    names = MODELS.names(include, exclude)
-    if family is not None:
-        names = [n for n in names
-                 if (MODELS.described()[n]["family"] if MODELS.is_described(n) else MODELS.get(n).family) == family]
-    if pretrained:
-        have = {w.model for w in list_weights()}
-        names = [n for n in names if n in have]
-    return names
 
 
-def model_info(name: str) -> ModelInfo:
-    """Metadata of a registered model with its parameter count and MACs at the default input.
-
-    zoo's own models are read from catalog.json (measured as below when it was written; nothing is imported);
-    the rest are built on the meta device and measured, as are zoo's models that list torchvision's weights when
-    the installed torchvision is not the one the catalog read them from."""
-    described = MODELS.is_described(name) and not _torchvision_changed(name)
-    info = _described_info(name) if described else measure_info(name)
-    zoo_weights = {w.name: {"dataset": w.meta.get("dataset"), "acc@1": w.meta.get("top1"),
-                            "leaderboard acc@1": w.meta.get("leaderboard_top1"), "params": w.meta.get("params"),
-                            "input": "x".join(map(str, w.meta.get("input_size", []))) or None,
-                            "sha256": w.sha256[:12]} for w in list_weights(name)}
-    return dataclasses.replace(info, weights={**info.weights, **zoo_weights})
 
 
-def measure_info(name: str) -> ModelInfo:
-    """:func:`model_info` without zoo's own pretrained weights, measured now (builds the net on the meta device)."""
-    entry = MODELS.get(name)
-    params, macs, cam_layer, min_size = _measure(name)
-    return ModelInfo(
-        name=entry.name,
-        family=entry.family,
-        paper=entry.paper,
-        input_size=entry.input_size,
-        min_size=min_size if entry.min_size is None else entry.min_size,
-        cam_layer=entry.cam_layer or cam_layer,
-        params=params,
-        macs=macs,
-        arguments=builder_arguments(entry.builder),
-        weights={**entry.weights, **(_torchvision_weights(name) if entry.torchvision_weights else {})},
-        summary=summary(entry.builder),
-    )
+
+
+CATALOG = Path(__file__).with_name("catalog.json")
+
+
+@functools.cache
+def catalog() -> dict[str, Any]:
+    """catalog.json (:mod:`zoo.catalog` writes it): ``models`` (name -> :class:`zoo.catalog.ModelInfo` fields,
+    default arguments as Python literals), ``datasets`` (name -> summary), and the ``torchvision`` version whose
+    weights ``torchvision_models`` list."""
+    return json.loads(CATALOG.read_text())
 
 
 def summary(obj: Any) -> str:
@@ -373,82 +311,23 @@ def summary(obj: Any) -> str:
     return " ".join((inspect.getdoc(obj) or "").split("\n\n")[0].split())
 
 
-# -- catalog.json: zoo's own models and datasets, described without importing them --------------------------------
-
-CATALOG = Path(__file__).with_name("catalog.json")
 
 
-@functools.cache
-def catalog() -> dict[str, Any]:
-    """catalog.json: ``models`` (name -> :class:`ModelInfo` fields, default arguments as Python literals),
-    ``datasets`` (name -> summary), and the ``torchvision`` version whose weights ``torchvision_models`` list."""
-    return json.loads(CATALOG.read_text())
 
 
-@functools.cache
-def _torchvision_version() -> str | None:
-    try:
-        return importlib.metadata.version("torchvision")
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
-def _torchvision_changed(name: str) -> bool:
-    """Whether model `name` lists torchvision's weights, read by catalog.json from another torchvision than this."""
-    return name in catalog()["torchvision_models"] and catalog()["torchvision"] != _torchvision_version()
 
 
-def _described_info(name: str) -> ModelInfo:
-    record = dict(catalog()["models"][name])
-    record["input_size"] = tuple(record["input_size"])
-    record["arguments"] = {k: ast.literal_eval(v) for k, v in record["arguments"].items()}
-    return ModelInfo(**record)
 
 
-def live_catalog() -> dict[str, Any]:
-    """What catalog.json should hold, measured from the live registry (imports and builds every own model)."""
-    MODELS._load_builtin()
-    DATASETS._load_builtin()
-    models = {}
-    for name, entry in sorted(MODELS._entries.items()):
-        if entry.builder.__module__.startswith("zoo.models."):
-            record = asdict(measure_info(name))
-            for key, value in record["arguments"].items():
-                if ast.literal_eval(repr(value)) != value:
-                    raise ZooError(f"model {name!r}: the default {key}={value!r} is no Python literal; the catalog "
-                                   "cannot hold it")
-                record["arguments"][key] = repr(value)
-            models[name] = record
-    datasets = {name: summary(cls) for name, cls in sorted(DATASETS._entries.items())
-                if cls.__module__.startswith("zoo.data.")}
-    return {"models": models, "datasets": datasets, "torchvision": _torchvision_version(),
-            "torchvision_models": [name for name in models if MODELS._entries[name].torchvision_weights]}
 
 
-def write_catalog() -> None:
-    """Rewrite catalog.json from the live registry: run ``python -c "import zoo.registry as r; r.write_catalog()"``
-    after adding or changing one of zoo's own models or datasets (tests/test_registry.py says when)."""
-    CATALOG.write_text(json.dumps(live_catalog(), indent=1) + "\n")
-    catalog.cache_clear()
 
 
-def _torchvision_weights(name: str) -> dict[str, dict[str, Any]]:
-    """torchvision's pretrained weights for the net `name`, with torchvision's own metadata (ImageNet-1K)."""
-    import torchvision.models as tvm
-
-    found = {}
-    for weights in tvm.get_model_weights(name):
-        imagenet = weights.meta.get("_metrics", {}).get("ImageNet-1K", {})
-        found[f"torchvision:{weights.name}"] = {
-            "dataset": "ImageNet-1K", "acc@1": _number(imagenet.get("acc@1")), "acc@5": _number(imagenet.get("acc@5")),
-            "params": weights.meta.get("num_params"), "recipe": weights.meta.get("recipe"),
-        }
-    return found
 
 
-def _number(value: float | None) -> float | None:
-    """None for a figure torchvision lists as NaN (weights for features only, never scored)."""
-    return None if value is None or value != value else value
+
 
 
 def builder_arguments(builder: Callable[..., Any]) -> dict[str, Any]:
@@ -460,52 +339,10 @@ def builder_arguments(builder: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
-def count_macs(net: nn.Module, input_shape: tuple[int, ...], device: torch.device | str = "cpu") -> int:
-    """Multiply-accumulates of one forward pass of one input of `input_shape` (FlopCounterMode's FLOPs / 2)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net.eval()(torch.zeros(1, *input_shape, device=device))
-    return counter.get_total_flops() // 2
 
 
-@functools.cache
-def _measure(name: str) -> tuple[int, int, str | None, int]:
-    """Parameters and MACs at the default input, on the meta device, and the net's own ``cam_layer`` and
-    ``min_size`` (of its smallest form)."""
-    import torch
-
-    entry = MODELS.get(name)
-    try:
-        with torch.device("meta"):
-            net = entry.builder()
-            params = sum(p.numel() for p in net.parameters())
-            macs = count_macs(net, entry.input_size, "meta")
-    except Exception as exc:
-        raise ZooError(
-            f"model {name!r} fails with its default arguments on a {'x'.join(map(str, entry.input_size))} input "
-            f"({type(exc).__name__}: {exc}); fix its builder or its registered input_size"
-        ) from exc
-    return params, macs, getattr(net, "cam_layer", None), _smallest_input(entry, net)
 
 
-def _smallest_input(entry: ModelEntry, net: Any) -> int:
-    """The ``min_size`` of the net's form for the smallest images (the net owns the figure; the registry asks it):
-    the builder's net at ``image_size=1``, if it takes an input of the size it claims (on the meta device: shapes
-    only), else `net`'s, the defaults' form (a builder without ``image_size``, or a net of a fixed input size)."""
-    import torch
-
-    if "image_size" not in builder_arguments(entry.builder):
-        return getattr(net, "min_size", 1)
-    try:
-        with torch.device("meta"):
-            small = entry.builder(image_size=1)
-            size = getattr(small, "min_size", 1)
-            small.eval()(torch.empty(1, entry.input_size[0], size, size))
-    except Exception:  # noqa: BLE001 - no small form: the defaults' is the net's only one
-        return getattr(net, "min_size", 1)
-    return size
 
 
 def _check_arguments(entry: ModelEntry, kwargs: dict[str, Any]) -> None:
@@ -569,91 +406,3 @@ def register_datamodule(name: str) -> Callable[[D], D]:
         return cls
 
     return add
-
-
-# -- pretrained weights (zoo.weights reads the files) -------------------------------------------
-
-
-@dataclass(frozen=True)
-class Weights:
-    """One set of pretrained weights for one registered model.
-
-    Attributes:
-        model: the registry name of the net (``resnet20``).
-        tag: what they were trained on (``fashion_mnist``); ``zoo:TAG`` names them.
-        sha256: the file's SHA-256, checked before every read.
-        file: the file, for weights shipped in a package (``.safetensors`` or ``.pth``)...
-        url: ...or where to download it (https in practice).
-        arguments: the builder arguments the weights fit (``num_classes``, ``in_chans``, ``image_size``).
-        meta: ``dataset``, ``top1`` (these weights on the test set), ``leaderboard_top1`` (the recipe's mean
-            over seeds), ``recipe`` (the config that trained them), ``params``, ``input_size``, ``mean`` and
-            ``std`` (the normalization the net expects), ``class_names``, ``licence``.
-    """
-
-    model: str
-    tag: str
-    sha256: str
-    file: str | None = None
-    url: str | None = None
-    arguments: dict[str, Any] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return f"zoo:{self.tag}"
-
-    @property
-    def normalization(self) -> tuple[list[float], list[float]] | None:
-        """The (mean, std) the net expects its images normalized with, or None if not recorded."""
-        mean, std = self.meta.get("mean"), self.meta.get("std")
-        return (list(mean), list(std)) if mean is not None and std is not None else None
-
-    def transforms(self) -> Callable[[Any], torch.Tensor]:
-        """The preprocessing these weights expect, as torchvision's ``Weights.transforms()``: a PIL image or an
-        image tensor (uint8 0..255 or float 0..1, ``[C, H, W]`` or a batch) to the normalized float tensor the net
-        takes: converted to the weights' channels (grey or RGB), resized to their input size, normalized with their
-        mean and std.
-
-        Example:
-            >>> preprocess = zoo.weights.get_weights("resnet20", "fashion_mnist").transforms()  # doctest: +SKIP
-            >>> net(preprocess(PIL.Image.open("shoe.png")).unsqueeze(0))  # doctest: +SKIP
-        """
-        import torch
-        from torchvision.transforms import v2
-
-        size = self.arguments.get("image_size", 224)
-        channels, height, width = self.meta.get("input_size") or (self.arguments.get("in_chans", 3), size, size)
-        steps: list[Any] = [v2.ToImage(), v2.Grayscale(1) if channels == 1 else v2.RGB(),
-                            v2.Resize((height, width), antialias=True), v2.ToDtype(torch.float32, scale=True)]
-        if self.normalization is not None:
-            steps.append(v2.Normalize(*self.normalization))
-        return v2.Compose(steps)
-
-
-WEIGHTS: Registry[Weights] = Registry("weights", "zoo models --pretrained", "zoo.weights")
-
-
-def register_weights(weights: Weights) -> Weights:
-    """Make `weights` loadable as ``zoo:TAG`` for its model (plugins call this when imported)."""
-    if (weights.file is None) == (weights.url is None):
-        raise ZooError(f"weights {weights.model}:{weights.tag} need exactly one of file and url")
-    WEIGHTS.add(f"{weights.model}:{weights.tag}", weights)
-    return weights
-
-
-def list_weights(model: str | None = None) -> list[Weights]:
-    """zoo's registered weights, of one model or of all, sorted by model and tag."""
-    return [WEIGHTS.get(key) for key in WEIGHTS.names() if model is None or key.split(":")[0] == model]
-
-
-def get_weights(model: str, tag: str) -> Weights:
-    """The weights ``zoo:TAG`` of `model`; an error lists the ones that exist."""
-    try:
-        return WEIGHTS.get(f"{model}:{tag}")
-    except UnknownNameError:
-        have = [w.name for w in list_weights(model)]
-        listed = f"{model} has: {', '.join(have)}" if have else (
-            f"{model} has none; models with zoo weights: "
-            f"{', '.join(sorted({w.model for w in list_weights()})) or 'none (pip install -e plugins/zoo-weights)'}")
-        raise UnknownNameError(f"unknown weights 'zoo:{tag}' for {model!r}; {listed} (see: zoo models --pretrained)"
-                               ) from None

@@ -13,6 +13,7 @@ import itertools
 import math
 import time
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -205,13 +206,16 @@ class Fold:
 FOLD_COLUMNS = tuple(f.name for f in fields(Fold))
 
 
-def cross_validate(base: list[str], folds: int, folder: Path) -> list[Fold]:
+def cross_validate(base: list[str], folds: int, folder: Path | None = None) -> list[Fold]:
     """k-fold cross-validation: ``zoo fit`` with `base` once per fold, each fold of the training images held out once.
 
-    The test split stays untouched; the fits log under ``folder/<model>-<data>/fold<k>``, and each
-    finished fold is appended to ``folder/results.csv``.
+    The test split stays untouched; the fits log under ``folder/<model>-<data>/fold<k>`` (by default
+    ``runs/cv/<date-time>``, apart from the normal runs), and each finished fold is appended to
+    ``folder/results.csv``.
     """
     from zoo.train import fit
+
+    folder = folder or Path("runs") / "cv" / datetime.now().strftime("%Y%m%d-%H%M%S")
 
     if folds < 2:
         raise InputError(f"--folds must be 2 or more, got {folds}")
@@ -229,3 +233,11 @@ def cross_validate(base: list[str], folds: int, folder: Path) -> list[Fold]:
                          result.test_top1 if result.test_top1 is not None else math.nan, str(result.checkpoint or "")))
         append_rows(folder / "results.csv", list(FOLD_COLUMNS), [asdict(done[-1])])
     return done
+
+
+def fold_rows(folds: list[Fold]) -> list[list[str]]:
+    """Each fold's validation and test accuracy and checkpoint, then their mean +- std, as table rows."""
+    val, test = [f.val_top1 for f in folds], [f.test_top1 for f in folds]
+    rows = [[str(f.fold), f"{f.val_top1:.2f}", f"{f.test_top1:.2f}", f.checkpoint] for f in folds]
+    return rows + [["mean +- std", f"{np.mean(val):.2f} +- {np.std(val, ddof=1):.2f}",
+                    f"{np.mean(test):.2f} +- {np.std(test, ddof=1):.2f}", ""]]

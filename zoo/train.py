@@ -5,18 +5,14 @@ defaults: fit, then test the best checkpoint; ``runs/<model>-<data>/version_N`` 
 checkpoints, metrics.csv and a config.yaml that re-runs the job; resumes with ``ckpt_path last`` (the run
 folder's jobs are :mod:`zoo.runs`' functions and callbacks, which :class:`ZooCLI` calls at its hooks).
 
-``model`` picks a registered net: for each registry name this module offers an
-:class:`ImageClassifier` subclass (``zoo.train.<name>``) whose signature is the net builder's
-arguments followed by the classifier's, so ``--model.hidden`` and ``--model.help NAME`` work and
-the saved ``config.yaml`` names the class it re-runs. ``data`` picks a registered DataModule; its
-``num_classes``, ``in_chans``, ``image_size`` and ``class_names`` are linked into the model.
+``model`` picks a registered net: ``zoo.train.<name>`` is its :class:`ImageClassifier` subclass (made by
+:func:`zoo.options.classifier_class`), the class a saved ``config.yaml`` names. ``data`` picks a registered
+DataModule; its ``num_classes``, ``in_chans``, ``image_size`` and ``class_names`` are linked into the model.
 """
 
 import argparse
 import contextlib
-import difflib
 import importlib
-import inspect
 import json
 import os
 import re
@@ -27,29 +23,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Lightning still calls jsonargparse APIs that jsonargparse deprecates: not the user's to fix.
-os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+import lightning as L
+import torch
+from lightning.fabric.plugins import CheckpointIO
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.profilers import PassThroughProfiler
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-import docstring_parser  # noqa: E402
-import lightning as L  # noqa: E402
-import torch  # noqa: E402
-from lightning.fabric.plugins import CheckpointIO  # noqa: E402
-from lightning.fabric.utilities.exceptions import MisconfigurationException  # noqa: E402
-from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
-from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar  # noqa: E402
-from lightning.pytorch.cli import LightningCLI  # noqa: E402
-from lightning.pytorch.profilers import PassThroughProfiler  # noqa: E402
-from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E402
-
-from zoo.callbacks import ProgressBar  # noqa: E402
-from zoo.checkpoint import AtomicCheckpointIO, CheckpointRecord, check_sizes  # noqa: E402
-from zoo.classifier import ImageClassifier, classifier_for  # noqa: E402
-from zoo.configs import config_argument  # noqa: E402
-from zoo.errors import InputError, StoppedError, TrainingError, zoo_error_behind  # noqa: E402
-from zoo.log import dropped  # noqa: E402
-from zoo.registry import DATASETS, MODELS, ModelEntry  # noqa: E402
-from zoo.runfolder import held, release  # noqa: E402
-from zoo.runs import (  # noqa: E402
+from zoo.callbacks import ProgressBar
+from zoo.checkpoint import AtomicCheckpointIO, CheckpointRecord, check_sizes
+from zoo.classifier import ImageClassifier
+from zoo.errors import InputError, StoppedError, TrainingError, zoo_error_behind
+from zoo.log import dropped
+from zoo.options import (
+    LIGHTNING_COMMANDS,
+    LINKED,
+    class_identifier,
+    classifier_class,
+    data_class_path,
+    expand_shorthands,
+    explain_option_error,
+    given_options,
+)
+from zoo.registry import DATASETS, MODELS
+from zoo.runfolder import held, release
+from zoo.runs import (
     RunConfig,
     RunLogger,  # configs saved before zoo.runs existed name zoo.train.RunLogger
     claim_run_folder,
@@ -59,63 +60,8 @@ from zoo.runs import (  # noqa: E402
     resume_last,
 )
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test")  # zoo predict is zoo's own (zoo/predict.py)
 DESCRIPTION = ("Train and evaluate a registered model (--model NAME, --model.help NAME) on a "
                "registered DataModule (--data NAME), as LightningCLI does.")
-LINKED = ("num_classes", "in_chans", "image_size", "class_names")
-DEFAULT_MODEL, DEFAULT_DATA = "lenet5", "digits"
-
-
-# -- one ImageClassifier subclass per registered model ------------------------------------------
-
-
-def _identifier(name: str) -> str:
-    return re.sub(r"\W", "_", name)
-
-
-def classifier_class(name: str) -> type[ImageClassifier]:
-    """The ImageClassifier subclass for the registered model `name` (made once, then reused)."""
-    ident = _identifier(name)
-    cls = globals().get(ident)
-    if isinstance(cls, type) and issubclass(cls, ImageClassifier):
-        return cls
-    entry = MODELS.get(name)
-    cls = type(ident, (classifier_for(name),), {
-        "__init__": _classifier_init(entry),
-        "__module__": __name__,
-        "__qualname__": ident,
-        "__doc__": _merged_doc(entry),
-        "registry_name": entry.name,
-    })
-    globals()[ident] = cls
-    return cls
-
-
-def _classifier_init(entry: ModelEntry) -> Any:
-    builder_params = [p for p in inspect.signature(entry.builder).parameters.values()
-                      if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    taken = {p.name for p in builder_params}
-    classifier_params = [p for n, p in inspect.signature(ImageClassifier.__init__).parameters.items()
-                         if n not in ("self", "model", "model_kwargs") and n not in taken]
-    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
-    params += [p.replace(kind=p.KEYWORD_ONLY) for p in builder_params + classifier_params]
-    name, base = entry.name, classifier_for(entry.name)
-
-    def __init__(self: ImageClassifier, **kwargs: Any) -> None:
-        base.__init__(self, **{**kwargs, "model": name})
-
-    __init__.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    __init__.__doc__ = _merged_doc(entry)
-    return __init__
-
-
-def _merged_doc(entry: ModelEntry) -> str:
-    """The builder's docstring with the classifier's argument docs appended (for ``--help``)."""
-    builder = docstring_parser.parse(inspect.getdoc(entry.builder) or entry.name)
-    classifier = docstring_parser.parse(inspect.getdoc(ImageClassifier) or "")
-    have = {p.arg_name for p in builder.params}
-    builder.meta += [p for p in classifier.params if p.arg_name not in have | {"model", "**model_kwargs"}]
-    return docstring_parser.compose(builder, style=docstring_parser.DocstringStyle.GOOGLE)
 
 
 def __getattr__(attr: str) -> type[ImageClassifier]:
@@ -129,7 +75,7 @@ def __getattr__(attr: str) -> type[ImageClassifier]:
     if attr in MODELS:  # zoo's own names (identifiers already) answer without loading the plugins
         return classifier_class(attr)
     for name in MODELS.names("*/*"):  # plugin names: timm/resnet18 is zoo.train.timm_resnet18
-        if _identifier(name) == attr:
+        if class_identifier(name) == attr:
             return classifier_class(name)
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
@@ -306,7 +252,7 @@ class ZooCLI(LightningCLI):
         update = {"model": {"class_path": f"{__name__}.{classifier_class(name).__qualname__}", "init_args": hparams}}
         data = record.data
         if not self.user_chose_data and data.name in DATASETS:  # the data it was trained on
-            update["data"] = {"class_path": _data_class_path(data.name), "init_args": data.arguments}
+            update["data"] = {"class_path": data_class_path(data.name), "init_args": data.arguments}
         self.config = self.parser.parse_object({subcommand: update}, self.config)
 
     def before_instantiate_classes(self) -> None:
@@ -434,84 +380,12 @@ def as_the_weights_were_made(config: Any, given: Mapping[str, str]) -> None:
             init[key] = value
 
 
-def _data_class_path(name: str) -> str:
-    cls = DATASETS.get(name)
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _looks_like_path_or_yaml(value: str) -> bool:
-    return any(c in value for c in ".{:/\n") or Path(value).exists()
 
 
-def refuse_names_read_as_files(config: str) -> None:
-    """An InputError for a config (a path or YAML text) whose ``model: NAME`` or ``data: NAME`` names a file or
-    folder of the working folder: the parser (jsonargparse) reads a value that is a path as that file's contents, so a
-    file named ``lenet5`` beside the config would replace the registered lenet5 with no word."""
-    import yaml
-
-    try:
-        text = config if "\n" in config or config.lstrip().startswith("{") else Path(config).read_text()
-        loaded = yaml.safe_load(text)
-    except (OSError, UnicodeError, yaml.YAMLError):
-        return  # the parser says what is wrong with it
-    if not isinstance(loaded, dict):
-        return
-    for section in (loaded, *(loaded.get(c) for c in LIGHTNING_COMMANDS)):
-        for key, registry in (("model", MODELS), ("data", DATASETS)):
-            value = section.get(key) if isinstance(section, dict) else None
-            if isinstance(value, str) and value in registry and Path(value).exists():
-                kind = "folder" if Path(value).is_dir() else "file"
-                raise InputError(f"the config gives {key}: {value}, and this folder has a {kind} named {value!r}, "
-                                 f"which the config parser would read in place of the registered {key}; rename or "
-                                 f"move that {kind}, or run from another folder")
 
 
-def expand_shorthands(argv: list[str]) -> list[str]:
-    """Replace ``--model NAME`` and ``--data NAME`` (registry names) by their class paths,
-    ``--finetune STRATEGY`` by ``--finetune.strategy STRATEGY``, and ``--config NAME`` by the shipped config's path.
-
-    Without ``--model``/``--data`` (and without ``--config``), fit/validate/test get lenet5 and
-    digits. They are added as arguments, not parser defaults: jsonargparse would carry a default
-    class's arguments over to the class the user picks.
-    """
-    out = list(argv)
-    for i, arg in enumerate(out):  # --config NAME: a shipped config (zoo/configs/NAME.yaml); a missing file said so
-        if arg in ("--config", "-c") and i + 1 < len(out):
-            out[i + 1] = config_argument(out[i + 1])
-            refuse_names_read_as_files(out[i + 1])
-        elif arg.startswith("--config="):
-            out[i] = "--config=" + config_argument(arg.split("=", 1)[1])
-            refuse_names_read_as_files(out[i].removeprefix("--config="))
-    given = {a.split("=", 1)[0] for a in out}
-    asks_help = any(a in ("-h", "--help") or a.endswith(".help") for a in given)
-    if out and out[0] in LIGHTNING_COMMANDS and not {"--config", "-c"} & given and not asks_help:
-        defaults = ([] if "--model" in given else ["--model", DEFAULT_MODEL]) + \
-            ([] if "--data" in given else ["--data", DEFAULT_DATA])
-        out = [out[0], *defaults, *out[1:]]  # first: later --model.x / --data.x options apply to them
-    for i, arg in enumerate(out):  # --finetune STRATEGY: the callback's first argument
-        if arg == "--finetune" and i + 1 < len(out) and not _looks_like_path_or_yaml(out[i + 1]):
-            out[i] = "--finetune.strategy"
-        elif arg.startswith("--finetune=") and not _looks_like_path_or_yaml(arg.split("=", 1)[1]):
-            out[i] = "--finetune.strategy=" + arg.split("=", 1)[1]
-    for i, arg in enumerate(out):
-        for key, registry, resolve in (
-            ("--model", MODELS, lambda n: f"{__name__}.{_identifier(n)}"),
-            ("--data", DATASETS, _data_class_path),
-        ):
-            if arg == key and i + 1 < len(out):
-                j, value = i + 1, out[i + 1]
-            elif arg.startswith(key + "="):
-                j, value = i, arg.split("=", 1)[1]
-            else:
-                continue
-            if value in registry:
-                expanded = resolve(value)
-            elif _looks_like_path_or_yaml(value):
-                continue
-            else:
-                registry.get(value)  # raises UnknownNameError with suggestions
-            out[j] = expanded if j != i else f"{key}={expanded}"
-    return out
 
 
 def peer_lost(exc: BaseException) -> bool:
@@ -521,6 +395,17 @@ def peer_lost(exc: BaseException) -> bool:
 
 def run_lightning(argv: list[str]) -> ZooCLI:
     """``zoo fit|validate|test`` with `argv`; the warnings and log lines it silences are silenced for the call only."""
+    # Lightning still calls jsonargparse APIs that jsonargparse deprecates: not the user's to fix
+    environment = os.environ.get("JSONARGPARSE_DEPRECATION_WARNINGS")
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+    try:
+        return _quietly(argv)
+    finally:
+        if environment is None:
+            os.environ.pop("JSONARGPARSE_DEPRECATION_WARNINGS", None)
+
+
+def _quietly(argv: list[str]) -> ZooCLI:
     with warnings.catch_warnings():
         # deprecations inside Lightning's own calls of torch and jsonargparse: nothing a zoo user can act on
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -596,87 +481,12 @@ def stopped_message(subcommand: str, folders: list[Path]) -> str:
     return "the fit was stopped by SIGTERM before it wrote a checkpoint; run it again"
 
 
-def given_options(argv: list[str]) -> dict[str, str]:
-    """The ``--key value`` and ``--key=value`` pairs of a command line, the last of each key winning."""
-    given = {}
-    for i, arg in enumerate(argv):
-        if arg.startswith("--"):
-            key, sep, value = arg.partition("=")
-            if sep:
-                given[key] = value
-            elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-                given[key] = argv[i + 1]
-    return given
 
 
-TOP_LEVEL_OPTIONS = ("config", "print_config", "seed_everything", "trainer", "model", "data", "ckpt_path",
-                     "checkpoint", "finetune", "verbose")
-"""The first parts of ``zoo fit``'s options (--model, --trainer.max_epochs, ...), for "did you mean"."""
 
 
-def _closest(name: str, valid: Sequence[str]) -> str | None:
-    """The valid name `name` begins (``--seed`` for ``--seed_everything``: what argparse's abbreviations took), else
-    the one most like it."""
-    close = [v for v in valid if name and v.startswith(name)] or difflib.get_close_matches(name, valid, n=1)
-    return close[0] if close else None
 
 
-def explain_option_error(message: str, subcommand: str, argv: Sequence[str] = ()) -> str:
-    """One line for the parser's error: the option, the closest valid one, and where to look.
-
-    jsonargparse reports an unknown option of a class as a nested union error of a dozen lines, and
-    a logger whose package is missing as a traceback; a zoo user gets the gist.
-    """
-    help_hint = f"see: zoo {subcommand} --help"
-    required = re.search(r"Requirement '([^']+)' not met", message)
-    if required:
-        owner = re.search(r"class_path '([\w.]+)'", message)
-        what = owner.group(1).rsplit(".", 1)[-1] if owner else "the class you chose"
-        return f"{what} needs the package {required.group(1)}: pip install '{required.group(1)}'"
-    option = re.search(r"Option '(\w+)' is not accepted", message)
-    keys = re.findall(r'Parser key "([\w.]+)"', message)
-    owner = re.search(r"class_path '([\w.]+)'", message)
-    if option and keys:
-        flag = "--" + ".".join([*keys, option.group(1)])
-        valid: list[str] = []
-        if owner and len(keys) == 1:
-            module, _, name = owner.group(1).rpartition(".")
-            cls = getattr(importlib.import_module(module), name, None)
-            valid = [p for p in inspect.signature(cls).parameters if p not in ("args", "kwargs")] if cls else []
-        owner_name = owner.group(1).rsplit(".", 1)[-1] if owner and len(keys) == 1 else keys[-1]
-        later = [argv[i + 1] for i in range(len(argv) - 1) if argv[i] == f"--{keys[0]}" and flag in argv[:i]]
-        if owner_name == ImageClassifier.__name__ and later and later[0] in MODELS:  # --model.x before --model NAME
-            close = _closest(option.group(1), list(inspect.signature(classifier_class(later[0])).parameters))
-            hint = f" (did you mean --{keys[0]}.{close}?)" if close else ""
-            return f"{flag} comes before --{keys[0]} {later[0]}: give --{keys[0]} first{hint}; {help_hint}"
-        close = _closest(option.group(1), valid)
-        hint = f"did you mean --{keys[0]}.{close}? " if close else ""
-        return f"{flag} is not an option of {owner_name}; {hint}{help_hint}"
-    if keys:  # a value of the wrong type: the line after the innermost key says what was expected
-        # (a callable's error repeats the whole value after its own: "... Got value: Namespace(class_path=...)")
-        lines = [re.sub(r"\. Got value: Namespace\(.*$", "", line.strip().removeprefix("- "))
-                 for line in message.splitlines()]
-        # the innermost key may end a line (a callable's init_args: "... expects a function ...: Parser key "lr":")
-        last = max((i for i, line in enumerate(lines) if f'Parser key "{keys[-1]}"' in line), default=0)
-        detail = next((line for line in lines[last + 1:]  # not jsonargparse's try of the value as a config file
-                       if line and not line.startswith("Expected a path but")), "not accepted")
-        if detail.startswith("Does not validate"):  # a union: say which types it takes and what was given
-            subtypes = next((line for line in lines[last:] if line.startswith("Subtypes:")), "")
-            given = next((line for line in lines[last:] if line.startswith("Given value:")), "")
-            detail = (f"expected one of {subtypes.removeprefix('Subtypes:').strip()}, "
-                      f"got {given.split(':', 1)[-1].strip()}")
-        detail = re.sub(r"<class '([\w.]+)'>", r"\1", detail).rstrip(".")
-        return f"--{'.'.join(keys)}: {detail}; {help_hint}"
-    unknown = re.search(r"unrecognized arguments: (--[\w.]+)", message)
-    if unknown:
-        flag = unknown.group(1)
-        group, _, name = flag[2:].rpartition(".")
-        valid = list(inspect.signature(L.Trainer).parameters) if group == "trainer" else \
-            list(TOP_LEVEL_OPTIONS) if not group else []
-        close = _closest(name, valid)
-        hint = f"did you mean --{group + '.' if group else ''}{close}? " if close else ""
-        return f"unknown option {flag}; {hint}{help_hint}"
-    return f"{message.strip().splitlines()[0]}; {help_hint}"
 
 
 def _zoo_cli(argv: list[str]) -> ZooCLI:

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from zoo.errors import CheckpointError, InputError, UnknownNameError, ZooError, disk_full
-from zoo.registry import WEIGHTS, Weights, get_weights, list_weights, register_weights
+from zoo.pretrained import WEIGHTS, Weights, get_weights, list_weights, register_weights
 
 
 def sha256_of(path: Path) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from zoo.catalog import count_macs
 from zoo.errors import ZooError
-from zoo.registry import count_macs
 
 
 class EpochClock(L.Callback):

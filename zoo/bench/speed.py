@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import statistics
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -164,3 +166,41 @@ def implausible(row: dict[str, Any]) -> str | None:
                 f"inference ({infer} img/s), which cannot be: something else was running; time it again on an "
                 "idle machine (more --rounds and --warmup steady the medians)")
     return None
+
+
+SHOWN = [("model", "model"), ("reference", "reference"), ("precision", "precision"), ("infer_batch_size", "batch"),
+         ("infer_samples_per_sec", "infer img/s"), ("infer_ratio_vs_reference", "infer ratio"),
+         ("train_samples_per_sec", "train img/s"), ("train_ratio_vs_reference", "train ratio")]
+"""The columns ``zoo bench speed`` prints, and their headings."""
+
+
+def speed_table(models: list[str], batches: list[int], precisions: list[str], channels_last: bool,
+                image_size: int | None, device: str | None, rounds: int, warmup: int, bench: str,
+                out: Path) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """``zoo bench speed``: :func:`measure_speed` with a progress bar for each timed part (a line as each starts,
+    off a terminal), each row appended to `out` as it is measured; yields it and what makes it implausible."""
+    from tqdm import tqdm
+
+    from zoo.results import append_rows
+
+    if min(batches) < 1 or rounds < 1 or warmup < 0:
+        raise InputError("--batch_size and --rounds must be 1 or more, --warmup 0 or more")
+    parts = len(models) * len(precisions) * len(batches) * (2 if bench == "both" else 1)
+    bars: dict[str, Any] = {}
+
+    def progress(what: str, done: int, total: int) -> None:
+        if not sys.stderr.isatty():  # a log: a line as each part starts, not a minute of silence
+            if what not in bars:
+                bars[what] = None
+                print(f"zoo bench speed: [{len(bars)}/{parts}] timing {what}", file=sys.stderr, flush=True)
+            return
+        bar = bars.get(what) or bars.setdefault(what, tqdm(total=total, desc=f"[{len(bars) + 1}/{parts}] {what}",
+                                                           unit="step", leave=False))
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    for row in measure_speed(models, batches, precisions, channels_last, image_size, device, rounds, warmup, bench,
+                             progress):
+        append_rows(out, SPEED_COLUMNS, [row])
+        yield row, implausible(row)

@@ -1,4 +1,4 @@
-"""zoo's own pretrained weights, registered with :func:`zoo.registry.register_weights` when zoo looks them up.
+"""zoo's own pretrained weights, registered with :func:`zoo.pretrained.register_weights` when zoo looks them up.
 
 It imports :mod:`zoo.registry` only (no PyTorch), so that listing zoo's models stays quick.
 ``weights.json`` lists each file with its sha256, the builder arguments it fits and its metadata; the
@@ -9,7 +9,7 @@ writes both from a zoo checkpoint.
 import json
 from pathlib import Path
 
-from zoo.registry import Weights, register_weights
+from zoo.pretrained import Weights, register_weights
 
 HERE = Path(__file__).resolve().parent
 
