@@ -4,10 +4,12 @@ import logging
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 
 from zoo.atomic import remove_stale_temporaries
@@ -296,3 +298,44 @@ class ProgressBar(TQDMProgressBar):
 
 
 __all__ = ["Checkpoint", "DivergenceStop", "InitialLossCheck", "ProgressBar", "RandomState"]
+
+
+class Results(Callback):
+    """What ``zoo fit``, ``zoo test`` and ``zoo validate`` print, in percent as zoo's leaderboards and weights give
+    accuracy (Lightning's results table prints fractions): after a fit's test of its best checkpoint, the best
+    validation accuracy and its checkpoint, the test accuracy and the command that re-runs the fit; after a test or
+    a validation alone, the accuracy and the loss."""
+
+    def __init__(self) -> None:
+        self.fitted = False  # the test that follows is the fit's own
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fitted = True
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        log_dir = trainer.log_dir if self.fitted else None  # a broadcast under DDP: every rank takes part
+        if not trainer.is_global_zero:
+            return
+        callback = trainer.checkpoint_callback
+        best = callback.best_model_path if callback is not None and self.fitted else ""
+        if best and callback.best_model_score is not None:
+            print(f"best validation accuracy: {100 * float(callback.best_model_score):.2f}%  checkpoint: {best}")
+        elif best:
+            print(f"checkpoint: {best}")
+        _print_accuracy(trainer, "test", with_loss=not self.fitted)
+        if log_dir and (Path(log_dir) / "config.yaml").is_file():
+            print(f"re-run: zoo fit --config {Path(log_dir) / 'config.yaml'}")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING and trainer.is_global_zero:  # zoo validate, not a fit's epochs
+            _print_accuracy(trainer, "val", with_loss=True)
+
+
+def _print_accuracy(trainer: L.Trainer, stage: str, with_loss: bool) -> None:
+    metrics = trainer.callback_metrics
+    if f"{stage}_acc" not in metrics:
+        return
+    top5, loss = metrics.get(f"{stage}_acc5"), metrics.get(f"{stage}_loss")
+    extra = f" (top-5 {100 * float(top5):.2f}%)" if top5 is not None else ""
+    extra += f", loss {float(loss):.4f}" if loss is not None and with_loss else ""
+    print(f"{'test' if stage == 'test' else 'validation'} accuracy: {100 * float(metrics[f'{stage}_acc']):.2f}%{extra}")

@@ -33,7 +33,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from zoo.callbacks import ProgressBar
+from zoo.callbacks import ProgressBar, Results
 from zoo.checkpoint import AtomicCheckpointIO, CheckpointRecord, check_sizes
 from zoo.classifier import ImageClassifier
 from zoo.errors import InputError, StoppedError, TrainingError, zoo_error_behind
@@ -220,6 +220,7 @@ class ZooCLI(LightningCLI):
         if config.get("enable_progress_bar") is not False and not any(
                 isinstance(c, LightningProgressBar) for c in (chosen if isinstance(chosen, list) else [chosen])):
             callbacks = [*callbacks, ProgressBar()]  # unless the user chose a bar of their own
+        callbacks = [*callbacks, Results()]
         plugins = config.get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):  # unless the user chose their own
@@ -307,22 +308,9 @@ class ZooCLI(LightningCLI):
         if trainer.interrupted or trainer.fast_dev_run:
             return
         results = trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None,
-                               verbose=False)
-        log_dir = trainer.log_dir  # a broadcast under DDP: every rank takes part, or rank 0 waits for a lost peer
+                               verbose=False)  # zoo.callbacks.Results prints it
         if results:
             self.result.test_metrics.update({key: float(value) for key, value in results[0].items()})
-        if not trainer.is_global_zero:
-            return
-        if best and self.result.best_val_top1 is not None:
-            print(f"best validation accuracy: {self.result.best_val_top1:.2f}%  checkpoint: {best}")
-        elif best:
-            print(f"checkpoint: {best}")
-        if results:
-            top5 = results[0].get("test_acc5")
-            extra = f" (top-5 {100 * top5:.2f}%)" if top5 is not None else ""
-            print(f"test accuracy: {100 * results[0]['test_acc']:.2f}%{extra}")
-        if log_dir and (Path(log_dir) / "config.yaml").is_file():
-            print(f"re-run: zoo fit --config {Path(log_dir) / 'config.yaml'}")
 
     def before_test(self) -> None:
         self._without_lightnings_table()
@@ -331,27 +319,10 @@ class ZooCLI(LightningCLI):
         self._without_lightnings_table()
 
     def _without_lightnings_table(self) -> None:
-        """Lightning's results table prints fractions (0.99444); zoo prints percentages after it (--verbose: both)."""
+        """Lightning's results table prints fractions (0.99444); zoo prints percentages (zoo.callbacks.Results;
+        --verbose: both)."""
         if not self.verbose:
             self.config_init[self.subcommand]["verbose"] = False
-
-    def after_test(self) -> None:
-        self._print_accuracy("test")
-
-    def after_validate(self) -> None:
-        self._print_accuracy("val")
-
-    def _print_accuracy(self, stage: str) -> None:
-        """``zoo test`` and ``zoo validate`` print as ``zoo fit`` does: percentages, not Lightning's fractions."""
-        metrics = self.trainer.callback_metrics
-        if not self.trainer.is_global_zero or f"{stage}_acc" not in metrics:
-            return
-        top5 = metrics.get(f"{stage}_acc5")
-        extra = f" (top-5 {100 * float(top5):.2f}%)" if top5 is not None else ""
-        loss = metrics.get(f"{stage}_loss")
-        extra += f", loss {float(loss):.4f}" if loss is not None else ""
-        print(f"{'test' if stage == 'test' else 'validation'} accuracy: {100 * float(metrics[f'{stage}_acc']):.2f}%"
-              f"{extra}")
 
 
 def as_the_weights_were_made(config: Any, given: Mapping[str, str]) -> None:
