@@ -19,9 +19,10 @@ from zoo.errors import InputError
 from zoo.log import note
 from zoo.losses import multiclass_hinge_loss, weight_penalty
 from zoo.models.net import stage_probe
-from zoo.registry import build_model, default_arguments
+from zoo.pretrained import implied_arguments, zoo_weights
+from zoo.registry import build_model
 from zoo.schedules import Schedule
-from zoo.weights import builder_defaults, load_weights, pretrained_cfg, zoo_weights
+from zoo.weights import load_weights, pretrained_cfg
 
 Loss = Literal["cross_entropy", "hinge"]
 LOSSES: tuple[str, ...] = Loss.__args__
@@ -99,13 +100,10 @@ class ImageClassifier(L.LightningModule):
         **model_kwargs: Any,
     ) -> None:
         super().__init__()
-        made_with = builder_defaults(model, weights)  # zoo's weights: the net's arguments they were made with
-        own = default_arguments(model)
-        own |= {k: v for k, v in made_with.items() if k in own}  # num_classes, in_chans, image_size
-        model_kwargs = {**{k: v for k, v in made_with.items() if k not in own}, **model_kwargs}  # the net's own
-        num_classes = own["num_classes"] if num_classes is None else num_classes
-        in_chans = own["in_chans"] if in_chans is None else in_chans
-        image_size = own["image_size"] if image_size is None else image_size
+        model_kwargs = implied_arguments(model, weights, {"num_classes": num_classes, "in_chans": in_chans,
+                                                          "image_size": image_size, **model_kwargs})
+        num_classes, in_chans = model_kwargs.pop("num_classes", None), model_kwargs.pop("in_chans")
+        image_size = model_kwargs.pop("image_size")
         made = zoo_weights(model, weights)
         if class_names is None and made is not None and num_classes == made.arguments.get("num_classes"):
             class_names = made.meta.get("class_names")

@@ -5,12 +5,12 @@ weight implies for the net and its data. Light: nothing heavy at import, so list
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import UnknownNameError, ZooError
-from zoo.registry import Registry
+from zoo.registry import Registry, default_arguments
 
 if TYPE_CHECKING:
     import torch
@@ -99,3 +99,29 @@ def get_weights(model: str, tag: str) -> Weights:
             f"{', '.join(sorted({w.model for w in list_weights()})) or 'none (pip install -e plugins/zoo-weights)'}")
         raise UnknownNameError(f"unknown weights 'zoo:{tag}' for {model!r}; {listed} (see: zoo models --pretrained)"
                                ) from None
+
+
+# -- what a weight implies: the one place that decides it --------------------------------------------------------
+
+
+def zoo_weights(model: str, source: str | None) -> Weights | None:
+    """The :class:`Weights` that `source` names (``zoo:TAG``) for `model`; None for other sources or none."""
+    if not isinstance(source, str) or not source.startswith("zoo:"):
+        return None
+    return get_weights(model, source.removeprefix("zoo:"))
+
+
+def implied_arguments(model: str, source: str | None, given: Mapping[str, Any] = {}) -> dict[str, Any]:  # noqa: B006
+    """The builder arguments to make `model` with for the weights `source`: each of `given` that is not None, else
+    what zoo's weights were made with (classes, channels, image size and the net's own arguments: the converged
+    LeNet-5's ReLU), else the net's own ``num_classes``, ``in_chans`` and ``image_size``. Arguments none of them
+    sets are left out (the builder's defaults). Other sources (a checkpoint, torchvision's, timm's) record no
+    arguments: only `given` and the net's defaults count.
+
+    :func:`zoo.create_model`, :class:`zoo.ImageClassifier` and ``zoo fit`` (for the data's image size) ask this
+    function; none decides on its own.
+    """
+    made = zoo_weights(model, source)
+    decided = {**default_arguments(model), **(made.arguments if made is not None else {})}
+    decided |= {key: value for key, value in given.items() if value is not None}
+    return {key: value for key, value in decided.items() if value is not None}

@@ -48,6 +48,7 @@ from zoo.options import (
     explain_option_error,
     given_options,
 )
+from zoo.pretrained import implied_arguments, zoo_weights
 from zoo.registry import DATASETS, MODELS
 from zoo.runfolder import held, release
 from zoo.runs import (
@@ -326,37 +327,26 @@ class ZooCLI(LightningCLI):
 
 
 def as_the_weights_were_made(config: Any, given: Mapping[str, str]) -> None:
-    """With zoo's weights (``--model.weights zoo:TAG``) the net is built as they were made: each of the net's own
-    arguments not `given` on the command line takes the weights' value (the converged LeNet-5's ReLU and max
-    pooling), and data with an ``image_size`` resizes to theirs unless ``--data.image_size`` is given, as
+    """With zoo's weights (``--model.weights zoo:TAG``) the net is built as they were made and the data sized as
+    they expect, as :func:`zoo.pretrained.implied_arguments` decides: each of the net's own arguments not `given` on
+    the command line takes the weights' value (the converged LeNet-5's ReLU and max pooling), and data with an
+    ``image_size`` resizes to theirs unless ``--data.image_size`` or ``--model.image_size`` is given, as
     torchvision's ``weights.transforms()`` resizes. Classes and channels stay the data's (a new head or an adapted
-    first convolution). LightningCLI passes every builder argument, defaults included, so the weights' own
-    arguments, which :class:`ImageClassifier` takes only for those left unset, are set here in the config."""
-    from zoo.weights import zoo_weights
-
+    first convolution). LightningCLI passes every builder argument, defaults included, so the decision is written
+    into the config here, before the classes are made."""
     init = config.model.get("init_args")
     if init is None:
         return
     module, _, name = config.model.class_path.rpartition(".")
     model = getattr(getattr(importlib.import_module(module), name), "registry_name", None) or init.get("model")
-    made = zoo_weights(model, init.get("weights"))  # None for other sources
-    if made is None:
+    if zoo_weights(model, init.get("weights")) is None:  # only zoo's weights record what they were made with
         return
+    decided = implied_arguments(model, init.get("weights"), {k: v for k, v in init.items() if f"--model.{k}" in given})
     data = config.data.get("init_args") if config.get("data") else None
-    for key, value in made.arguments.items():
-        if key == "image_size" and data is not None and "image_size" in data and not (
-                {"--data.image_size", "--model.image_size"} & set(given)):
-            data["image_size"] = value
-        elif key not in LINKED and key in init and f"--model.{key}" not in given:
-            init[key] = value
-
-
-
-
-
-
-
-
+    if data is not None and "image_size" in data and not {"--data.image_size", "--model.image_size"} & set(given):
+        data["image_size"] = decided["image_size"]  # linked into the model from there
+    for key in (decided.keys() - set(LINKED)) & set(init):
+        init[key] = decided[key]
 
 
 def peer_lost(exc: BaseException) -> bool:
@@ -450,14 +440,6 @@ def stopped_message(subcommand: str, folders: list[Path]) -> str:
             return (f"the fit was stopped by SIGTERM before it ended; its last checkpoint is {last}: resume it with "
                     f"zoo fit --config {folder / 'config.yaml'} --ckpt_path last")
     return "the fit was stopped by SIGTERM before it wrote a checkpoint; run it again"
-
-
-
-
-
-
-
-
 
 
 def _zoo_cli(argv: list[str]) -> ZooCLI:

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from zoo.errors import CheckpointError, InputError, UnknownNameError, ZooError, disk_full
-from zoo.pretrained import WEIGHTS, Weights, get_weights, list_weights, register_weights
+from zoo.pretrained import WEIGHTS, Weights, get_weights, list_weights, register_weights, zoo_weights
 
 
 def sha256_of(path: Path) -> str:
@@ -319,13 +319,6 @@ def _listing(keys: list[str], limit: int = 8) -> str:
 # -- zoo's weights: what they were made with ------------------------------------------------------------
 
 
-def zoo_weights(model: str, source: str | None) -> Weights | None:
-    """The :class:`Weights` that `source` names (``zoo:TAG``) for `model`; None for other sources or none."""
-    if not isinstance(source, str) or not source.startswith("zoo:"):
-        return None
-    return get_weights(model, source.removeprefix("zoo:"))
-
-
 def default_weights(model: str) -> Weights:
     """The weights ``pretrained=True`` means for `model`: its first zoo weights (``zoo:fashion_mnist`` today)."""
     found = list_weights(model)
@@ -345,13 +338,6 @@ def pretrained_source(model: str) -> str:
     if model.startswith("tv/"):
         return "torchvision:DEFAULT"
     return default_weights(model).name
-
-
-def builder_defaults(model: str, source: str | None) -> dict[str, Any]:
-    """The builder arguments `source` was made with (``num_classes``, ``in_chans``, ``image_size``), for zoo's
-    weights; what a caller leaves unset comes from here. Empty for other sources, which do not record them."""
-    weights = zoo_weights(model, source)
-    return dict(weights.arguments) if weights is not None else {}
 
 
 def pretrained_cfg(model: str, source: str | None, net: nn.Module) -> dict[str, Any]:

@@ -34,11 +34,12 @@ def create_model(name: str, weights: str | None = None, pretrained: bool = False
         >>> net.pretrained_cfg["top1"], net.in_chans  # doctest: +SKIP
         (93.90, 1)
     """
-    from zoo.weights import builder_defaults, load_weights, pretrained_cfg, pretrained_source
+    from zoo.pretrained import implied_arguments
+    from zoo.weights import load_weights, pretrained_cfg, pretrained_source
 
     if pretrained and weights is None:
         weights = pretrained_source(name)
-    net = build_model(name, **{**builder_defaults(name, weights), **kwargs})
+    net = build_model(name, **implied_arguments(name, weights, kwargs))
     if weights:
         load_weights(net, weights, name)
     net.pretrained_cfg = pretrained_cfg(name, weights, net)
