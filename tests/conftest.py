@@ -100,6 +100,17 @@ def zoo_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["zoo", *args], code, out.getvalue(), err.getvalue())
 
 
+@pytest.fixture(scope="session")
+def digits_lenet5(tmp_path_factory) -> Path:
+    """One short LeNet-5 fit on digits by `zoo fit` (2 epochs, in this process), shared by the tests of every file
+    that read a trained checkpoint (export, predict, cam, edited checkpoints); its best.ckpt. Read it, never write
+    beside it: copy it first."""
+    folder = tmp_path_factory.mktemp("digits_lenet5")
+    result = zoo_here("fit", "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false", cwd=folder)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return folder / "runs" / "lenet5-digits" / "version_0" / "checkpoints" / "best.ckpt"
+
+
 def _offline(*args, **kwargs):
     raise OSError("no network")
 

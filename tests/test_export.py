@@ -17,17 +17,12 @@ from zoo.export import FORMATS, export, read_metadata
 SUFFIX = {"onnx": "onnx", "torchscript": "pt", "exported-program": "pt2", "safetensors": "safetensors"}
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ckpt")
-    L.seed_everything(0)
+@pytest.fixture
+def checkpoint(digits_lenet5):
+    """The suite's shared LeNet-5 checkpoint (tests/conftest.py) and its data, set up (its normalization)."""
     data = zoo.data.create("digits")
-    model = zoo.create("lenet5", num_classes=10, in_chans=1, class_names=data.class_names)
-    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=folder)
-    trainer.fit(model, data)
-    trainer.save_checkpoint(folder / "lenet5.ckpt")
-    return folder / "lenet5.ckpt", data
+    data.setup("fit")
+    return digits_lenet5, data
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

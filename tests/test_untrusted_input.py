@@ -28,13 +28,10 @@ from zoo.configs import MAX_BYTES, config_argument, find
 from zoo.errors import CheckpointError, InputError, one_line
 
 
-@pytest.fixture(scope="module")
-def lenet5(tmp_path_factory):
-    """One short LeNet-5 fit on digits (in this process), for the tests that read a checkpoint."""
-    folder = tmp_path_factory.mktemp("lenet5")
-    result = zoo_here("fit", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", cwd=folder)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return folder / "runs" / "lenet5-digits" / "version_0" / "checkpoints" / "best.ckpt"
+@pytest.fixture
+def lenet5(digits_lenet5):
+    """The suite's shared LeNet-5 checkpoint (tests/conftest.py)."""
+    return digits_lenet5
 
 
 def digit_pngs(folder: Path, n: int, name: str = "{i}.png") -> list[Path]:

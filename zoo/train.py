@@ -345,8 +345,9 @@ def as_the_weights_were_made(config: Any, given: Mapping[str, str]) -> None:
     data = config.data.get("init_args") if config.get("data") else None
     if data is not None and "image_size" in data and not {"--data.image_size", "--model.image_size"} & set(given):
         data["image_size"] = decided["image_size"]  # linked into the model from there
-    for key in (decided.keys() - set(LINKED)) & set(init):
-        init[key] = decided[key]
+    for key, value in decided.items():
+        if key not in LINKED and key in init:
+            init[key] = value
 
 
 def peer_lost(exc: BaseException) -> bool:
