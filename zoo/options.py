@@ -9,21 +9,24 @@
 - An option error as one line with the closest valid option; ``--help``'s first screen.
 """
 
+import argparse
+import contextlib
 import difflib
 import importlib
 import inspect
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import docstring_parser
 import lightning as L
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from zoo.classifier import ImageClassifier, classifier_for
 from zoo.configs import config_argument
-from zoo.errors import InputError
+from zoo.errors import InputError, zoo_error_behind
 from zoo.registry import DATASETS, MODELS, ModelEntry
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")  # zoo predict is zoo's own (zoo/predict.py)
@@ -331,3 +334,26 @@ def _short_entry(lines: list[str]) -> str:
     if len(option) < 21:  # on the option's line, as argparse does
         return textwrap.fill(text, 116, initial_indent=f"  {option}".ljust(24), subsequent_indent=" " * 24)
     return f"  {option}\n" + textwrap.fill(text, 116, initial_indent=" " * 24, subsequent_indent=" " * 24)
+
+
+@contextlib.contextmanager
+def option_errors(argv: Sequence[str]) -> Iterator[None]:
+    """The parser's errors (LightningCLI's, with ``exit_on_error=False``) and Lightning's check of a value
+    (``--trainer.max_epochs -5``) as one :class:`InputError` line; zoo's own errors raised while the parser built a
+    class pass as they are; never a traceback."""
+    subcommand = argv[0] if argv else "fit"
+    try:
+        yield
+    except MisconfigurationException as exc:
+        raise InputError(str(exc).strip().splitlines()[0]) from None
+    except (argparse.ArgumentError, ValueError) as exc:  # the parser's, not the fit's
+        message = str(exc)
+        if zoo_error_behind(exc) is not None:
+            raise
+        if isinstance(exc, argparse.ArgumentError) or "Requirement '" in message or "Does not validate" in message:
+            try:
+                explained = explain_option_error(message, subcommand, argv)
+            except Exception:  # jsonargparse worded it in a way not met before: its first line, never a traceback
+                explained = f"{message.strip().splitlines()[0]}; see: zoo {subcommand} --help"
+            raise InputError(explained) from None
+        raise

@@ -4,13 +4,16 @@ Plain functions and Lightning callbacks, each with one job, that :class:`zoo.tra
 :func:`claim_run_folder` (the next free ``version_N``, locked), :func:`resume_last` (``--ckpt_path last``: the
 newest run's ``last.ckpt``, checked against the run's config), :func:`evaluate_beside_the_run` (``zoo test``
 logs beside the run it tests), :class:`RunLogger` (metrics.csv kept across a resume), :class:`RunConfig`
-(a config.yaml that re-runs the job).
+(a config.yaml that re-runs the job), :func:`run_failures` (a run that ends early: what it left and how to resume).
 """
 
+import contextlib
 import csv
 import importlib
 import json
+import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +23,14 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from zoo.atomic import atomic_path
 from zoo.checkpoint import LINKED, CheckpointRecord
-from zoo.errors import InputError
+from zoo.errors import InputError, StoppedError, TrainingError
 from zoo.log import note
 from zoo.registry import dataset_name
-from zoo.runfolder import claim_next_version, lock_folder
+from zoo.runfolder import claim_next_version, held, lock_folder
 
 
 def dataset_of(class_path: str) -> str:
@@ -227,3 +231,46 @@ class _AppendingWriter(ExperimentWriter):
                 self.metrics_keys = next(csv.reader(f), [])
 
 
+
+
+@contextlib.contextmanager
+def run_failures(subcommand: str) -> Iterator[None]:
+    """A run that ends early as one line that says what it left and how to go on: its run folder deleted under it,
+    SIGTERM (Lightning ends its loops with a SystemExit of code 0: not a finished run), another process of a
+    distributed run gone."""
+    try:
+        yield
+    except FileNotFoundError:
+        gone = [folder for folder in held() if not folder.is_dir()]
+        if not gone:
+            raise
+        raise TrainingError(f"the run folder {gone[0]} was deleted while the fit was writing into it; nothing of "
+                            "this run is left to resume: start the fit again") from None
+    except SIGTERMException:
+        raise StoppedError(stopped_message(subcommand, held())) from None
+    except RuntimeError as exc:
+        if not peer_lost(exc):
+            raise
+        where = "; ".join(f"its checkpoints are in {folder}" for folder in held()) or "its checkpoints are where " \
+            "global rank 0 runs"
+        reason = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip().splitlines()[0])  # without Gloo's source path
+        raise TrainingError(f"another process of this run stopped (the link to it failed: "
+                            f"{reason.split('. ')[0][:160]}); {where}: once every machine is back, "
+                            "run the same command on each with --ckpt_path last to resume") from None
+
+
+def peer_lost(exc: BaseException) -> bool:
+    """Whether `exc` is a collective failing because another process of a distributed run went away."""
+    return bool(re.search(r"Connection (closed|reset) by peer|NCCL communicator was aborted", str(exc)))
+
+
+def stopped_message(subcommand: str, folders: list[Path]) -> str:
+    """What a run stopped by SIGTERM left (its run folder's last checkpoint) and the command that resumes it."""
+    if subcommand != "fit":
+        return f"zoo {subcommand} was stopped by SIGTERM before it ended; nothing was scored: run it again"
+    for folder in folders:
+        last = folder / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            return (f"the fit was stopped by SIGTERM before it ended; its last checkpoint is {last}: resume it with "
+                    f"zoo fit --config {folder / 'config.yaml'} --ckpt_path last")
+    return "the fit was stopped by SIGTERM before it wrote a checkpoint; run it again"

@@ -10,12 +10,10 @@ folder's jobs are :mod:`zoo.runs`' functions and callbacks, which :class:`ZooCLI
 DataModule; its ``num_classes``, ``in_chans``, ``image_size`` and ``class_names`` are linked into the model.
 """
 
-import argparse
 import contextlib
 import importlib
 import json
 import os
-import re
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -26,17 +24,15 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins import CheckpointIO
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.profilers import PassThroughProfiler
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from zoo.callbacks import ProgressBar, Results
 from zoo.checkpoint import AtomicCheckpointIO, CheckpointRecord, check_sizes
 from zoo.classifier import ImageClassifier
-from zoo.errors import InputError, StoppedError, TrainingError, zoo_error_behind
+from zoo.errors import InputError
 from zoo.log import dropped
 from zoo.options import (
     LIGHTNING_COMMANDS,
@@ -45,12 +41,12 @@ from zoo.options import (
     classifier_class,
     data_class_path,
     expand_shorthands,
-    explain_option_error,
     given_options,
+    option_errors,
 )
 from zoo.pretrained import implied_arguments, zoo_weights
 from zoo.registry import DATASETS, MODELS
-from zoo.runfolder import held, release
+from zoo.runfolder import release
 from zoo.runs import (
     RunConfig,
     RunLogger,  # configs saved before zoo.runs existed name zoo.train.RunLogger
@@ -59,6 +55,7 @@ from zoo.runs import (
     evaluate_beside_the_run,
     next_run_folder,
     resume_last,
+    run_failures,
 )
 
 DESCRIPTION = ("Train and evaluate a registered model (--model NAME, --model.help NAME) on a "
@@ -350,11 +347,6 @@ def as_the_weights_were_made(config: Any, given: Mapping[str, str]) -> None:
             init[key] = value
 
 
-def peer_lost(exc: BaseException) -> bool:
-    """Whether `exc` is a collective failing because another process of a distributed run went away."""
-    return bool(re.search(r"Connection (closed|reset) by peer|NCCL communicator was aborted", str(exc)))
-
-
 def run_lightning(argv: list[str]) -> ZooCLI:
     """``zoo fit|validate|test`` with `argv`; the warnings and log lines it silences are silenced for the call only."""
     # Lightning still calls jsonargparse APIs that jsonargparse deprecates: not the user's to fix
@@ -388,38 +380,8 @@ def _run_lightning(argv: list[str]) -> ZooCLI:
         classifier_class(name)
     saved, sys.argv = sys.argv, [sys.argv[0], *expand_shorthands(argv)]
     try:
-        cli = _zoo_cli(argv)
-    except MisconfigurationException as exc:  # Lightning's own check of a value (--trainer.max_epochs -5): one line
-        raise InputError(str(exc).strip().splitlines()[0]) from None
-    except FileNotFoundError:
-        gone = [folder for folder in held() if not folder.is_dir()]
-        if not gone:
-            raise
-        raise TrainingError(f"the run folder {gone[0]} was deleted while the fit was writing into it; nothing of "
-                            "this run is left to resume: start the fit again") from None
-    except SIGTERMException:  # Lightning ends its loops at SIGTERM with a SystemExit of code 0: not a finished run
-        raise StoppedError(stopped_message(argv[0] if argv else "fit", held())) from None
-    except RuntimeError as exc:
-        if not peer_lost(exc):
-            raise
-        where = "; ".join(f"its checkpoints are in {folder}" for folder in held()) or "its checkpoints are where " \
-            "global rank 0 runs"
-        reason = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip().splitlines()[0])  # without Gloo's source path
-        raise TrainingError(f"another process of this run stopped (the link to it failed: "
-                            f"{reason.split('. ')[0][:160]}); {where}: once every machine is back, "
-                            "run the same command on each with --ckpt_path last to resume") from None
-    except (argparse.ArgumentError, ValueError) as exc:  # the parser's (exit_on_error=False), not the fit's
-        message = str(exc)
-        if zoo_error_behind(exc) is not None:  # zoo's own error, raised while the parser built a class: as it is
-            raise
-        if isinstance(exc, argparse.ArgumentError) or "Requirement '" in message or "Does not validate" in message:
-            subcommand = argv[0] if argv else "fit"
-            try:
-                explained = explain_option_error(message, subcommand, argv)
-            except Exception:  # jsonargparse worded it in a way not met before: its first line, never a traceback
-                explained = f"{message.strip().splitlines()[0]}; see: zoo {subcommand} --help"
-            raise InputError(explained) from None
-        raise
+        with run_failures(argv[0] if argv else "fit"), option_errors(argv):  # each as one line
+            cli = _zoo_cli(argv)
     finally:
         sys.argv = saved
         release()  # the run folder's lock (zoo.fit may run again in this process)
@@ -429,18 +391,6 @@ def _run_lightning(argv: list[str]) -> ZooCLI:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return cli
-
-
-def stopped_message(subcommand: str, folders: list[Path]) -> str:
-    """What a run stopped by SIGTERM left (its run folder's last checkpoint) and the command that resumes it."""
-    if subcommand != "fit":
-        return f"zoo {subcommand} was stopped by SIGTERM before it ended; nothing was scored: run it again"
-    for folder in folders:
-        last = folder / "checkpoints" / "last.ckpt"
-        if last.is_file():
-            return (f"the fit was stopped by SIGTERM before it ended; its last checkpoint is {last}: resume it with "
-                    f"zoo fit --config {folder / 'config.yaml'} --ckpt_path last")
-    return "the fit was stopped by SIGTERM before it wrote a checkpoint; run it again"
 
 
 def _zoo_cli(argv: list[str]) -> ZooCLI:
