@@ -213,3 +213,23 @@ def test_torch_hub_loads_zoo_models_from_a_checkout():
     assert torch.hub.load(str(ROOT), "googlenet_s", source="local", num_classes=3).num_classes == 3
     with pytest.raises(RuntimeError, match="resnt20"):
         torch.hub.load(str(ROOT), "resnt20", source="local")
+
+
+def test_the_data_follows_the_weights_it_is_made_for(registered, tmp_path):
+    """zoo.data.create(name, weights=...) resizes and normalizes as the weights expect (what zoo fit does with
+    --model.weights), unless told otherwise; the net built with the same weights takes exactly that input."""
+    path = tmp_path / "lenet5-24.safetensors"
+    save_file(zoo.create_model("lenet5", num_classes=10, in_chans=1, image_size=24).state_dict(), path)
+    weights = registered(Weights("lenet5", "test", sha256_of(path), file=str(path),
+                                 arguments={"num_classes": 10, "in_chans": 1, "image_size": 24},
+                                 meta={"mean": [0.3], "std": [0.2]}))
+    data = zoo.data.create("digits", weights=weights)
+    assert data.image_size == 24 and data.normalize == ([0.3], [0.2])  # digits' own: 32 and its pixels' statistics
+    data.setup("fit")
+    images, _ = next(iter(data.train_dataloader()))
+    net = zoo.create_model("lenet5", weights="zoo:test")
+    assert tuple(images.shape[1:]) == (1, 24, 24) == (net.in_chans, *2 * [net.pretrained_cfg["image_size"]])
+    assert net(images[:2]).shape == (2, 10)
+    assert zoo.data.create("digits", weights=weights, image_size=16).image_size == 16  # a choice stays the user's
+    unsized = Weights("lenet5", "x", "0" * 64, file="f")  # weights that record no size: the net's own, 32
+    assert zoo.data.create("fake", weights=unsized).image_size == 32

@@ -111,8 +111,10 @@ def zoo_weights(model: str, source: str | None) -> Weights | None:
     return get_weights(model, source.removeprefix("zoo:"))
 
 
-def implied_arguments(model: str, source: str | None, given: Mapping[str, Any] = {}) -> dict[str, Any]:  # noqa: B006
-    """The builder arguments to make `model` with for the weights `source`: each of `given` that is not None, else
+def implied_arguments(model: str, source: str | Weights | None,
+                      given: Mapping[str, Any] = {}) -> dict[str, Any]:  # noqa: B006
+    """The builder arguments to make `model` with for the weights `source` (a name, or zoo's :class:`Weights`
+    record itself): each of `given` that is not None, else
     what zoo's weights were made with (classes, channels, image size and the net's own arguments: the converged
     LeNet-5's ReLU), else the net's own ``num_classes``, ``in_chans`` and ``image_size``. Arguments none of them
     sets are left out (the builder's defaults). Other sources (a checkpoint, torchvision's, timm's) record no
@@ -121,7 +123,7 @@ def implied_arguments(model: str, source: str | None, given: Mapping[str, Any] =
     :func:`zoo.create_model`, :class:`zoo.ImageClassifier` and ``zoo fit`` (for the data's image size) ask this
     function; none decides on its own.
     """
-    made = zoo_weights(model, source)
+    made = source if isinstance(source, Weights) else zoo_weights(model, source)
     decided = {**default_arguments(model), **(made.arguments if made is not None else {})}
     decided |= {key: value for key, value in given.items() if value is not None}
     return {key: value for key, value in decided.items() if value is not None}

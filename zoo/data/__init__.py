@@ -4,14 +4,28 @@ from typing import Any
 
 import lightning as L
 
+from zoo.pretrained import Weights, implied_arguments
 from zoo.registry import DATASETS, check_arguments, datamodule_arguments, register_datamodule
 
 
-def create(name: str, **kwargs: Any) -> L.LightningDataModule:
+def create(name: str, weights: Weights | None = None, **kwargs: Any) -> L.LightningDataModule:
     """The DataModule registered as `name`, built with `kwargs` (an argument it does not take is one error that
-    names the closest it does)."""
+    names the closest it does).
+
+    With zoo's `weights` (a :class:`zoo.weights.Weights`, e.g. ``zoo.weights.get_weights("lenet5",
+    "fashion_mnist")``) the data is made as they expect, as torchvision's ``weights.transforms()`` prepares an
+    image: resized to their image size (:func:`zoo.pretrained.implied_arguments` decides it, as for the net) and
+    normalized with their mean and std, unless `kwargs` give ``image_size`` or ``normalize``.
+    """
     cls = DATASETS.get(name)
-    check_arguments("dataset", name, datamodule_arguments(cls), kwargs, "zoo data list")
+    takes = datamodule_arguments(cls)
+    check_arguments("dataset", name, takes, kwargs, "zoo data list")
+    if weights is not None:
+        if "image_size" in takes:
+            given = {"image_size": kwargs.get("image_size")}
+            kwargs["image_size"] = implied_arguments(weights.model, weights, given)["image_size"]
+        if "normalize" in takes and kwargs.get("normalize") is None and weights.normalization is not None:
+            kwargs["normalize"] = weights.normalization
     return cls(**kwargs)
 
 
