@@ -172,6 +172,7 @@ class ZooCLI(LightningCLI):
     def __init__(self, argv: list[str], *args: Any, **kwargs: Any) -> None:
         """`argv`: the command line as the user gave it, before zoo's shorthands (what zoo checks against);
         the other arguments are LightningCLI's, which parses ``sys.argv``."""
+        self.running = {argv[0]} if argv and argv[0] in LIGHTNING_COMMANDS else set(LIGHTNING_COMMANDS)
         self.given = given_options(argv)  # --model.num_classes -> "5", to check against the data
         keys = {a.split("=", 1)[0] for a in argv}
         self.user_chose_data = bool({"--data", "--config", "-c"} & keys)  # else a checkpoint's own data is used
@@ -180,10 +181,10 @@ class ZooCLI(LightningCLI):
         self._claimed: str | None = None  # the run folder's version_N that zoo.runs.claim_run_folder chose
         super().__init__(*args, **kwargs)
 
-    @staticmethod
-    def subcommands() -> dict[str, set[str]]:
-        """fit, validate and test: ``zoo predict`` is zoo's own command, which writes what it predicts."""
-        return {k: v for k, v in LightningCLI.subcommands().items() if k in LIGHTNING_COMMANDS}
+    def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]  (Lightning calls it on the instance)
+        """The command being run alone (fit, validate or test), so that only its parser is built; ``zoo predict`` is
+        zoo's own command, which writes what it predicts."""
+        return {k: v for k, v in LightningCLI.subcommands().items() if k in LIGHTNING_COMMANDS and k in self.running}
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         for key in LINKED:
