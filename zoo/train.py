@@ -207,8 +207,9 @@ class ZooCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:  # private: contract test
         """``--trainer.enable_checkpointing false`` leaves out zoo's checkpoint callback; zoo's progress bar
         (:class:`zoo.callbacks.ProgressBar`) is added unless the bar is off or the user chose another, zoo's
-        printing of the results (:class:`zoo.callbacks.Results`) always, and checkpoints are written atomically (:class:`zoo.checkpoint.AtomicCheckpointIO`) unless the user chose
-        another checkpoint plugin, and nothing is profiled (:class:`NoProfiler`) unless ``--trainer.profiler`` asks.
+        printing of the results (:class:`zoo.callbacks.Results`) always, and checkpoints are written atomically
+        (:class:`zoo.checkpoint.AtomicCheckpointIO`) unless the user chose another checkpoint plugin, and nothing
+        is profiled (:class:`NoProfiler`) unless ``--trainer.profiler`` asks.
 
         Lightning refuses a ModelCheckpoint together with enable_checkpointing=False; the fit's
         final test then uses the last weights.
