@@ -100,11 +100,11 @@ class ImageClassifier(L.LightningModule):
         **model_kwargs: Any,
     ) -> None:
         super().__init__()
-        model_kwargs = implied_arguments(model, weights, {"num_classes": num_classes, "in_chans": in_chans,
-                                                          "image_size": image_size, **model_kwargs})
+        made = zoo_weights(model, weights)  # resolved once: None for other sources
+        model_kwargs = implied_arguments(model, made, {"num_classes": num_classes, "in_chans": in_chans,
+                                                       "image_size": image_size, **model_kwargs})
         num_classes, in_chans = model_kwargs.pop("num_classes", None), model_kwargs.pop("in_chans")
         image_size = model_kwargs.pop("image_size")
-        made = zoo_weights(model, weights)
         if class_names is None and made is not None and num_classes == made.arguments.get("num_classes"):
             class_names = made.meta.get("class_names")
         if num_classes is None:

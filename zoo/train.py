@@ -338,9 +338,10 @@ def as_the_weights_were_made(config: Any, given: Mapping[str, str]) -> None:
         return
     module, _, name = config.model.class_path.rpartition(".")
     model = getattr(getattr(importlib.import_module(module), name), "registry_name", None) or init.get("model")
-    if zoo_weights(model, init.get("weights")) is None:  # only zoo's weights record what they were made with
+    made = zoo_weights(model, init.get("weights"))
+    if made is None:  # only zoo's weights record what they were made with
         return
-    decided = implied_arguments(model, init.get("weights"), {k: v for k, v in init.items() if f"--model.{k}" in given})
+    decided = implied_arguments(model, made, {k: v for k, v in init.items() if f"--model.{k}" in given})
     data = config.data.get("init_args") if config.get("data") else None
     if data is not None and "image_size" in data and not {"--data.image_size", "--model.image_size"} & set(given):
         data["image_size"] = decided["image_size"]  # linked into the model from there
