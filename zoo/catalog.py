@@ -243,14 +243,15 @@ def model_rows(patterns: list[str], exclude: list[str], family: str | None, pret
     for name in names:
         info = model_info(name)
         paper = info.paper if markdown else cited(info.paper)
-        if not pretrained:
+        if pretrained:
+            for weights, meta in info.weights.items():
+                if weights.startswith("zoo:"):
+                    top1 = meta["acc@1"]
+                    rows.append([name, weights, meta["dataset"] or "-", "-" if top1 is None else f"{top1:.2f}",
+                                 _human(meta["params"] or info.params), meta["input"] or "-", paper])
+        else:
             rows.append([name, info.family, _human(info.params), _human(info.macs),
                          "x".join(map(str, info.input_size)), str(info.min_size), paper])
-        for weights, meta in info.weights.items() if pretrained else ():
-            if weights.startswith("zoo:"):
-                top1 = meta["acc@1"]
-                rows.append([name, weights, meta["dataset"] or "-", "-" if top1 is None else f"{top1:.2f}",
-                             _human(meta["params"] or info.params), meta["input"] or "-", paper])
     return header, rows
 
 
