@@ -146,18 +146,18 @@ def cam(args: argparse.Namespace) -> None:
         raise InputError("--batch_size and --evaluate's N must be positive")
     from zoo import cam
 
-    drawn = args.method or "gradcam"
+    drawn, arguments = args.method or "gradcam", _pairs(args.set)
     output_folder(args.out)
     output_file(Path(args.out) / f"{drawn}.png", args.overwrite, (".png",))  # as export, predict, data show
     if args.evaluate is not None:
         methods = [args.method] if args.method not in (None, "all") else cam.METHODS
         scores, path, n = cam.evaluate_checkpoint(args.ckpt_path, args.data, args.split, args.evaluate or None,
-                                                  methods, args.layer, args.out, _pairs(args.set), args.batch_size)
+                                                  methods, args.layer, args.out, arguments, args.batch_size)
         print(table(cam.score_rows(scores), ["method", *cam.SCORE_COLUMNS]))
         print(f"scores of {n} {args.split} images (targets: the true classes; n/a: does not apply to this net, -: "
               f"no boxes) -> {path}")
     path, n = cam.draw_checkpoint(args.ckpt_path, args.images, args.data, args.split, args.n, drawn, args.layer,
-                                  args.out, _pairs(args.set), args.batch_size)
+                                  args.out, arguments, args.batch_size)
     print(f"{drawn} maps of {n} images -> {path}")
 
 
@@ -547,7 +547,8 @@ def _run(argv: list[str]) -> None:
                 top.error("give a COMMAND (see: zoo --help)")
             if rest and argv[0] not in PASSED_ON:  # argparse's error, as the command's own parser words it
                 top.get_default("commands")[argv[0]].error(f"unrecognized arguments: {' '.join(rest)}")
-            args.run(argparse.Namespace(**vars(args), rest=rest))
+            args.rest = rest
+            args.run(args)
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at Python's exit
     except BrokenPipeError:  # the reader went away (zoo models | head): stop quietly, as a Unix tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's final flush would fail again
