@@ -442,3 +442,18 @@ models: [linear]
     assert len(aside) == 1 and (quick_folder / "metrics.csv").is_file()
     validations = [r for r in rows(quick_folder / "metrics.csv") if r.get("val_acc")]
     assert len(validations) == 1  # one fit of one epoch, not two fits' rows in one file
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", ""], "--models, --batch_size and --precision each take one value or more, separated by commas"),
+    (["--models", "lenet5", "--batch_size", ""], "each take one value or more"),
+    (["--models", "lenet5", "--batch_size", "1,x"], "--batch_size takes integers separated by commas, got '1,x'"),
+    (["--models", "lenet5", "--rounds", "0"], "--batch_size and --rounds must be 1 or more, --warmup 0 or more"),
+])
+def test_speed_options_without_a_usable_value_are_one_line(args, message, tmp_path):
+    """An empty or malformed list (--models "") was a TypeError traceback from inside zoo.bench.speed."""
+    from tests.conftest import zoo_here
+
+    proc = zoo_here("bench", "speed", *args, "--out", str(tmp_path / "s.csv"), cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "s.csv").exists()

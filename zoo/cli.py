@@ -86,7 +86,7 @@ def _listed(text: str | None, kind: Callable[[str], Any] = str, what: str = "") 
     try:
         return [kind(t.strip()) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise InputError(f"--{what} takes {kind.__name__} values separated by commas, got {text!r}") from None
+        raise InputError(f"--{what} takes integers separated by commas, got {text!r}") from None  # int: str cannot fail
 
 
 def _pairs(items: list[str]) -> dict[str, Any]:
@@ -279,8 +279,8 @@ def bench_speed(args: argparse.Namespace) -> None:
     widths = [max(len(label), 30 if key in ("model", "reference") else 11) for key, label in SHOWN]
     print("  ".join(label.ljust(w) for (_, label), w in zip(SHOWN, widths, strict=True)).rstrip(), flush=True)
     doubts = 0
-    for row, doubt in speed_table(_listed(args.models), _listed(args.batch_size, int, "batch_size"),
-                                  _listed(args.precision), args.channels_last, args.image_size, args.device,
+    for row, doubt in speed_table(_listed(args.models) or [], _listed(args.batch_size, int, "batch_size") or [],
+                                  _listed(args.precision) or [], args.channels_last, args.image_size, args.device,
                                   args.rounds, args.warmup, args.bench, Path(args.out)):
         print("  ".join(str(row.get(key, "-")).ljust(w) for (key, _), w in zip(SHOWN, widths, strict=True)).rstrip(),
               flush=True)  # each row once, as it is measured

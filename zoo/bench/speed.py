@@ -183,6 +183,8 @@ def speed_table(models: list[str], batches: list[int], precisions: list[str], ch
 
     from zoo.results import append_rows
 
+    if not models or not batches or not precisions:
+        raise InputError("--models, --batch_size and --precision each take one value or more, separated by commas")
     if min(batches) < 1 or rounds < 1 or warmup < 0:
         raise InputError("--batch_size and --rounds must be 1 or more, --warmup 0 or more")
     parts = len(models) * len(precisions) * len(batches) * (2 if bench == "both" else 1)
