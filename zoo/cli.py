@@ -206,8 +206,9 @@ def data(args: argparse.Namespace) -> None:
     from zoo.cam import save_grid
 
     output_file(args.out, args.overwrite, (".png",))
+    arguments = _pairs(args.set) | ({"augment": args.augment} if args.augment else {})  # --augment over --set's
     try:
-        datamodule = data.create(args.name, **_pairs(args.set), **({"augment": args.augment} if args.augment else {}))
+        datamodule = data.create(args.name, **arguments)
     except TypeError as exc:
         raise InputError(f"dataset {args.name!r}: {exc}") from None
     images, captions = datamodule.augmented_batch(args.n, args.seed)
