@@ -177,11 +177,11 @@ def _speedrun():
 
 
 def test_the_speed_records_config_trains_on_every_training_image_and_times_to_the_last_test_prediction(elsewhere):
-    """benchmarks/speedrun.py's fit, cut to two batches and one test batch: all 60,000 training images, no
+    """benchmarks/speedrun.py's fit, cut to two batches and two test batches: all 60,000 training images, no
     validation, the whitening set from the first batch, the Stopwatch's time ending after the test."""
     speedrun = _speedrun()
     result, watch = speedrun.timed_fit(".", True, config=speedrun.CONFIG, options={
-        "trainer.max_epochs": 1, "trainer.limit_train_batches": 2, "trainer.limit_test_batches": 1})
+        "trainer.max_epochs": 1, "trainer.limit_train_batches": 2, "trainer.limit_test_batches": 2})
     assert watch.seconds > 0 and watch.setup_s > 0
     assert speedrun.retest(result, "flip_shift", True)[0] == pytest.approx(result.test_top1, abs=1e-4)  # the net's
     assert watch.test_end > watch.first_batch > watch.created
@@ -193,7 +193,7 @@ def test_the_speed_records_config_trains_on_every_training_image_and_times_to_th
 
 def test_a_speedrun_resumes_from_its_json_a_run_at_a_time(elsewhere, monkeypatch):
     """With --json the figures are written after every run; a second call runs only the runs not yet there, and
-    a file of another config is refused, not mixed in. (Each fit cut to two batches and one test batch.)"""
+    a file of another config is refused, not mixed in. (Each fit cut to two batches and two test batches.)"""
     speedrun, fits = _speedrun(), []
     timed_fit = speedrun.timed_fit
 
@@ -201,7 +201,7 @@ def test_a_speedrun_resumes_from_its_json_a_run_at_a_time(elsewhere, monkeypatch
         fits.append(options["seed_everything"])
         return timed_fit(root, quiet, model, data, config, {**options, "trainer.max_epochs": 1,
                                                              "trainer.limit_train_batches": 2,
-                                                             "trainer.limit_test_batches": 1})
+                                                             "trainer.limit_test_batches": 2})
 
     monkeypatch.setattr(speedrun, "timed_fit", cut)
     out = Path("speedrun.json")

@@ -124,14 +124,14 @@ def test_info_shows_torchvision_weights_metadata(tmp_path, capsys):
 
 
 def test_zoo_fit_trains_a_timm_model_and_reloads_it(tmp_path):
-    limits = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-              "--trainer.limit_test_batches", "1"]
+    limits = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
+              "--trainer.limit_test_batches", "2"]
     proc = zoo_here("fit", "--model", "timm/resnet18", "--model.drop_rate", "0.1", *limits, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy:" in proc.stdout
     run = tmp_path / "runs" / "timm_resnet18-digits" / "version_0"
     assert "class_path: zoo.train.timm_resnet18" in (run / "config.yaml").read_text()
-    proc = zoo_here("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--trainer.limit_test_batches", "1",
+    proc = zoo_here("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--trainer.limit_test_batches", "2",
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     proc = zoo_here("fit", "--config", str(run / "config.yaml"), *limits, cwd=tmp_path)
@@ -158,8 +158,8 @@ def test_the_docs_20_line_plugin_installs_lists_and_trains(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[2].split()[:2] == ["tiny/cnn3", "tiny"]
     proc = run_zoo("fit", "--model", "tiny/cnn3", "--model.width", "8", "--trainer.max_epochs", "1",
-                   "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-                   "--trainer.limit_test_batches", "1", cwd=tmp_path, env=env)
+                   "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
+                   "--trainer.limit_test_batches", "2", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy:" in proc.stdout
 

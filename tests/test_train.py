@@ -55,7 +55,7 @@ def test_zoos_trainer_profiles_nothing_unless_asked_and_keeps_lightnings_checkpo
 
     monkeypatch.chdir(tmp_path)
     short = ["fit", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches",
-             "1", "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false"]
+             "2", "--trainer.limit_test_batches", "2", "--trainer.enable_progress_bar", "false"]
     cli = run_lightning(short)
     assert type(cli.trainer.profiler) is NoProfiler
     with cli.trainer.profiler.profile("a"), cli.trainer.profiler.profile("b"):  # nested, as Lightning's hooks are
