@@ -166,7 +166,8 @@ def choose_stem(stem: str | None, image_size: int) -> str:
 
 
 def init_weights(net: nn.Module, scheme: str) -> None:
-    """Re-initialise every convolution and linear layer; norm layers get weight 1 and bias 0.
+    """Re-initialise every convolution and linear layer; norm layers get weight 1 and bias 0 (batch norms fresh
+    running statistics).
 
     - ``he``: Kaiming normal (He et al. 2015), fan-out for convolutions as in torchvision, fan-in for linear;
     - ``xavier``: Glorot uniform (Glorot & Bengio 2010);
@@ -190,6 +191,8 @@ def init_weights(net: nn.Module, scheme: str) -> None:
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and m.weight is not None:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
 
 
 def add_drop_path(blocks: list[nn.Module], rate: float) -> None:

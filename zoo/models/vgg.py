@@ -8,6 +8,7 @@ parameters are the same.
 
 from typing import Any
 
+import torch
 from torch import nn
 from torchvision.models.vgg import VGG as TorchvisionVGG
 from torchvision.models.vgg import cfgs, make_layers
@@ -22,7 +23,12 @@ CONFIGS = {11: "A", 13: "B", 16: "D", 19: "E"}
 class VGG(FeaturesClassifierNet, TorchvisionVGG):
     def __init__(self, depth: int, batch_norm: bool = False, num_classes: int = 1000, in_chans: int = 3,
                  stem: str = "imagenet", init: str = "xavier", dropout: float = 0.5) -> None:
-        TorchvisionVGG.__init__(self, make_layers(cfgs[CONFIGS[depth]], batch_norm), num_classes, dropout=dropout)
+        # made on the meta device, then given memory: init_weights below sets every weight, so the layers' own
+        # initialisation (1 s for VGG's 120M classifier weights) and torchvision's would be thrown away
+        with torch.device("meta"):
+            TorchvisionVGG.__init__(self, make_layers(cfgs[CONFIGS[depth]], batch_norm), num_classes,
+                                    init_weights=False, dropout=dropout)
+        self.to_empty(device="cpu")
         self.init_protocol(num_classes, in_chans, min_size=32 if stem == "imagenet" else 8)
         if in_chans != 3:
             self.features[0] = nn.Conv2d(in_chans, 64, kernel_size=3, padding=1)
