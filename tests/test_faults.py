@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import zoo
-from tests.conftest import run_zoo
+from tests.conftest import run_zoo, zoo_here
 from zoo.checkpoint import AtomicCheckpointIO
 from zoo.errors import ZooError
 
@@ -120,17 +120,17 @@ def test_resume_drops_the_rows_logged_after_the_checkpoint_and_a_finished_run_st
     assert metrics.read_text() == "epoch,step,val_acc\n0,9,\n0,19,0.5\n1,29,\n1,39,0.6\n"
     assert keep_rows_before(metrics, 40) == 0
 
-    first = run_zoo("fit", "--trainer.max_epochs", "2", cwd=tmp_path)
+    first = zoo_here("fit", "--trainer.max_epochs", "2", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     run = tmp_path / "runs" / "lenet5-digits" / "version_0"
     before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    again = run_zoo("fit", "--trainer.max_epochs", "2", "--ckpt_path", "last", cwd=tmp_path)
+    again = zoo_here("fit", "--trainer.max_epochs", "2", "--ckpt_path", "last", cwd=tmp_path)
     assert again.returncode == 0 and "the run is finished, nothing to resume" in again.stderr, again.stderr[-2000:]
     assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing rewritten
 
 
 def test_resuming_with_no_last_checkpoint_starts_a_new_fit(tmp_path):
-    done = run_zoo(*FIT, "--trainer.max_epochs", "1", "--ckpt_path", "last", cwd=tmp_path)
+    done = zoo_here(*FIT, "--trainer.max_epochs", "1", "--ckpt_path", "last", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "no last.ckpt" in done.stderr and "test accuracy" in done.stdout
 
@@ -237,7 +237,7 @@ def test_resuming_last_reads_the_checkpoint_safely_whatever_weights_only_says(tm
     folder.mkdir(parents=True)
     torch.save({"state_dict": {}, "zoo": {}, "x": _RunsCode(tmp_path / "code-ran")}, folder / "last.ckpt")
     for extra in ([], ["--weights_only", "false"]):
-        result = run_zoo("fit", "--trainer.max_epochs", "1", "--ckpt_path", "last", *extra, cwd=tmp_path)
+        result = zoo_here("fit", "--trainer.max_epochs", "1", "--ckpt_path", "last", *extra, cwd=tmp_path)
         assert result.returncode == 2, result.stderr[-2000:]  # zoo: error, as any bad input
         assert not (tmp_path / "code-ran").exists()
         last = result.stderr.strip().splitlines()[-1]
@@ -247,7 +247,7 @@ def test_resuming_last_reads_the_checkpoint_safely_whatever_weights_only_says(tm
 
 def test_last_ckpt_holds_the_last_epoch_even_when_validation_stopped_improving(tmp_path):
     """lr 0: validation accuracy never improves after the first epoch; last.ckpt still follows every epoch."""
-    result = run_zoo("fit", "--trainer.max_epochs", "3", "--model.optimizer.lr", "0", cwd=tmp_path)
+    result = zoo_here("fit", "--trainer.max_epochs", "3", "--model.optimizer.lr", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     folder = tmp_path / "runs" / "lenet5-digits" / "version_0" / "checkpoints"
     best, last = (torch.load(folder / name, weights_only=True) for name in ("best.ckpt", "last.ckpt"))
@@ -270,31 +270,32 @@ def test_a_killed_writers_temporaries_are_removed_when_a_fit_starts_there(tmp_pa
         path.write_bytes(b"half")
     assert remove_stale_temporaries(folder) == [stale]
     assert live.exists() and foreign.exists()
-    first = run_zoo("fit", "--trainer.max_epochs", "1", cwd=tmp_path)  # version_0 gets its last.ckpt
+    first = zoo_here("fit", "--trainer.max_epochs", "1", cwd=tmp_path)  # version_0 gets its last.ckpt
     assert first.returncode == 0, first.stderr[-2000:]
     folder = tmp_path / "runs" / "lenet5-digits" / "version_0" / "checkpoints"
     stale, foreign = folder / stale.name, folder / foreign.name
     stale.write_bytes(b"half")  # as a kill during the next write of last.ckpt leaves it
     foreign.write_bytes(b"not zoo's")
-    resumed = run_zoo("fit", "--trainer.max_epochs", "2", "--ckpt_path", "last", cwd=tmp_path)
+    resumed = zoo_here("fit", "--trainer.max_epochs", "2", "--ckpt_path", "last", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not stale.exists() and foreign.exists()
 
 
 def test_resume_continues_the_runs_own_config_and_leaves_it_as_it_was(tmp_path):
     """--ckpt_path last --data.batch_size 8 resumed a batch-64 run silently and rewrote its config.yaml."""
-    first = run_zoo("fit", "--trainer.max_epochs", "2", "--data.batch_size", "64", cwd=tmp_path)
+    first = zoo_here("fit", "--trainer.max_epochs", "2", "--data.batch_size", "64", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     config = tmp_path / "runs" / "lenet5-digits" / "version_0" / "config.yaml"
     saved = config.read_text()
     assert "ckpt_path: null" in saved  # a re-run starts from the start
-    other = run_zoo("fit", "--trainer.max_epochs", "3", "--data.batch_size", "8", "--trainer.precision", "bf16-mixed",
+    other = zoo_here("fit", "--trainer.max_epochs", "3", "--data.batch_size", "8", "--trainer.precision", "bf16-mixed",
                     "--ckpt_path", "last", cwd=tmp_path)
     assert other.returncode == 2 and "data.init_args.batch_size: 64 -> 8; trainer.precision: None -> 'bf16-mixed'" \
         in other.stderr, other.stderr[-2000:]
-    short = run_zoo("fit", "--trainer.max_epochs", "1", "--data.batch_size", "64", "--ckpt_path", "last", cwd=tmp_path)
+    short = zoo_here("fit", "--trainer.max_epochs", "1", "--data.batch_size", "64", "--ckpt_path", "last", cwd=tmp_path)
     assert short.returncode == 2 and "holds the end of epoch 2, but --trainer.max_epochs is 1" in short.stderr
-    longer = run_zoo("fit", "--trainer.max_epochs", "3", "--data.batch_size", "64", "--ckpt_path", "last", cwd=tmp_path)
+    longer = zoo_here("fit", "--trainer.max_epochs", "3", "--data.batch_size", "64", "--ckpt_path", "last",
+                      cwd=tmp_path)
     assert longer.returncode == 0, longer.stderr[-2000:]
     assert config.read_text() == saved and not (tmp_path / "runs" / "lenet5-digits" / "version_1").exists()
 
