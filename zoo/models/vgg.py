@@ -28,7 +28,7 @@ class VGG(FeaturesClassifierNet, TorchvisionVGG):
         with torch.device("meta"):
             TorchvisionVGG.__init__(self, make_layers(cfgs[CONFIGS[depth]], batch_norm), num_classes,
                                     init_weights=False, dropout=dropout)
-        self.to_empty(device="cpu")
+        self.to_empty(device=torch.empty(0).device)  # the default device outside (meta where zoo.catalog measures)
         self.init_protocol(num_classes, in_chans, min_size=32 if stem == "imagenet" else 8)
         if in_chans != 3:
             self.features[0] = nn.Conv2d(in_chans, 64, kernel_size=3, padding=1)
