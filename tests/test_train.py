@@ -50,8 +50,8 @@ def test_zoos_trainer_profiles_nothing_unless_asked_and_keeps_lightnings_checkpo
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.profilers import SimpleProfiler
 
-    from zoo.callbacks import Checkpoint
-    from zoo.train import NoProfiler, run_lightning
+    from zoo.callbacks import Checkpoint, NoProfiler
+    from zoo.train import run_lightning
 
     monkeypatch.chdir(tmp_path)
     short = ["fit", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches",

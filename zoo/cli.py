@@ -15,7 +15,7 @@ from typing import Any
 
 from zoo.atomic import output_file, output_folder
 from zoo.errors import InputError, UnknownNameError, disk_full, one_line, zoo_error_behind
-from zoo.log import shown
+from zoo.log import one_line_warnings, shown
 from zoo.version import __version__
 
 # Only the standard library and zoo's light modules load before a command has parsed its arguments, so
@@ -126,6 +126,9 @@ def models(args: argparse.Namespace) -> None:
 
     header, rows = model_rows(args.pattern, args.exclude, args.family, args.pretrained, args.markdown)
     print(markdown_table(rows, header) if args.markdown else table(rows, header))
+    if args.pretrained and not args.markdown:
+        print("\nknn has no weights file: it memorizes its training images (zoo fit --model knn --data fashion_mnist, "
+              "one epoch). Each record in full: zoo info NAME; docs/weights.md")
     plugins = MODELS.plugins()  # named, not loaded: importing timm alone takes seconds
     if not args.pattern and plugins and not args.markdown and not args.pretrained:
         print(f"\nplugins installed: {', '.join(plugins)}; list their models with e.g. zoo models '{plugins[0]}/*'")
@@ -507,25 +510,10 @@ def current_spellings(argv: list[str]) -> list[str]:
     return out
 
 
-def _one_line_for_zoo(show: Callable[..., None]) -> Callable[..., None]:
-    """Python's warning display with zoo's own warnings as one line (``zoo: warning: ...``); other libraries'
-    warnings go to `show`, as Python shows them."""
-    package = Path(__file__).resolve().parent
-
-    def show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
-                     line: Any = None) -> None:
-        if Path(filename).resolve().is_relative_to(package):
-            print(f"zoo: warning: {one_line(str(message))}", file=sys.stderr)
-        else:
-            show(message, category, filename, lineno, file, line)
-
-    return show_warning
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     with warnings.catch_warnings(), shown():  # the display, filters and zoo's notes last this command, not the process
-        warnings.showwarning = _one_line_for_zoo(warnings.showwarning)
+        warnings.showwarning = one_line_warnings(warnings.showwarning)
         _run(argv)
 
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 LOGGER = logging.getLogger("zoo")
 
@@ -67,3 +71,43 @@ def shown() -> Iterator[None]:
         LOGGER.removeHandler(handler)
         LOGGER.setLevel(level)
         LOGGER.propagate = propagate
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """While the context lasts (a ``zoo fit``), what Lightning says that a zoo user cannot act on is not shown."""
+    environment = os.environ.get("JSONARGPARSE_DEPRECATION_WARNINGS")
+    # Lightning still calls jsonargparse APIs that jsonargparse deprecates: not the user's to fix
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+    try:
+        with warnings.catch_warnings(), dropped("litlogger"):  # Lightning advertises a cloud logger on every run
+            # deprecations inside Lightning's own calls of torch and jsonargparse
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+            # val_split=0 (no validation, as the speed record trains) leaves an empty validation loader, on purpose
+            warnings.filterwarnings("ignore", message=r"Total length of `DataLoader` across ranks is zero")
+            # "first make it overfit" (--trainer.overfit_batches 1): Lightning stops the shuffling itself, and zoo's
+            # epoch lines and metrics.csv report every epoch whatever the logging interval
+            for message in (r"You requested to overfit but enabled train dataloader shuffling",
+                            r"The number of training batches \(\d+\) is smaller than the logging"):
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        if environment is None:
+            os.environ.pop("JSONARGPARSE_DEPRECATION_WARNINGS", None)
+
+
+def one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
+    """Python's warning display (`show`) with zoo's own warnings as one line, ``zoo: warning: ...``; other libraries'
+    warnings as Python shows them."""
+    from zoo.errors import one_line
+
+    package = Path(__file__).resolve().parent
+
+    def show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                     line: Any = None) -> None:
+        if Path(filename).resolve().is_relative_to(package):
+            print(f"zoo: warning: {one_line(str(message))}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return show_warning

@@ -6,6 +6,7 @@
   the first release expect).
 - The shorthands: registry names for ``--model``/``--data``, ``--finetune STRATEGY``, a shipped ``--config NAME``,
   and zoo's defaults (lenet5 on digits).
+- What zoo's weights imply for the config (:func:`as_the_weights_were_made`).
 - An option error as one line with the closest valid option; ``--help``'s first screen.
 """
 
@@ -16,7 +17,7 @@ import importlib
 import inspect
 import re
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from zoo.classifier import ImageClassifier, classifier_for
 from zoo.configs import config_argument
 from zoo.errors import InputError, zoo_error_behind
+from zoo.pretrained import implied_arguments, zoo_weights
 from zoo.registry import DATASETS, MODELS, ModelEntry
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")  # zoo predict is zoo's own (zoo/predict.py)
@@ -168,6 +170,31 @@ def expand_shorthands(argv: list[str]) -> list[str]:
                 registry.get(value)  # raises UnknownNameError with suggestions
             out[j] = expanded if j != i else f"{key}={expanded}"
     return out
+
+
+def as_the_weights_were_made(config: Any, given: Mapping[str, str]) -> None:
+    """With zoo's weights (``--model.weights zoo:TAG``) the net is built as they were made and the data sized as
+    they expect, as :func:`zoo.pretrained.implied_arguments` decides: each of the net's own arguments not `given` on
+    the command line takes the weights' value (the converged LeNet-5's ReLU and max pooling), and data with an
+    ``image_size`` resizes to theirs unless ``--data.image_size`` or ``--model.image_size`` is given, as
+    torchvision's ``weights.transforms()`` resizes. Classes and channels stay the data's (a new head or an adapted
+    first convolution). LightningCLI passes every builder argument, defaults included, so the decision is written
+    into the config here, before the classes are made."""
+    init = config.model.get("init_args")
+    if init is None:
+        return
+    module, _, name = config.model.class_path.rpartition(".")
+    model = getattr(getattr(importlib.import_module(module), name), "registry_name", None) or init.get("model")
+    made = zoo_weights(model, init.get("weights"))
+    if made is None:  # only zoo's weights record what they were made with
+        return
+    decided = implied_arguments(model, made, {k: v for k, v in init.items() if f"--model.{k}" in given})
+    data = config.data.get("init_args") if config.get("data") else None
+    if data is not None and "image_size" in data and not {"--data.image_size", "--model.image_size"} & set(given):
+        data["image_size"] = decided["image_size"]  # linked into the model from there
+    for key, value in decided.items():
+        if key not in LINKED and key in init:
+            init[key] = value
 
 
 def given_options(argv: list[str]) -> dict[str, str]:

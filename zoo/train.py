@@ -10,12 +10,8 @@ folder's jobs are :mod:`zoo.runs`' functions and callbacks, which :class:`ZooCLI
 DataModule; its ``num_classes``, ``in_chans``, ``image_size`` and ``class_names`` are linked into the model.
 """
 
-import contextlib
-import importlib
 import json
-import os
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +23,16 @@ from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.profilers import PassThroughProfiler
 
-from zoo.callbacks import ProgressBar, Results
+from zoo.callbacks import NoProfiler, ProgressBar, Results
 from zoo.checkpoint import AtomicCheckpointIO, CheckpointRecord, check_sizes
 from zoo.classifier import ImageClassifier
 from zoo.errors import InputError
-from zoo.log import dropped
+from zoo.log import quiet_lightning
 from zoo.options import (
     LIGHTNING_COMMANDS,
     LINKED,
+    as_the_weights_were_made,
     class_identifier,
     classifier_class,
     data_class_path,
@@ -44,7 +40,6 @@ from zoo.options import (
     given_options,
     option_errors,
 )
-from zoo.pretrained import implied_arguments, zoo_weights
 from zoo.registry import DATASETS, MODELS
 from zoo.runfolder import release
 from zoo.runs import (
@@ -152,18 +147,6 @@ def fit(model: str | None = None, data: str | None = None,
 
 
 # -- the Lightning subcommands -----------------------------------------------------------------
-
-
-class NoProfiler(PassThroughProfiler):
-    """Lightning's default profiler, which records nothing, without its cost: Lightning opens a
-    ``profile(action)`` context at each hook of the module, the strategy and every callback (about 120 a
-    training step with zoo's callbacks, 46 for a bare Trainer), and the pass-through profiler makes each a
-    new generator-based context manager. Here they are one shared no-op."""
-
-    _nothing = contextlib.nullcontext()
-
-    def profile(self, action_name: str) -> contextlib.AbstractContextManager:
-        return self._nothing
 
 
 class ZooCLI(LightningCLI):
@@ -325,55 +308,11 @@ class ZooCLI(LightningCLI):
             self.config_init[self.subcommand]["verbose"] = False
 
 
-def as_the_weights_were_made(config: Any, given: Mapping[str, str]) -> None:
-    """With zoo's weights (``--model.weights zoo:TAG``) the net is built as they were made and the data sized as
-    they expect, as :func:`zoo.pretrained.implied_arguments` decides: each of the net's own arguments not `given` on
-    the command line takes the weights' value (the converged LeNet-5's ReLU and max pooling), and data with an
-    ``image_size`` resizes to theirs unless ``--data.image_size`` or ``--model.image_size`` is given, as
-    torchvision's ``weights.transforms()`` resizes. Classes and channels stay the data's (a new head or an adapted
-    first convolution). LightningCLI passes every builder argument, defaults included, so the decision is written
-    into the config here, before the classes are made."""
-    init = config.model.get("init_args")
-    if init is None:
-        return
-    module, _, name = config.model.class_path.rpartition(".")
-    model = getattr(getattr(importlib.import_module(module), name), "registry_name", None) or init.get("model")
-    made = zoo_weights(model, init.get("weights"))
-    if made is None:  # only zoo's weights record what they were made with
-        return
-    decided = implied_arguments(model, made, {k: v for k, v in init.items() if f"--model.{k}" in given})
-    data = config.data.get("init_args") if config.get("data") else None
-    if data is not None and "image_size" in data and not {"--data.image_size", "--model.image_size"} & set(given):
-        data["image_size"] = decided["image_size"]  # linked into the model from there
-    for key, value in decided.items():
-        if key not in LINKED and key in init:
-            init[key] = value
-
-
 def run_lightning(argv: list[str]) -> ZooCLI:
-    """``zoo fit|validate|test`` with `argv`; the warnings and log lines it silences are silenced for the call only."""
-    # Lightning still calls jsonargparse APIs that jsonargparse deprecates: not the user's to fix
-    environment = os.environ.get("JSONARGPARSE_DEPRECATION_WARNINGS")
-    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
-    try:
-        return _quietly(argv)
-    finally:
-        if environment is None:
-            os.environ.pop("JSONARGPARSE_DEPRECATION_WARNINGS", None)
-
-
-def _quietly(argv: list[str]) -> ZooCLI:
-    with warnings.catch_warnings():
-        # deprecations inside Lightning's own calls of torch and jsonargparse: nothing a zoo user can act on
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-        # val_split=0 (no validation, as the speed record trains) leaves an empty validation loader, on purpose
-        warnings.filterwarnings("ignore", message=r"Total length of `DataLoader` across ranks is zero")
-        # "first make it overfit" (--trainer.overfit_batches 1): Lightning stops the shuffling itself, and zoo's
-        # epoch lines and metrics.csv report every epoch whatever the logging interval
-        warnings.filterwarnings("ignore", message=r"You requested to overfit but enabled train dataloader shuffling")
-        warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
-        with dropped("litlogger"):  # Lightning advertises a cloud logger on every run; zoo's users did not ask
-            return _run_lightning(argv)
+    """``zoo fit|validate|test`` with `argv`; what Lightning says that a zoo user cannot act on is silenced for the
+    call only (:func:`zoo.log.quiet_lightning`)."""
+    with quiet_lightning():
+        return _run_lightning(argv)
 
 
 def _run_lightning(argv: list[str]) -> ZooCLI:
