@@ -64,6 +64,15 @@ def test_models_page_table_is_the_registry(capsys):
     assert table in (ROOT / "docs" / "models.md").read_text()
 
 
+def test_weights_page_table_is_the_weights_records(capsys):
+    """docs/weights.md's table is generated from the weights' records (zoo models --pretrained --markdown)."""
+    from zoo.cli import main
+
+    main(["models", "--pretrained", "--markdown"])
+    table = capsys.readouterr().out.strip()
+    assert table.count("zoo:fashion_mnist") == 8 and table in (ROOT / "docs" / "weights.md").read_text()
+
+
 def test_readme_links_resolve_where_the_package_description_shows_it():
     """PyPI shows the README as the package's description: every link is absolute, and those into the repository
     name a file that exists here (the project's Homepage URL, blob/main/PATH)."""

@@ -123,13 +123,44 @@ def test_shipped_weights_state_the_committed_leaderboards_mean():
             assert max(done, key=lambda r: float(r["best_val"]))["seed"] == chosen.group(1), weights.model
 
 
+def test_every_weight_carries_its_record_and_the_command_that_retrains_it():
+    """Each weight's record, as torchvision's ``Weights.meta`` (plugins/zoo-weights/make_weights.py measures it from
+    the file): what needs no pass over the test set is measured again here, and the recipe is the suite's entry whose
+    board run the file is (the file with the board's test-time augmentation scores that run's top-1)."""
+    from zoo import bench
+    from zoo.catalog import count_macs
+
+    root = Path(__file__).parents[1] / "benchmarks" / "results"
+    for weights in zoo.weights.list_weights():
+        meta = weights.meta
+        net = zoo.create_model(weights.model, weights=weights.name)
+        assert meta["params"] == sum(p.numel() for p in net.parameters()), weights.model
+        assert meta["gmacs"] == round(count_macs(net, tuple(meta["input_size"])) / 1e9, 9)
+        assert meta["file_size_mb"] == round(Path(weights.file).stat().st_size / 2**20, 3)
+        assert (meta["split"], meta["test_images"]) == ("test", 10_000)
+        assert meta["top1"] < meta["top5"] <= 100 and meta["top1_tta"] < meta["top5_tta"] <= 100
+        suite, model, seed = re.fullmatch(r"zoo bench --suite (\w+) --models (\w+) --seeds (\d)",
+                                          meta["recipe_command"]).groups()
+        (entry,) = load_suite(suite, models=[model], seeds=[int(seed)])
+        options = list(entry.options)
+        tta = [options[i + 1] for i, key in enumerate(options[:-1]) if key == "--model.tta"]
+        assert model == weights.model and meta["tta"] == (tta[-1] if tta else "none")
+        done = {r["seed"]: float(r["top1"]) for r in bench.read_rows(root / suite / bench.RESULTS)
+                if r["model"] == model and r["status"] == "done"}
+        assert meta["top1_tta"] == pytest.approx(done[seed], abs=0.006), model  # that run's net
+        assert meta["leaderboard_seeds"] == len(done) == 3
+        assert meta["leaderboard_top1_std"] == round(float(np.std(list(done.values()), ddof=1)), 2)
+
+
 def test_the_command_line_lists_and_uses_the_shipped_weights(tmp_path):
     from tests.conftest import zoo_here
 
     listed = zoo_here("models", "--pretrained", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr[-2000:]
-    rows = [line.split()[:4] for line in listed.stdout.splitlines()[2:] if line.strip()]
+    table, note = listed.stdout.split("\n\n")
+    rows = [line.split()[:4] for line in table.splitlines()[2:]]
     assert sorted(row[:3] for row in rows) == [[m, "zoo:fashion_mnist", "fashion_mnist"] for m in SHIPPED]
+    assert note.startswith("knn has no weights file: it memorizes its training images")
     weights = zoo.weights.get_weights("lenet5", "fashion_mnist")
     tested = zoo_here("test", "--model", "lenet5", "--model.weights", "zoo:fashion_mnist", "--data", "fashion_mnist",
                       cwd=tmp_path)

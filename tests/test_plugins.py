@@ -108,10 +108,13 @@ def test_info_shows_torchvision_weights_metadata(tmp_path, capsys):
     proc = zoo_here("info", "tv/efficientnet_b0", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "pretrained weights:" in proc.stdout
-    row = next(line for line in proc.stdout.splitlines() if line.startswith("IMAGENET1K_V1"))
+    listed = proc.stdout.split("pretrained weights:")[1].splitlines()
+    column = listed[1].split().index("IMAGENET1K_V1")  # a column a weight, a row a figure
+    shown = {line.split()[0]: line.split()[1 + column] for line in listed[3:] if line.strip()}
     meta = tvm.EfficientNet_B0_Weights.IMAGENET1K_V1.meta
-    assert row.split()[1:4] == [str(meta["_metrics"]["ImageNet-1K"]["acc@1"]),
-                                str(meta["_metrics"]["ImageNet-1K"]["acc@5"]), f"{meta['num_params']:,}"]
+    assert [shown["acc@1"], shown["acc@5"], shown["params"]] == [str(meta["_metrics"]["ImageNet-1K"]["acc@1"]),
+                                                               str(meta["_metrics"]["ImageNet-1K"]["acc@5"]),
+                                                               f"{meta['num_params']:,}"]
     from zoo.cli import main
 
     main(["models"])  # in this process: the real command ran above

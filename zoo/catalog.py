@@ -80,11 +80,21 @@ def model_info(name: str) -> ModelInfo:
     the installed torchvision is not the one the catalog read them from."""
     described = MODELS.is_described(name) and not _torchvision_changed(name)
     info = _described_info(name) if described else measure_info(name)
-    zoo_weights = {w.name: {"dataset": w.meta.get("dataset"), "acc@1": w.meta.get("top1"),
-                            "leaderboard acc@1": w.meta.get("leaderboard_top1"), "params": w.meta.get("params"),
-                            "input": "x".join(map(str, w.meta.get("input_size", []))) or None,
-                            "sha256": w.sha256[:12]} for w in list_weights(name)}
+    zoo_weights = {w.name: _zoo_weights_meta(w) for w in list_weights(name)}
     return dataclasses.replace(info, weights={**info.weights, **zoo_weights})
+
+
+def _zoo_weights_meta(weights: Any) -> dict[str, Any]:
+    """What ``zoo info`` and ``zoo models --pretrained`` show of one of zoo's weights (its record's figures)."""
+    meta = weights.meta
+    return {"dataset": meta.get("dataset"), "split": meta.get("split"), "acc@1": meta.get("top1"),
+            "acc@5": meta.get("top5"), "tta": meta.get("tta"), "acc@1 tta": meta.get("top1_tta"),
+            "acc@5 tta": meta.get("top5_tta"),
+            "leaderboard acc@1": meta.get("leaderboard_top1"), "leaderboard std": meta.get("leaderboard_top1_std"),
+            "leaderboard seeds": meta.get("leaderboard_seeds"),
+            "params": meta.get("params"), "GMACs": meta.get("gmacs"), "file MB": meta.get("file_size_mb"),
+            "input": "x".join(map(str, meta.get("input_size", []))) or None,
+            "recipe": meta.get("recipe_command") or meta.get("recipe"), "sha256": weights.sha256[:12]}
 
 
 def measure_info(name: str) -> ModelInfo:
@@ -236,22 +246,27 @@ def model_rows(patterns: list[str], exclude: list[str], family: str | None, pret
         raise UnknownNameError("no model has zoo's pretrained weights; install them: pip install -e "
                                "plugins/zoo-weights (in a checkout of zoo)")
     if pretrained:
-        header = ["model", "weights", "dataset", "acc@1", "params", "input", "paper"]
+        header = ["model", "weights", "dataset", "acc@1", "acc@5", "acc@1 TTA", "board acc@1", "params", "MACs",
+                  "MB", "input"]
     else:
         header = ["model", "family", "params", "MACs", "input", "min", "paper"]
     rows = []
     for name in names:
         info = model_info(name)
-        paper = info.paper if markdown else cited(info.paper)
         if pretrained:
             for weights, meta in info.weights.items():
                 if weights.startswith("zoo:"):
-                    top1 = meta["acc@1"]
-                    rows.append([name, weights, meta["dataset"] or "-", "-" if top1 is None else f"{top1:.2f}",
-                                 _human(meta["params"] or info.params), meta["input"] or "-", paper])
+                    board, std, macs, size = (meta[k] for k in ("leaderboard acc@1", "leaderboard std", "GMACs",
+                                                                 "file MB"))
+                    rows.append([name, weights, meta["dataset"] or "-",
+                                 *(_fixed(meta[k]) for k in ("acc@1", "acc@5", "acc@1 tta")),
+                                 _fixed(board) + ("" if std is None else f"±{std:.2f}"),
+                                 _human(meta["params"] or info.params),
+                                 "-" if macs is None else _human(round(macs * 1e9)), _fixed(size),
+                                 meta["input"] or "-"])
         else:
-            rows.append([name, info.family, _human(info.params), _human(info.macs),
-                         "x".join(map(str, info.input_size)), str(info.min_size), paper])
+            rows.append([name, info.family, _human(info.params), _human(info.macs), "x".join(map(str, info.input_size)),
+                         str(info.min_size), info.paper if markdown else cited(info.paper)])
     return header, rows
 
 
@@ -265,10 +280,12 @@ def info_rows(name: str) -> tuple[str, list[list[str]], tuple[list[str], list[li
         ["CAM layer", info.cam_layer or "-"],
     ]
     rows += [[f"--model.{k}", repr(v)] for k, v in info.arguments.items()]
-    keys = ["dataset", "acc@1", "leaderboard acc@1", "acc@5", "params", "input", "min_size", "recipe", "sha256"]
-    keys = [k for k in keys if any(k in meta for meta in info.weights.values())]
-    weights = [[weight, *(_cell(meta.get(k)) for k in keys)] for weight, meta in info.weights.items()]
-    return textwrap.fill(info.summary, 100), rows, (["weights", *keys], weights)
+    keys = ["dataset", "split", "acc@1", "acc@5", "tta", "acc@1 tta", "acc@5 tta", "leaderboard acc@1",
+            "leaderboard std", "leaderboard seeds", "params", "GMACs", "file MB", "input", "min_size", "recipe",
+            "sha256"]
+    keys = [k for k in keys if any(meta.get(k) is not None for meta in info.weights.values())]
+    weights = [[key, *(_cell(meta.get(key)) for meta in info.weights.values())] for key in keys]  # a column a weight
+    return textwrap.fill(info.summary, 100), rows, (["", *info.weights], weights)
 
 
 def cited(paper: str) -> str:
@@ -284,6 +301,10 @@ def _human(n: int) -> str:
         if n >= factor:
             return f"{n / factor:.2f}{suffix}"
     return f"{n}"
+
+
+def _fixed(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _cell(value: Any) -> str:

@@ -27,9 +27,12 @@ class Weights:
         file: the file, for weights shipped in a package (``.safetensors`` or ``.pth``)...
         url: ...or where to download it (https in practice).
         arguments: the builder arguments the weights fit (``num_classes``, ``in_chans``, ``image_size``).
-        meta: ``dataset``, ``top1`` (these weights on the test set), ``leaderboard_top1`` (the recipe's mean
-            over seeds), ``recipe`` (the config that trained them), ``params``, ``input_size``, ``mean`` and
-            ``std`` (the normalization the net expects), ``class_names``, ``licence``.
+        meta: as torchvision's ``Weights.meta``: ``dataset`` and ``split``, ``top1``/``top5`` (these weights alone
+            on the whole split, %), ``tta`` and ``top1_tta``/``top5_tta`` (with the test-time augmentation the board
+            tests with), ``leaderboard_top1``/``leaderboard_top1_std``/``leaderboard_seeds`` (the recipe's board),
+            ``recipe`` and ``recipe_command`` (the board entry and seed that re-train them), ``params``, ``gmacs``,
+            ``file_size_mb``, ``input_size``, ``mean`` and ``std`` (the normalization the net expects),
+            ``class_names``, ``licence``.
     """
 
     model: str

@@ -1,57 +1,142 @@
 """Turn a zoo checkpoint into shipped weights: a safetensors file and its entry in weights.json.
 
-    python plugins/zoo-weights/make_weights.py CKPT --tag fashion_mnist --leaderboard-top1 89.9 \\
-        --recipe "zoo bench --suite fashion_mnist (seed 0)"
+    python plugins/zoo-weights/make_weights.py CKPT --tag fashion_mnist --suite fashion_mnist --seed 0
+    python plugins/zoo-weights/make_weights.py --refresh     # measure every shipped file again
 
-The net's weights are saved as safetensors; the entry records their sha256, the builder arguments, the
-normalization and class names the checkpoint's data used, and the top-1 accuracy measured here on the
-data's test set (so the number in `zoo info` is this file's, not a log's).
+CKPT is the best.ckpt of the suite entry's run (``zoo bench --suite SUITE --models MODEL --seeds SEED`` leaves it
+under runs/bench/). The net's weights are saved as safetensors; the entry records, as torchvision's ``Weights.meta``
+does: their sha256 and file size, the builder arguments, the normalization and class names the checkpoint's data
+used, the parameters and GMACs at the input size, top-1 and top-5 on the data's whole test split measured here
+from the file (the net alone, and with the test-time augmentation the suite's board tests with), the board's mean
+and standard deviation over its seeds (benchmarks/results/SUITE), the data's licence, and the command that
+re-trains it. ``--refresh`` measures every entry of weights.json again from its shipped file.
 """
 
 import argparse
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from safetensors.torch import save_file
 
 import zoo
+from zoo import bench
+from zoo.catalog import count_macs
 from zoo.checkpoint import CheckpointRecord
 from zoo.data import DATASETS
+from zoo.log import quiet_lightning
 from zoo.registry import MODELS, builder_arguments
 from zoo.weights import sha256_of
 
 HERE = Path(__file__).resolve().parent / "zoo_weights"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 LICENCES = {"fashion_mnist": "MIT (Fashion-MNIST, Zalando SE)", "mnist": "CC BY-SA 3.0 (MNIST)",
             "digits": "CC BY 4.0 (UCI optical recognition of handwritten digits)"}
 
 
+def recipe_command(suite: str, model: str, seed: int) -> str:
+    """The command that re-trains the weights: the suite's entry of `model` with `seed` (checked to exist)."""
+    if not bench.load_suite(suite, models=[model], seeds=[seed]):
+        raise SystemExit(f"make_weights: the suite {suite} has no entry of {model}")
+    return f"zoo bench --suite {suite} --models {model} --seeds {seed}"
+
+
+def board_tta(suite: str, model: str) -> str:
+    """The test-time augmentation the suite's entry of `model` tests with (its last --model.tta, else none)."""
+    options = list(bench.load_suite(suite, models=[model], seeds=[0])[0].options)
+    given = [options[i + 1] for i, option in enumerate(options[:-1]) if option == "--model.tta"]
+    return given[-1] if given else "none"
+
+
+def board_figures(suite: str, model: str) -> dict[str, Any]:
+    """The committed board's mean and sample std of top-1 over the seeds of `model`, and how many seeds."""
+    rows = bench.read_rows(RESULTS / suite / bench.RESULTS)
+    (entry,) = [e for e in bench.leaderboard(rows) if e["model"] == model]
+    return {"leaderboard_top1": round(entry["top1"], 2), "leaderboard_top1_std": round(entry["top1_std"], 2),
+            "leaderboard_seeds": entry["seeds"]}
+
+
+def scored(model: zoo.ImageClassifier, datamodule: L.LightningDataModule, tta: str) -> dict[str, Any]:
+    """Top-1 and top-5 (%) on the whole test split: the net alone, and with `tta` as the board tests."""
+    figures: dict[str, Any] = {"split": "test", "tta": tta}
+    kept = model.tta
+    for suffix, chosen in (("", "none"), ("_tta", tta)) if tta != "none" else (("", "none"),):
+        model.tta = chosen
+        (result,) = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(
+            model, datamodule, verbose=False)
+        figures[f"top1{suffix}"] = round(100 * result["test_acc"], 2)
+        figures[f"top5{suffix}"] = round(100 * result["test_acc5"], 2)
+    model.tta = kept
+    if tta == "none":
+        figures["top1_tta"], figures["top5_tta"] = figures["top1"], figures["top5"]
+    figures["test_images"] = len(datamodule.test_set)
+    return figures
+
+
+def measured(model: zoo.ImageClassifier, datamodule: L.LightningDataModule, path: Path, suite: str,
+             seed: int) -> dict[str, Any]:
+    """What the entry's meta says of the file at `path` that holds `model`'s net, measured now."""
+    input_size = [model.net.in_chans, model.hparams["image_size"], model.hparams["image_size"]]
+    return {
+        **scored(model, datamodule, board_tta(suite, model.hparams["model"])),
+        **board_figures(suite, model.hparams["model"]),
+        "params": sum(p.numel() for p in model.net.parameters()),
+        "gmacs": round(count_macs(model.net, tuple(input_size)) / 1e9, 9),  # to the MAC
+        "file_size_mb": round(path.stat().st_size / 2**20, 3),
+        "input_size": input_size,
+        "recipe_command": recipe_command(suite, model.hparams["model"], seed),
+    }
+
+
+def refresh() -> None:
+    """Every entry of weights.json measured again from its shipped file (the recipe's seed read from its text)."""
+    manifest = HERE / "weights.json"
+    entries = json.loads(manifest.read_text())
+    for entry in entries:
+        meta = entry["meta"]
+        suite, seed = re.search(r"--suite (\w+)", meta["recipe"]).group(1), int(re.search(
+            r"\(seed (\d+)", meta["recipe"]).group(1))
+        weights = zoo.weights.get_weights(entry["model"], entry["tag"])
+        model = zoo.create(entry["model"], weights=weights.name, **weights.arguments).eval()
+        datamodule = zoo.data.create(meta["dataset"], weights=weights)
+        meta.update(measured(model, datamodule, HERE / "files" / entry["file"], suite, seed))
+        print(f"{entry['model']} {weights.name}: top-1 {meta['top1']:.2f} % (with tta {meta['tta']} "
+              f"{meta['top1_tta']:.2f} %), top-5 {meta['top5']:.2f} %, {meta['gmacs']} GMACs, "
+              f"{meta['file_size_mb']} MB", flush=True)
+    manifest.write_text(json.dumps(entries, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("ckpt", help="a zoo checkpoint (best.ckpt of a run)")
-    parser.add_argument("--tag", required=True, help="what the weights are called: zoo:TAG (e.g. fashion_mnist)")
-    parser.add_argument("--leaderboard-top1", type=float, help="the recipe's mean test top-1 over seeds, in %%")
-    parser.add_argument("--recipe", required=True, help="the config or suite that trained them")
+    parser.add_argument("ckpt", nargs="?", help="a zoo checkpoint (best.ckpt of the suite entry's run)")
+    parser.add_argument("--tag", help="what the weights are called: zoo:TAG (e.g. fashion_mnist)")
+    parser.add_argument("--suite", help="the suite whose entry trained them (its board gives the mean over seeds)")
+    parser.add_argument("--seed", type=int, help="the seed of the entry's run the checkpoint is from")
+    parser.add_argument("--refresh", action="store_true", help="measure every shipped file again instead")
     args = parser.parse_args()
+    if args.refresh:
+        return refresh()
+    if not (args.ckpt and args.tag and args.suite and args.seed is not None):
+        parser.error("give CKPT, --tag, --suite and --seed (or --refresh)")
     record = CheckpointRecord.read(args.ckpt)
     data = record.data
     model = zoo.ImageClassifier.load_from_checkpoint(record, map_location="cpu").eval()
     datamodule = DATASETS.get(data.name)(**{**data.arguments, "normalize": record.normalization()})
-    (result,) = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(
-        model, datamodule, verbose=False)
     name = record.model
     path = HERE / "files" / f"{name}-{args.tag}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.net.state_dict().items()}, path)
     net_arguments = builder_arguments(MODELS.get(name).builder)  # num_classes, in_chans, image_size, the net's own
     arguments = {k: v for k, v in record.hyper_parameters.items() if k in net_arguments}
+    figures = measured(model, datamodule, path, args.suite, args.seed)
     entry = {
         "model": name, "tag": args.tag, "file": path.name, "sha256": sha256_of(path), "arguments": arguments,
         "meta": {
-            "dataset": data.name, "top1": round(100 * result["test_acc"], 2),
-            "leaderboard_top1": args.leaderboard_top1, "recipe": args.recipe,
-            "params": sum(p.numel() for p in model.net.parameters()),
-            "input_size": [record.in_chans, record.image_size, record.image_size],
+            "dataset": data.name, **figures,
+            "recipe": f"zoo bench --suite {args.suite} (seed {args.seed}; leaderboard mean over "
+                      f"{figures['leaderboard_seeds']} seeds)",
             "mean": data.mean, "std": data.std, "class_names": data.class_names,
             "licence": LICENCES.get(data.name, "see the dataset's own licence"),
         },
@@ -64,4 +149,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with quiet_lightning():
+        main()
