@@ -152,6 +152,30 @@ def test_every_weight_carries_its_record_and_the_command_that_retrains_it():
         assert meta["leaderboard_top1_std"] == round(float(np.std(list(done.values()), ddof=1)), 2)
 
 
+def test_every_weight_has_a_model_card_that_agrees_with_its_record():
+    """docs/weights/MODEL-TAG.md (make_weights.py --cards): the record, each class's accuracy (whose mean is the
+    file's top-1: 1,000 test images a class), the confusion matrix, the curves and the worst mistakes as pictures;
+    linked from docs/weights.md's table and from zoo info."""
+    root = Path(__file__).parents[1]
+    for weights in zoo.weights.list_weights():
+        meta, stem = weights.meta, f"{weights.model}-{weights.tag}"
+        assert meta["card"] == f"docs/weights/{stem}.md"
+        page = (root / meta["card"]).read_text()
+        per_class = meta["per_class_top1"]
+        assert len(per_class) == len(meta["class_names"]) == 10 and np.mean(per_class) == pytest.approx(
+            meta["top1"], abs=0.01)
+        for name, accuracy in zip(meta["class_names"], per_class, strict=True):
+            assert re.search(rf"^\| {re.escape(name)} \| {accuracy:.1f} \| [^|]+ \|$", page, re.M), (stem, name)
+        assert f"| top-1 / top-5, the file alone | {meta['top1']:.2f} % / {meta['top5']:.2f} % |" in page
+        assert meta["recipe_command"] in page
+        for picture in ("confusion", "curve", "wrong"):
+            assert f"](../images/weights/{stem}-{picture}.png)" in page
+            assert (root / "docs" / "images" / "weights" / f"{stem}-{picture}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"[{weights.model}](weights/{stem}.md)" in (root / "docs" / "weights.md").read_text()
+        card = zoo.model_info(weights.model).weights[weights.name]["card"]
+        assert card.endswith(f"/blob/main/docs/weights/{stem}.md") and card.startswith("https://")
+
+
 def test_the_command_line_lists_and_uses_the_shipped_weights(tmp_path):
     from tests.conftest import zoo_here
 

@@ -94,7 +94,18 @@ def _zoo_weights_meta(weights: Any) -> dict[str, Any]:
             "leaderboard seeds": meta.get("leaderboard_seeds"),
             "params": meta.get("params"), "GMACs": meta.get("gmacs"), "file MB": meta.get("file_size_mb"),
             "input": "x".join(map(str, meta.get("input_size", []))) or None,
-            "recipe": meta.get("recipe_command") or meta.get("recipe"), "sha256": weights.sha256[:12]}
+            "recipe": meta.get("recipe_command") or meta.get("recipe"), "sha256": weights.sha256[:12],
+            "card": meta.get("card") and f"{_repository()}/blob/main/{meta['card']}"}
+
+
+@functools.cache
+def _repository() -> str:
+    """The project's home (its Homepage URL, as the installed package states it)."""
+    try:
+        urls = importlib.metadata.metadata("lightning-zoo").get_all("Project-URL") or []
+    except importlib.metadata.PackageNotFoundError:
+        urls = []
+    return next((u.split(", ", 1)[1] for u in urls if u.startswith("Homepage, ")), "https://github.com/lightning-zoo/zoo")
 
 
 def measure_info(name: str) -> ModelInfo:
@@ -258,7 +269,8 @@ def model_rows(patterns: list[str], exclude: list[str], family: str | None, pret
                 if weights.startswith("zoo:"):
                     board, std, macs, size = (meta[k] for k in ("leaderboard acc@1", "leaderboard std", "GMACs",
                                                                  "file MB"))
-                    rows.append([name, weights, meta["dataset"] or "-",
+                    card = meta["card"] and meta["card"].split("/docs/", 1)[1]  # the page beside docs/weights.md
+                    rows.append([f"[{name}]({card})" if markdown and card else name, weights, meta["dataset"] or "-",
                                  *(_fixed(meta[k]) for k in ("acc@1", "acc@5", "acc@1 tta")),
                                  _fixed(board) + ("" if std is None else f"±{std:.2f}"),
                                  _human(meta["params"] or info.params),
@@ -282,7 +294,7 @@ def info_rows(name: str) -> tuple[str, list[list[str]], tuple[list[str], list[li
     rows += [[f"--model.{k}", repr(v)] for k, v in info.arguments.items()]
     keys = ["dataset", "split", "acc@1", "acc@5", "tta", "acc@1 tta", "acc@5 tta", "leaderboard acc@1",
             "leaderboard std", "leaderboard seeds", "params", "GMACs", "file MB", "input", "min_size", "recipe",
-            "sha256"]
+            "sha256", "card"]
     keys = [k for k in keys if any(meta.get(k) is not None for meta in info.weights.values())]
     weights = [[key, *(_cell(meta.get(key)) for meta in info.weights.values())] for key in keys]  # a column a weight
     return textwrap.fill(info.summary, 100), rows, (["", *info.weights], weights)
