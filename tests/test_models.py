@@ -183,3 +183,64 @@ def test_a_hook_on_the_registered_cam_layer_sees_exactly_forward_features(name):
         features = net.forward_features(torch.randn(1, net.in_chans, size, size))
     handle.remove()
     assert torch.equal(seen[-1], features)
+
+
+class _ForwardFeatures(nn.Module):
+    """What torchvision's feature extractor traces: the net's forward_features (its forward checks the input's shape
+    in Python, which symbolic tracing cannot follow)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_features(x)
+
+
+def test_every_stage_is_torchvisions_feature_extractor_at_the_stage_module(name):
+    """feature_info and forward_intermediates (timm's), against torchvision's create_feature_extractor (FX) reading
+    the same modules; the linear map and the MLP, which read the pixels at once, have no stages and say so."""
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    net = build_small(name).eval()
+    x = default_input(name)
+    if MODELS.get(name).family in ("linear", "mlp"):
+        with pytest.raises(InputError, match="has no stages of feature maps"):
+            net.forward_intermediates(x)
+        return
+    info = net.feature_info
+    assert len(info) >= 2 and info.reduction() == sorted(info.reduction()) and len(set(info.module_name())) == len(info)
+    with torch.no_grad():
+        final, maps = net.forward_intermediates(x)
+        extractor = create_feature_extractor(_ForwardFeatures(net), {f"net.{m}": m for m in info.module_name()}).eval()
+        net.eval()  # the extractor's tracing leaves the net in training mode
+        reference = extractor(x)
+        assert torch.equal(final, net.forward_features(x))
+        last = net.forward_intermediates(x, indices=1, stop_early=True, intermediates_only=True)
+    for found, item in zip(maps, info, strict=True):
+        assert torch.equal(found, reference[item["module"]]) and found.shape[1] == item["num_chs"]
+    assert len(last) == 1 and torch.equal(last[0], maps[-1])
+
+
+def test_features_only_as_in_timm():
+    """create_model(name, features_only=True, out_indices=...): a list of maps, at the strides feature_info says;
+    zoo's weights load into it; zoo features --stage probes the same maps."""
+    from zoo.models.net import stage_probe
+
+    backbone = zoo.create_model("resnet18", features_only=True, out_indices=(1, -1)).eval()
+    assert backbone.feature_info.channels() == [64, 512] and backbone.feature_info.reduction() == [4, 32]
+    maps = backbone(torch.randn(2, 3, 64, 64))
+    assert [tuple(m.shape) for m in maps] == [(2, 64, 16, 16), (2, 512, 2, 2)]
+    trained = zoo.create_model("resnet20", weights="zoo:fashion_mnist", features_only=True)
+    plain = zoo.create_model("resnet20", weights="zoo:fashion_mnist").eval()
+    assert trained.feature_info.channels() == [16, 32, 64] and trained.feature_info.reduction() == [1, 2, 4]
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        stages = trained.eval()(x)
+        for stage in (1, 2):
+            assert torch.equal(stage_probe(plain, stage, 28).forward_features(x), stages[stage - 1])
+        assert torch.equal(stages[-1], plain.forward_features(x))
+    with pytest.raises(InputError, match="indices \\(0, 3\\): the net has 3 stages"):
+        zoo.create_model("resnet20", features_only=True, out_indices=(0, 3))
+    with pytest.raises(InputError, match="out_indices chooses the stages of features_only=True"):
+        zoo.create_model("resnet20", out_indices=(0,))

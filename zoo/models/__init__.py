@@ -3,16 +3,19 @@
 :func:`create_model` builds one by name, untrained or with pretrained weights (timm's ``create_model``).
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
+from zoo.errors import InputError
 from zoo.models import airbench, alexnet, densenet, googlenet, knn, lenet, linear, mlp, resnet, vgg, wrn  # noqa: F401  (registration)
 from zoo.models.net import ZooNet
 from zoo.registry import build_model
 
 
-def create_model(name: str, weights: str | None = None, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+def create_model(name: str, weights: str | None = None, pretrained: bool = False, features_only: bool = False,
+                 out_indices: int | Sequence[int] | None = None, **kwargs: Any) -> nn.Module:
     """The plain ``nn.Module`` registered as `name`, e.g. ``create_model("mlp", num_classes=10)``.
 
     Args:
@@ -21,6 +24,10 @@ def create_model(name: str, weights: str | None = None, pretrained: bool = False
             (``.ckpt``), a state dict file, ``torchvision:NAME`` or ``timm:NAME`` (see :mod:`zoo.weights`).
         pretrained: load the model's default weights (timm's convention): zoo's own, or for a ``timm/`` or ``tv/``
             net its library's (:func:`zoo.weights.pretrained_source`); ``weights`` names others.
+        features_only: the net's stages as a backbone, as timm's: a :class:`zoo.models.stages.FeatureNet` whose
+            forward gives the list of the maps of `out_indices` (every stage by default) and whose ``feature_info``
+            says their channels and reductions.
+        out_indices: with `features_only`, the stages (0 the bottom one; negative from the top; an int n: the top n).
         **kwargs: the builder's arguments (``zoo info NAME``). With zoo's weights, those left out are the
             weights' own (``num_classes``, ``in_chans``, ``image_size``); one given otherwise adapts them: a new
             final layer for other classes, the first convolution summed or repeated for other channels.
@@ -43,6 +50,12 @@ def create_model(name: str, weights: str | None = None, pretrained: bool = False
     if weights:
         load_weights(net, weights, name)
     net.pretrained_cfg = pretrained_cfg(name, weights, net)
+    if features_only:
+        from zoo.models.stages import features_only as stages_of
+
+        return stages_of(net, out_indices)
+    if out_indices is not None:
+        raise InputError("out_indices chooses the stages of features_only=True; give both, or neither")
     return net
 
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from zoo.errors import InputError
+from zoo.models.stages import _has_parameters, backbone_stages, feature_info, forward_intermediates
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -36,6 +37,7 @@ class ZooNet(nn.Module):
     - ``reset_classifier(num_classes)``: a new final layer, the rest kept;
     - ``num_features``, ``num_classes``, ``in_chans``, ``min_size``;
     - ``head_modules()`` / ``backbone_modules()``: the split fine-tuning freezes by;
+    - ``feature_info`` and ``forward_intermediates(x, indices)``: the map of every stage, as timm's;
     - optionally ``data_init(images)``: layers set from data (airbench's whitening), given the first training
       batch of a fresh fit by :class:`zoo.ImageClassifier`.
 
@@ -73,6 +75,18 @@ class ZooNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         return self.forward_head(self.forward_features(x))
+
+    @property
+    def feature_info(self) -> Any:
+        """timm's ``feature_info``: each stage's channels, reduction and module name
+        (:func:`zoo.models.stages.feature_info`)."""
+        return feature_info(self)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Any = None, stop_early: bool = False,
+                              intermediates_only: bool = False) -> Any:
+        """timm's ``forward_intermediates``: ``(forward_features(x), [the map of each stage in indices])``, or the
+        maps alone (:func:`zoo.models.stages.forward_intermediates`)."""
+        return forward_intermediates(self, x, indices, stop_early, intermediates_only)
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise :class:`zoo.ZooError` for an input this net cannot take, before any layer fails."""
@@ -211,40 +225,6 @@ def add_drop_path(blocks: list[nn.Module], rate: float) -> None:
 
 
 # -- stages, and probing one ---------------------------------------------------------------------------
-
-
-def backbone_stages(net: nn.Module) -> list[list[nn.Module]]:
-    """The backbone cut into stages, bottom to top: a new stage starts where the feature map shrinks.
-
-    The backbone is the net's ``backbone_modules()`` (a single ``nn.Sequential`` such as VGG's
-    ``features`` is read layer by layer); a module starts a stage when it holds a pooling layer or a convolution with
-    a stride above 1. So a ResNet gives ``(stem) (max-pool, layer1) (layer2) (layer3) (layer4)``, a VGG one stage per
-    block between its max-pools, a DenseNet one per dense block with its transition. Stages without
-    parameters are left out.
-    """
-    modules = list(net.backbone_modules()) if hasattr(net, "backbone_modules") else []
-    with_params = [m for m in modules if _has_parameters(m)]
-    if len(with_params) == 1 and isinstance(with_params[0], nn.Sequential) and len(with_params[0]) > 1:
-        modules = list(with_params[0])
-    stages: list[list[nn.Module]] = []
-    for module in modules:
-        if not stages or _downsamples(module):
-            stages.append([])
-        stages[-1].append(module)
-    return [s for s in stages if any(_has_parameters(m) for m in s)]
-
-
-def _has_parameters(module: nn.Module) -> bool:
-    return next(module.parameters(), None) is not None
-
-
-def _downsamples(module: nn.Module) -> bool:
-    for m in module.modules():
-        if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Conv2d)):
-            stride = m.stride if isinstance(m.stride, (tuple, list)) else (m.stride,)
-            if max(stride) > 1:  # GoogLeNet's inception branches pool with stride 1: not a new stage
-                return True
-    return False
 
 
 def training_stages(net: nn.Module) -> tuple[list[list[nn.Module]], nn.Module | None]:
