@@ -416,6 +416,12 @@ def test_a_probe_of_an_earlier_stage_fits_reloads_and_embeds(tmp_path):
     assert torch.allclose(net(x), model.eval()(x))
     _, features = dataset_features(tmp_path / "source.ckpt", splits=("val",), stage=1)
     assert features["val_features"].shape == (180, 6 * 26 * 26)  # C1's 6 maps of 28x28, pooled to 26x26
+    record = CheckpointRecord.read(tmp_path / "source.ckpt")  # zoo features --stage 1 is timm's stage 0, pooled
+    x, _ = record.datamodule(None, None, same_classes=False)[1].normalized("val")
+    with torch.no_grad():
+        (first,) = record.net().eval().forward_intermediates(x, indices=[0], intermediates_only=True)
+    pooled = torch.nn.functional.adaptive_avg_pool2d(first, 26).flatten(1).numpy()
+    assert np.allclose(features["val_features"], pooled, atol=1e-5)
     with pytest.raises(zoo.ZooError, match="no stage 4"):
         dataset_features(tmp_path / "source.ckpt", splits=("val",), stage=4)
 

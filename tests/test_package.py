@@ -120,7 +120,9 @@ def test_the_installed_package_loads_its_weights_from_python(installed):
 import json, zoo
 model = zoo.create("resnet20", weights="zoo:fashion_mnist")
 net = zoo.create_model("resnet20", pretrained=True)
-print(json.dumps({"hparams": {k: model.hparams[k] for k in ("num_classes", "in_chans", "image_size")},
+stages = zoo.create_model("resnet20", pretrained=True, features_only=True, out_indices=(1, 2))
+print(json.dumps({"stages": stages.feature_info.channels(),
+                  "hparams": {k: model.hparams[k] for k in ("num_classes", "in_chans", "image_size")},
                   "class_names": model.hparams["class_names"], "cfg_top1": net.pretrained_cfg["top1"],
                   "net_in_chans": net.in_chans, "pretrained": zoo.list_models(pretrained=True)}))
 """
@@ -129,4 +131,4 @@ print(json.dumps({"hparams": {k: model.hparams[k] for k in ("num_classes", "in_c
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["hparams"] == {"num_classes": 10, "in_chans": 1, "image_size": 28}
     assert found["class_names"][0] == "T-shirt/top" and found["net_in_chans"] == 1 and found["cfg_top1"] > 80
-    assert {"lenet5", "mlp", "resnet20"} <= set(found["pretrained"])
+    assert {"lenet5", "mlp", "resnet20"} <= set(found["pretrained"]) and found["stages"] == [32, 64]
