@@ -80,14 +80,20 @@ def main() -> None:
         titles = [f"{p} ({q:.2f}) / true {t}" for p, q, t in
                   zip(result.targets.tolist(), result.probs.tolist(), y[:16].tolist(), strict=True)]
         save_grid(shown, result.maps, titles, f"{args.images}/cam_{name}.png", boxes=boxes[:16])
+        table = write(args.out, rows, pointing_rows, iou_rows, floor)  # after each model: a stopped run keeps them
+    print(table)
+
+
+def write(out: str, rows: list[str], pointing_rows: list[str], iou_rows: list[str], floor: list[str]) -> str:
+    """The tables of the models measured so far, written to `out`; the tables' text."""
     methods = "| model | " + " | ".join(METHODS) + " |\n|---|" + "---|" * len(METHODS)
     table = "\n".join(["| model | epochs | test acc | train min |\n|---|---|---|---|", *rows, "",
                        "Pointing game (the map's peak inside the digit's box):", "", methods, *pointing_rows, "",
                        "Box IoU (largest region above 20 % of the peak against the digit's box):", "", methods,
                        *iou_rows, "", *floor])
-    Path(args.out).write_text(f"cluttered_digits test split (720 images), seed 0, "
-                              f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {cpu()}\n\n{table}\n")
-    print(table)
+    Path(out).write_text(f"cluttered_digits test split (720 images), seed 0, "
+                         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {cpu()}\n\n{table}\n")
+    return table
 
 
 def cpu() -> str:
