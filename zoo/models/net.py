@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from zoo.errors import InputError
-from zoo.models.stages import _has_parameters, backbone_stages, feature_info, forward_intermediates
+from zoo.models.stages import _has_parameters, backbone_stages, feature_info, forward_intermediates, module_outputs
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -244,11 +244,6 @@ def training_stages(net: nn.Module) -> tuple[list[list[nn.Module]], nn.Module | 
 PROBE_FEATURES = 4096  # the most values an earlier stage's pooled map gives a probe
 
 
-class _StageReached(Exception):  # noqa: N818  (control flow, not an error: carries the stage's output out of the net)
-    def __init__(self, output: torch.Tensor) -> None:
-        self.output = output
-
-
 class StageProbe(ZooNet):
     """A net run up to the end of one of its stages, with a linear classifier on that stage's feature map.
 
@@ -286,17 +281,11 @@ class StageProbe(ZooNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The output of the stage's last layer: the net runs until it and stops there."""
-        def reached(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-            raise _StageReached(output)
-
-        handle = self.net.get_submodule(self.stage_names[-1]).register_forward_hook(reached)
-        try:
-            self.net.forward_features(x)
-        except _StageReached as stop:
-            return stop.output
-        finally:
-            handle.remove()
-        raise InputError(f"{type(self.net).__name__}'s forward_features never ran {self.stage_names[-1]!r}, the last "
+        last = self.stage_names[-1]
+        found = module_outputs(self.net, x, [last], stop_early=True)[1]
+        if last in found:
+            return found[last]
+        raise InputError(f"{type(self.net).__name__}'s forward_features never ran {last!r}, the last "
                          f"layer of stage {self.stage}; this net cannot be probed by stage")
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

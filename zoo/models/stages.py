@@ -96,7 +96,7 @@ def feature_info(net: nn.Module) -> FeatureInfo:
             parameter = next(net.parameters())
             x = torch.zeros(1, net.in_chans, side, side, device=parameter.device, dtype=parameter.dtype)
             with torch.no_grad():
-                shapes.append([tuple(m.shape) for m in _intermediates(net, x, names, names)[1]])
+                shapes.append([tuple(m.shape) for m in _stage_maps(net, x, names)[1]])
     finally:
         net.train(was_training)
     found = FeatureInfo(
@@ -123,31 +123,45 @@ def _indices(count: int, indices: int | Sequence[int] | None) -> list[int]:
     return sorted(chosen)
 
 
-def _intermediates(net: nn.Module, x: torch.Tensor, names: list[str], wanted: list[str],
-                   stop_early: bool = False) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-    """The net's forward_features on `x`, with the outputs of the modules `wanted` (in the order of `names`)."""
-    seen: dict[str, torch.Tensor] = {}
+class _Reached(Exception):  # noqa: N818  (control flow, not an error: the last module asked for has run)
+    pass
 
-    class _Done(Exception):  # noqa: N818  (control flow: the last wanted stage is reached)
-        pass
+
+def module_outputs(net: nn.Module, x: torch.Tensor, names: list[str],
+                   stop_early: bool = False) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    """``net.forward_features(x)`` and the outputs of its modules `names` (bottom to top), read with forward hooks;
+    with `stop_early` the net stops once the last of them has run (and gives no final output). A module the forward
+    never ran is missing from the dict: the caller says what that means."""
+    seen: dict[str, torch.Tensor] = {}
 
     def keep(name: str) -> Any:
         def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
             seen[name] = output
-            if stop_early and name == wanted[-1]:
-                raise _Done
+            if stop_early and name == names[-1]:
+                raise _Reached
         return hook
 
-    handles = [net.get_submodule(name).register_forward_hook(keep(name)) for name in wanted]
+    handles = [net.get_submodule(name).register_forward_hook(keep(name)) for name in names]
     final = None
     try:
         final = net.forward_features(x)
-    except _Done:
+    except _Reached:
         pass
     finally:
         for handle in handles:
             handle.remove()
-    return final, [seen[name] for name in names if name in wanted]
+    return final, seen
+
+
+def _stage_maps(net: nn.Module, x: torch.Tensor, names: list[str],
+                stop_early: bool = False) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+    """:func:`module_outputs` of the stage ends `names`, as a list; :class:`zoo.ZooError` if one never ran."""
+    final, seen = module_outputs(net, x, names, stop_early)
+    missing = [name for name in names if name not in seen]
+    if missing:
+        raise InputError(f"{type(net).__name__}'s forward_features never ran {missing[0]!r}, the end of a stage; "
+                         "this net cannot give its stages' maps")
+    return final, [seen[name] for name in names]
 
 
 def forward_intermediates(net: nn.Module, x: torch.Tensor, indices: int | Sequence[int] | None = None,
@@ -159,7 +173,7 @@ def forward_intermediates(net: nn.Module, x: torch.Tensor, indices: int | Sequen
     wanted = [names[i] for i in _indices(len(names), indices)]
     if hasattr(net, "check_input"):
         net.check_input(x)
-    final, maps = _intermediates(net, x, names, wanted, stop_early and intermediates_only)
+    final, maps = _stage_maps(net, x, wanted, stop_early and intermediates_only)
     return maps if intermediates_only else (final, maps)
 
 
