@@ -95,7 +95,7 @@ def _zoo_weights_meta(weights: Any) -> dict[str, Any]:
             "params": meta.get("params"), "GMACs": meta.get("gmacs"), "file MB": meta.get("file_size_mb"),
             "input": "x".join(map(str, meta.get("input_size", []))) or None,
             "recipe": meta.get("recipe_command") or meta.get("recipe"), "sha256": weights.sha256[:12],
-            "card": meta.get("card") and f"{_repository()}/blob/main/{meta['card']}"}
+            "card": meta.get("card") and f"{_repository()}/blob/main/{meta['card']}", "card page": meta.get("card")}
 
 
 @functools.cache
@@ -269,7 +269,7 @@ def model_rows(patterns: list[str], exclude: list[str], family: str | None, pret
                 if weights.startswith("zoo:"):
                     board, std, macs, size = (meta[k] for k in ("leaderboard acc@1", "leaderboard std", "GMACs",
                                                                  "file MB"))
-                    card = meta["card"] and meta["card"].split("/docs/", 1)[1]  # the page beside docs/weights.md
+                    card = meta["card page"] and meta["card page"].removeprefix("docs/")  # beside docs/weights.md
                     rows.append([f"[{name}]({card})" if markdown and card else name, weights, meta["dataset"] or "-",
                                  *(_fixed(meta[k]) for k in ("acc@1", "acc@5", "acc@1 tta")),
                                  _fixed(board) + ("" if std is None else f"±{std:.2f}"),

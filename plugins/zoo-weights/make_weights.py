@@ -95,22 +95,31 @@ def measured(model: zoo.ImageClassifier, datamodule: L.LightningDataModule, path
     }
 
 
-def refresh() -> None:
-    """Every entry of weights.json measured again from its shipped file (the recipe's seed read from its text)."""
+def each_shipped(write: Any) -> None:
+    """``write(entry, weights, model)`` for every entry of weights.json, `model` built from its shipped file; the
+    entries, which `write` may change, are saved afterwards."""
     manifest = HERE / "weights.json"
     entries = json.loads(manifest.read_text())
     for entry in entries:
-        meta = entry["meta"]
-        suite, seed = re.search(r"--suite (\w+)", meta["recipe"]).group(1), int(re.search(
-            r"\(seed (\d+)", meta["recipe"]).group(1))
         weights = zoo.weights.get_weights(entry["model"], entry["tag"])
-        model = zoo.create(entry["model"], weights=weights.name, **weights.arguments).eval()
-        datamodule = zoo.data.create(meta["dataset"], weights=weights)
-        meta.update(measured(model, datamodule, HERE / "files" / entry["file"], suite, seed))
-        print(f"{entry['model']} {weights.name}: top-1 {meta['top1']:.2f} % (with tta {meta['tta']} "
-              f"{meta['top1_tta']:.2f} %), top-5 {meta['top5']:.2f} %, {meta['gmacs']} GMACs, "
-              f"{meta['file_size_mb']} MB", flush=True)
+        write(entry, weights, zoo.create(entry["model"], weights=weights.name, **weights.arguments).eval())
     manifest.write_text(json.dumps(entries, indent=1) + "\n")
+
+
+def refresh() -> None:
+    """Every entry of weights.json measured again from its shipped file (the recipe's seed read from its text)."""
+    each_shipped(remeasure)
+
+
+def remeasure(entry: dict[str, Any], weights: Any, model: zoo.ImageClassifier) -> None:
+    meta = entry["meta"]
+    suite, seed = re.search(r"--suite (\w+)", meta["recipe"]).group(1), int(re.search(
+        r"\(seed (\d+)", meta["recipe"]).group(1))
+    datamodule = zoo.data.create(meta["dataset"], weights=weights)
+    meta.update(measured(model, datamodule, HERE / "files" / entry["file"], suite, seed))
+    print(f"{entry['model']} {weights.name}: top-1 {meta['top1']:.2f} % (with tta {meta['tta']} "
+          f"{meta['top1_tta']:.2f} %), top-5 {meta['top5']:.2f} %, {meta['gmacs']} GMACs, "
+          f"{meta['file_size_mb']} MB", flush=True)
 
 
 def predictions(model: zoo.ImageClassifier, datamodule: L.LightningDataModule,
@@ -127,8 +136,9 @@ def predictions(model: zoo.ImageClassifier, datamodule: L.LightningDataModule,
     return x * std + mean, labels, predicted, confidence
 
 
-def card(entry: dict[str, Any]) -> Path:
-    """docs/weights/MODEL-TAG.md for one weight of weights.json, with its three pictures; its path."""
+def card(entry: dict[str, Any], weights: Any, model: zoo.ImageClassifier) -> None:
+    """docs/weights/MODEL-TAG.md for one weight of weights.json (`model` built from its file), with its three
+    pictures; the card's path goes into the entry."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,8 +149,6 @@ def card(entry: dict[str, Any]) -> Path:
     from zoo.figures import save_figure
 
     meta, stem = entry["meta"], f"{entry['model']}-{entry['tag']}"
-    weights = zoo.weights.get_weights(entry["model"], entry["tag"])
-    model = zoo.create(entry["model"], weights=weights.name, **weights.arguments).eval()
     images, labels, predicted, confidence = predictions(model, zoo.data.create(meta["dataset"], weights=weights),
                                                         weights.normalization)
     names, n = meta["class_names"], len(meta["class_names"])
@@ -222,15 +230,11 @@ def card(entry: dict[str, Any]) -> Path:
     path.write_text("\n".join(lines))
     meta["per_class_top1"] = [round(float(a), 2) for a in per_class]
     meta["card"] = f"docs/weights/{stem}.md"
-    return path
+    print(f"{entry['model']} zoo:{entry['tag']} -> {path}", flush=True)
 
 
 def cards() -> None:
-    manifest = HERE / "weights.json"
-    entries = json.loads(manifest.read_text())
-    for entry in entries:
-        print(f"{entry['model']} zoo:{entry['tag']} -> {card(entry)}", flush=True)
-    manifest.write_text(json.dumps(entries, indent=1) + "\n")
+    each_shipped(card)
 
 
 def main() -> None:
