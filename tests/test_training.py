@@ -3,10 +3,12 @@ memory layout, torch.compile and DDP."""
 
 import functools
 import math
+from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
+import yaml
 from torch.optim import lr_scheduler as torch_schedulers
 
 import zoo
@@ -249,6 +251,36 @@ def test_bf16_mixed_precision_trains_on_cpu_as_well_as_fp32():
         accuracy[precision] = float(trainer.callback_metrics["val_acc"])
     assert seen.count(torch.float32) == seen.count(torch.bfloat16) > 0
     assert accuracy["bf16-mixed"] > 0.75 and abs(accuracy["bf16-mixed"] - accuracy["32-true"]) < 0.05
+
+
+def test_bf16_where_native_reads_the_cpus_flags_and_follows_them(tmp_path, monkeypatch):
+    """zoo.precision.BF16WhereNative: bf16-mixed (autocast) where /proc/cpuinfo lists amx_bf16, float32 (no
+    autocast) where it does not; the speed record's config names it, and --trainer.precision replaces it."""
+    from zoo import precision
+
+    flags = "processor\t: 0\nflags\t\t: fpu sse avx512_bf16 {}\n"
+    (tmp_path / "amx").write_text(flags.format("amx_tile amx_bf16"))
+    (tmp_path / "zen4").write_text(flags.format("avx512_vnni"))  # AVX-512 BF16 alone: not counted
+    assert precision.cpu_multiplies_bf16(str(tmp_path / "amx"))
+    assert not precision.cpu_multiplies_bf16(str(tmp_path / "zen4"))
+    assert not precision.cpu_multiplies_bf16(str(tmp_path / "missing"))
+    x, net = torch.randn(2, 3), torch.nn.Linear(3, 2)
+    for native, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(precision, "cpu_multiplies_bf16", lambda native=native: native)
+        plugin = precision.BF16WhereNative()
+        with plugin.forward_context():
+            assert net(x).dtype == dtype
+        assert plugin.precision == ("bf16-mixed" if native else "32-true")
+    record = Path(zoo.__file__).parent / "configs" / "fashion_mnist_fast.yaml"
+    assert yaml.safe_load(record.read_text())["trainer"]["plugins"] == [{"class_path": "zoo.precision.BF16WhereNative"}]
+    options = {"trainer.limit_train_batches": 1, "trainer.limit_test_batches": 1, "trainer.max_epochs": 1,
+               "trainer.enable_checkpointing": False, "trainer.logger": False, "data.batch_size": 32,
+               "data.train_size": 32, "data.test_size": 32, "data.image_size": 28, "data.in_chans": 1}
+    monkeypatch.chdir(tmp_path)
+    for given, expected in (({}, "32-true"), ({"trainer.precision": "bf16-mixed"}, "bf16-mixed")):
+        result = zoo.fit(data="fake", config=record, options={**options, **given})  # a CPU without AMX (patched)
+        assert result.trainer.precision == expected  # Lightning refuses a plugin and a precision: zoo drops it
+        assert isinstance(result.trainer.precision_plugin, precision.BF16WhereNative) == (not given)
 
 
 def test_channels_last_keeps_the_outputs_and_trains():

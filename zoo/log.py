@@ -90,6 +90,8 @@ def quiet_lightning() -> Iterator[None]:
             for message in (r"You requested to overfit but enabled train dataloader shuffling",
                             r"The number of training batches \(\d+\) is smaller than the logging"):
                 warnings.filterwarnings("ignore", message=message)
+            # bf16-mixed keeps float32 weights: the summary's 32-bit size, which it warns it falls back to, is right
+            warnings.filterwarnings("ignore", message=r"Precision bf16-mixed is not supported by the model summary")
             yield
     finally:
         if environment is None:

@@ -40,6 +40,7 @@ from zoo.options import (
     given_options,
     option_errors,
 )
+from zoo.precision import BF16WhereNative
 from zoo.registry import DATASETS, MODELS
 from zoo.runfolder import release
 from zoo.runs import (
@@ -192,7 +193,8 @@ class ZooCLI(LightningCLI):
         (:class:`zoo.callbacks.ProgressBar`) is added unless the bar is off or the user chose another, zoo's
         printing of the results (:class:`zoo.callbacks.Results`) always, and checkpoints are written atomically
         (:class:`zoo.checkpoint.AtomicCheckpointIO`) unless the user chose another checkpoint plugin, and nothing
-        is profiled (:class:`NoProfiler`) unless ``--trainer.profiler`` asks.
+        is profiled (:class:`NoProfiler`) unless ``--trainer.profiler`` asks; a precision given replaces a
+        config's :class:`zoo.precision.BF16WhereNative` (Lightning refuses both).
 
         Lightning refuses a ModelCheckpoint together with enable_checkpointing=False; the fit's
         final test then uses the last weights.
@@ -206,6 +208,9 @@ class ZooCLI(LightningCLI):
         callbacks = [*callbacks, Results()]
         plugins = config.get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]
+        if config.get("precision") is not None:  # --trainer.precision wins over a config's BF16WhereNative
+            plugins = [p for p in plugins if not isinstance(p, BF16WhereNative)]
+            config = {**config, "plugins": plugins}
         if not any(isinstance(p, CheckpointIO) for p in plugins):  # unless the user chose their own
             config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
         if config.get("profiler") is None:
