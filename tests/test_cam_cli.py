@@ -131,6 +131,28 @@ def test_cam_errors(trained):
     assert proc.returncode == 2 and "'nowhere' is neither a file nor a directory" in proc.stderr
 
 
+def test_zoo_cam_draws_and_scores_a_vision_transformers_checkpoint(tmp_path):
+    """A ViT trained by `zoo fit` (two batches: the maps' shapes and the scores' plumbing are what is tested) is
+    drawn and scored by `zoo cam` as a CNN is: its tokens on their grid, the layer found, CAM refused (no pooled
+    map before its head), the other methods scored."""
+    pytest.importorskip("timm")
+    fit = zoo_here("fit", "--model", "timm/vit_tiny_patch16_224", "--data", "digits", "--data.image_size", "32",
+                   "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches",
+                   "2", "--trainer.limit_test_batches", "2", cwd=tmp_path)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    best = str(next(tmp_path.glob("runs/*/version_0/checkpoints/best.ckpt")))
+    proc = zoo_here("cam", "--ckpt_path", best, "--method", "all", "--n", "2", "--out", "maps", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "maps" / "all.png").is_file()
+    proc = zoo_here("cam", "--ckpt_path", best, "--evaluate", "8", "--method", "hirescam", "--out", "scores",
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = next(csv.DictReader(open(tmp_path / "scores" / "scores.csv")))
+    assert row["method"] == "hirescam" and 0 <= float(row["deletion"]) <= 1 and -1 <= float(row["sanity"]) <= 1
+    proc = zoo_here("cam", "--ckpt_path", best, "--method", "cam", "--n", "2", "--out", "plain", cwd=tmp_path)
+    assert proc.returncode == 2 and "cam" in proc.stderr, proc.stderr[-2000:]
+
+
 def test_cluttered_digits_are_the_digits_split_placed_in_their_boxes():
     data = zoo.data.create("cluttered_digits", copies=2, clutter=0)
     data.setup()
