@@ -271,14 +271,21 @@ def test_bf16_where_native_reads_the_cpus_flags_and_follows_them(tmp_path, monke
         with plugin.forward_context():
             assert net(x).dtype == dtype
         assert plugin.precision == ("bf16-mixed" if native else "32-true")
+    monkeypatch.setattr(precision, "cpu_multiplies_bf16", lambda: True)
+    plugin = precision.BF16WhereNative()  # on an AMX CPU, a model on another device trains in float32
+    assert plugin.precision == "bf16-mixed"
+    plugin.connect(torch.nn.Linear(3, 2, device="meta"), [], [])
+    with plugin.forward_context():
+        assert plugin.precision == "32-true" and not torch.is_autocast_enabled("cpu")
     record = Path(zoo.__file__).parent / "configs" / "fashion_mnist_fast.yaml"
     assert yaml.safe_load(record.read_text())["trainer"]["plugins"] == [{"class_path": "zoo.precision.BF16WhereNative"}]
     options = {"trainer.limit_train_batches": 1, "trainer.limit_test_batches": 1, "trainer.max_epochs": 1,
                "trainer.enable_checkpointing": False, "trainer.logger": False, "data.batch_size": 32,
                "data.train_size": 32, "data.test_size": 32, "data.image_size": 28, "data.in_chans": 1}
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(precision, "cpu_multiplies_bf16", lambda: False)  # a CPU without AMX
     for given, expected in (({}, "32-true"), ({"trainer.precision": "bf16-mixed"}, "bf16-mixed")):
-        result = zoo.fit(data="fake", config=record, options={**options, **given})  # a CPU without AMX (patched)
+        result = zoo.fit(data="fake", config=record, options={**options, **given})
         assert result.trainer.precision == expected  # Lightning refuses a plugin and a precision: zoo drops it
         assert isinstance(result.trainer.precision_plugin, precision.BF16WhereNative) == (not given)
 

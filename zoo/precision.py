@@ -48,7 +48,14 @@ class BF16WhereNative(MixedPrecision):
 
     def connect(self, model: Module, optimizers: list[Optimizer], lr_schedulers: list[Any]
                 ) -> tuple[Module, list[Optimizer], list[Any]]:
-        """Lightning's hook as the Trainer starts its work: where the choice is logged, once."""
+        """Lightning's hook as the Trainer starts its work: where the choice is logged, once. A model that is not
+        on the CPU trains in float32: the plugin's autocast is the CPU's."""
+        device = next(model.parameters(), None)
+        if device is not None and device.device.type != "cpu" and self.precision == "bf16-mixed":
+            self.precision = "32-true"  # type: ignore[assignment]
+            note(f"32-true: BF16WhereNative chooses for the CPU, and the model is on {device.device.type}; give "
+                 f"--trainer.precision (bf16-mixed, 16-mixed) for that device")
+            self._said = True
         if not self._said:
             self._said = True
             note("bf16-mixed: this CPU multiplies bfloat16 in hardware (AMX); --trainer.precision 32-true "
