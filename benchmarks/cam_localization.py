@@ -88,8 +88,8 @@ def main() -> None:
         titles = [f"{p} ({q:.2f}) / true {t}" for p, q, t in
                   zip(result.targets.tolist(), result.probs.tolist(), y[:16].tolist(), strict=True)]
         save_grid(shown, result.maps, titles, f"{args.images}/cam_{name}.png", boxes=boxes[:16])
-        table = write(args.out, rows, pointing_rows, iou_rows, floor, len(x), len(data.test_set))  # a stopped run
-        # keeps the models measured so far
+        # written after each model: a stopped run keeps the models measured so far
+        table = write(args.out, rows, pointing_rows, iou_rows, floor, len(x), len(data.test_set))
     print(table)
 
 

@@ -44,23 +44,24 @@ class BF16WhereNative(MixedPrecision):
         super().__init__("bf16-mixed", "cpu")
         if not cpu_multiplies_bf16():
             self.precision = "32-true"  # type: ignore[assignment]  # what Trainer.precision reports
-        self._said = False
+        self.announced = False  # zoo's own attribute: the choice is logged once, at the first connect
 
     def connect(self, model: Module, optimizers: list[Optimizer], lr_schedulers: list[Any]
                 ) -> tuple[Module, list[Optimizer], list[Any]]:
         """Lightning's hook as the Trainer starts its work: where the choice is logged, once. A model that is not
         on the CPU trains in float32: the plugin's autocast is the CPU's."""
-        device = next(model.parameters(), None)
-        if device is not None and device.device.type != "cpu" and self.precision == "bf16-mixed":
-            self.precision = "32-true"  # type: ignore[assignment]
-            note(f"32-true: BF16WhereNative chooses for the CPU, and the model is on {device.device.type}; give "
-                 f"--trainer.precision (bf16-mixed, 16-mixed) for that device")
-            self._said = True
-        if not self._said:
-            self._said = True
-            note("bf16-mixed: this CPU multiplies bfloat16 in hardware (AMX); --trainer.precision 32-true "
-                 "keeps float32" if self.precision == "bf16-mixed" else
-                 "32-true: this CPU has no bfloat16 matrix units (AMX), where bf16-mixed would pay")
+        if not self.announced:
+            self.announced = True
+            parameter = next(model.parameters(), None)
+            device = "cpu" if parameter is None else parameter.device.type
+            if device != "cpu" and self.precision == "bf16-mixed":
+                self.precision = "32-true"  # type: ignore[assignment]
+                note(f"32-true: BF16WhereNative chooses for the CPU, and the model is on {device}; give "
+                     f"--trainer.precision (bf16-mixed, 16-mixed) for that device")
+            else:
+                note("bf16-mixed: this CPU multiplies bfloat16 in hardware (AMX); --trainer.precision 32-true "
+                     "keeps float32" if self.precision == "bf16-mixed" else
+                     "32-true: this CPU has no bfloat16 matrix units (AMX), where bf16-mixed would pay")
         return super().connect(model, optimizers, lr_schedulers)
 
     @contextlib.contextmanager
