@@ -63,7 +63,9 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, monkeypatch
     # the typed record every consumer reads: the same facts, the net's arguments apart from the classifier's
     record = CheckpointRecord.read(path)
     assert (record.model, record.num_classes, record.in_chans, record.image_size) == ("mlp", 10, 1, 32)
-    assert record.net_arguments == {"hidden": [64], "dropout": 0.1} and record.probe_stage is None
+    # every argument the net was built with, the builder's defaults included (a later default cannot change it)
+    assert record.net_arguments == {"hidden": [64], "dropout": 0.1, "activation": "relu"}
+    assert record.probe_stage is None
     assert record.data.name == "digits" and record.data.mean == data.mean and record.labels == data.class_names
     assert record.optimizer["class_path"] == "torch.optim.SGD" and record.optimizer["init_args"]["lr"] == 0.05
     assert (record.epoch, record.global_step) == (trainer.current_epoch, trainer.global_step)

@@ -101,7 +101,7 @@ def test_a_chosen_class_keeps_its_own_defaults(tmp_path):
     """The default model and data must not lend their arguments to the ones a user picks."""
     proc = zoo_here("fit", "--model", "mlp", "--data", "cluttered_digits", "--print_config", cwd=tmp_path)
     config = yaml.safe_load(proc.stdout)
-    assert config["model"]["init_args"]["activation"] == "relu"  # lenet5's default is tanh
+    assert config["model"]["init_args"]["activation"] is None  # unset: mlp builds its own relu, not lenet5's tanh
     assert config["data"]["init_args"]["augment"] == "none"  # digits' default is crop
 
 
@@ -109,6 +109,8 @@ def test_model_help_lists_the_nets_own_arguments(tmp_path):
     proc = zoo_here("fit", "--model.help", "mlp", cwd=tmp_path)
     assert proc.returncode == 0
     assert "--model.hidden" in proc.stdout and "widths of the hidden layers" in proc.stdout
+    # the generated arguments default to None (unset); the help says what the net is built with then
+    assert "(unset: [256, 128], or what zoo's weights were made with)" in " ".join(proc.stdout.split())
     assert "--model.loss" in proc.stdout
 
 
@@ -268,7 +270,7 @@ def test_a_plugin_style_name_with_a_slash_trains_from_the_cli(tmp_path, monkeypa
     (["fit", "--trainer.max_epochs", "abc"],
      "zoo: error: --trainer.max_epochs: expected one of [int, NoneType], got abc; see: zoo fit --help"),
     (["fit", "--model", "mlp", "--model.hidden", "x"],
-     "zoo: error: --model.hidden: Expected a list. Got value: x; see: zoo fit --help"),
+     "zoo: error: --model.hidden: expected one of [list[int], NoneType], got x; see: zoo fit --help"),
     (["fit", "--trainer.logger", "WandbLogger"],
      "zoo: error: WandbLogger needs the package wandb>=0.12.10: pip install 'wandb>=0.12.10'"),
 ])

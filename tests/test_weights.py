@@ -233,3 +233,38 @@ def test_the_data_follows_the_weights_it_is_made_for(registered, tmp_path):
     assert zoo.data.create("digits", weights=weights, image_size=16).image_size == 16  # a choice stays the user's
     unsized = Weights("lenet5", "x", "0" * 64, file="f")  # weights that record no size: the net's own, 32
     assert zoo.data.create("fake", weights=unsized).image_size == 32
+
+
+def test_zoo_fit_tells_what_is_given_from_what_is_left_to_the_weights(registered, tmp_path):
+    """With zoo's weights, what the command line or a config leaves unset is what they were made with (their image
+    size, their net's arguments), and what either gives is the user's, the builder's default value included: the
+    generated --model.* arguments default to None, the data's image_size too."""
+    from conftest import zoo_here
+
+    from zoo.checkpoint import CheckpointRecord
+    from zoo.options import data_class_path
+
+    path = tmp_path / "lenet5-24.safetensors"
+    made = {"num_classes": 10, "in_chans": 1, "image_size": 24, "activation": "relu", "pool": "max"}
+    save_file(zoo.create_model("lenet5", **made).state_dict(), path)
+    registered(Weights("lenet5", "test", sha256_of(path), file=str(path), arguments=made))
+    short = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1",
+             "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false"]
+
+    def built(*args: str) -> CheckpointRecord:
+        run = zoo_here("fit", *args, *short, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return CheckpointRecord.read(max(tmp_path.glob("runs/lenet5-digits/version_*/checkpoints/best.ckpt"),
+                                         key=lambda p: int(p.parent.parent.name.split("_")[1])))
+
+    record = built("--model", "lenet5", "--model.weights", "zoo:test")
+    assert record.image_size == 24 and record.net_arguments == {"activation": "relu", "pool": "max"}
+    record = built("--model", "lenet5", "--model.weights", "zoo:test", "--model.activation", "tanh")
+    assert record.image_size == 24 and record.net_arguments == {"activation": "tanh", "pool": "max"}
+    config = tmp_path / "given.yaml"  # a config's values are given too, the builder's default (pool: avg) included
+    config.write_text("model:\n  class_path: zoo.train.lenet5\n  init_args:\n    weights: zoo:test\n    pool: avg\n"
+                      f"data:\n  class_path: {data_class_path('digits')}\n  init_args:\n    image_size: 32\n")
+    record = built("--config", str(config))
+    assert record.image_size == 32 and record.net_arguments == {"activation": "relu", "pool": "avg"}
+    record = built("--model", "lenet5")  # without weights: the builder's defaults, recorded
+    assert record.image_size == 32 and record.net_arguments == {"activation": "tanh", "pool": "avg"}

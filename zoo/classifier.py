@@ -20,7 +20,7 @@ from zoo.log import note
 from zoo.losses import multiclass_hinge_loss, weight_penalty
 from zoo.models.net import stage_probe
 from zoo.pretrained import implied_arguments, zoo_weights
-from zoo.registry import build_model
+from zoo.registry import build_model, own_arguments
 from zoo.schedules import Schedule
 from zoo.weights import load_weights, pretrained_cfg
 
@@ -105,6 +105,8 @@ class ImageClassifier(L.LightningModule):
                                                        "image_size": image_size, **model_kwargs})
         num_classes, in_chans = model_kwargs.pop("num_classes", None), model_kwargs.pop("in_chans")
         image_size = model_kwargs.pop("image_size")
+        # every argument the net is built with, its builder's defaults included: a reload builds the same net
+        model_kwargs = {**own_arguments(model), **model_kwargs}
         if class_names is None and made is not None and num_classes == made.arguments.get("num_classes"):
             class_names = made.meta.get("class_names")
         if num_classes is None:

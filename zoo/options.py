@@ -69,7 +69,7 @@ def _classifier_init(entry: ModelEntry) -> Any:
     classifier_params = [p for n, p in inspect.signature(ImageClassifier.__init__).parameters.items()
                          if n not in ("self", "model", "model_kwargs") and n not in taken]
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
-    params += [p.replace(kind=p.KEYWORD_ONLY) for p in builder_params + classifier_params]
+    params += [_unset(p) for p in builder_params] + [p.replace(kind=p.KEYWORD_ONLY) for p in classifier_params]
     name, base = entry.name, classifier_for(entry.name)
 
     def __init__(self: ImageClassifier, **kwargs: Any) -> None:
@@ -80,10 +80,28 @@ def _classifier_init(entry: ModelEntry) -> Any:
     return __init__
 
 
+def _unset(param: inspect.Parameter) -> inspect.Parameter:
+    """A builder argument as the command line takes it: None (unset) by default, so that a config and the command
+    line can leave it to zoo's weights (the converged LeNet-5's ReLU) or to the builder's own default, which the help
+    states (:func:`_merged_doc`). LightningCLI passes every argument it has, so a real default here would read as
+    the user's choice."""
+    if param.default is param.empty or param.default is None:
+        return param.replace(kind=param.KEYWORD_ONLY)
+    annotation = param.annotation if param.annotation is param.empty else param.annotation | None
+    return param.replace(kind=param.KEYWORD_ONLY, default=None, annotation=annotation)
+
+
 def _merged_doc(entry: ModelEntry) -> str:
-    """The builder's docstring with the classifier's argument docs appended (for ``--help``)."""
+    """The builder's docstring, each argument with its default, and the classifier's argument docs appended (for
+    ``--help``: the generated signature defaults the builder's arguments to None, :func:`_unset`)."""
     builder = docstring_parser.parse(inspect.getdoc(entry.builder) or entry.name)
     classifier = docstring_parser.parse(inspect.getdoc(ImageClassifier) or "")
+    defaults = inspect.signature(entry.builder).parameters
+    for param in builder.params:
+        default = getattr(defaults.get(param.arg_name), "default", None)
+        if default not in (None, inspect.Parameter.empty) and "default" not in (param.description or "").lower():
+            unset = f"(unset: {default}, or what zoo's weights were made with)"
+            param.description = f"{param.description or ''} {unset}".strip()
     have = {p.arg_name for p in builder.params}
     builder.meta += [p for p in classifier.params if p.arg_name not in have | {"model", "**model_kwargs"}]
     return docstring_parser.compose(builder, style=docstring_parser.DocstringStyle.GOOGLE)
@@ -173,28 +191,20 @@ def expand_shorthands(argv: list[str]) -> list[str]:
 
 
 def as_the_weights_were_made(config: Any, given: Mapping[str, str]) -> None:
-    """With zoo's weights (``--model.weights zoo:TAG``) the net is built as they were made and the data sized as
-    they expect, as :func:`zoo.pretrained.implied_arguments` decides: each of the net's own arguments not `given` on
-    the command line takes the weights' value (the converged LeNet-5's ReLU and max pooling), and data with an
-    ``image_size`` resizes to theirs unless ``--data.image_size`` or ``--model.image_size`` is given, as
-    torchvision's ``weights.transforms()`` resizes. Classes and channels stay the data's (a new head or an adapted
-    first convolution). LightningCLI passes every builder argument, defaults included, so the decision is written
-    into the config here, before the classes are made."""
+    """With zoo's weights (``--model.weights zoo:TAG``) the data is sized as they expect, as torchvision's
+    ``weights.transforms()`` resizes: data with an ``image_size`` it was not given (``--data.image_size`` on the
+    command line or in a config; ``--model.image_size``) takes the size :func:`zoo.pretrained.implied_arguments`
+    decides, and the link carries it into the model. The net's own arguments need nothing here: the generated
+    classes leave them None until given (:func:`_unset`), and :class:`ImageClassifier` asks the same function."""
     init = config.model.get("init_args")
-    if init is None:
+    data = config.data.get("init_args") if config.get("data") else None
+    if init is None or data is None or "image_size" not in data or "--model.image_size" in given:
         return
     module, _, name = config.model.class_path.rpartition(".")
     model = getattr(getattr(importlib.import_module(module), name), "registry_name", None) or init.get("model")
     made = zoo_weights(model, init.get("weights"))
-    if made is None:  # only zoo's weights record what they were made with
-        return
-    decided = implied_arguments(model, made, {k: v for k, v in init.items() if f"--model.{k}" in given})
-    data = config.data.get("init_args") if config.get("data") else None
-    if data is not None and "image_size" in data and not {"--data.image_size", "--model.image_size"} & set(given):
-        data["image_size"] = decided["image_size"]  # linked into the model from there
-    for key, value in decided.items():
-        if key not in LINKED and key in init:
-            init[key] = value
+    if made is not None and data["image_size"] is None:  # only zoo's weights record what they were made with
+        data["image_size"] = implied_arguments(model, made)["image_size"]
 
 
 def given_options(argv: list[str]) -> dict[str, str]:

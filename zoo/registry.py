@@ -289,10 +289,11 @@ def default_arguments(name: str) -> dict[str, int | None]:
     return {key: given[key] if isinstance(given.get(key), int) else registered[key] for key in registered}
 
 
-
-
-
-
+def own_arguments(name: str) -> dict[str, Any]:
+    """The net's own builder arguments (not classes, channels or image size) that have a default other than None,
+    with it: what a net built without them gets."""
+    return {key: value for key, value in builder_arguments(MODELS.get(name).builder).items()
+            if key not in ("num_classes", "in_chans", "image_size") and value not in (None, inspect.Parameter.empty)}
 
 
 CATALOG = Path(__file__).with_name("catalog.json")

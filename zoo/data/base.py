@@ -104,8 +104,10 @@ def split_train_val(labels: np.ndarray, val_split: int | float, split_seed: int,
 MAX_IMAGE_SIZE = 1024  # digits alone at 100,000 px asked for 40 GB before anything said why
 
 
-def check_image_size(image_size: int) -> int:
-    """`image_size` if it is a side length zoo can hold images at (1 to MAX_IMAGE_SIZE pixels); else one error."""
+def check_image_size(image_size: int | None, native: int | None = None) -> int:
+    """`image_size` if it is a side length zoo can hold images at (1 to MAX_IMAGE_SIZE pixels), `native` if it is
+    None (unset: ``zoo fit`` sets it to what zoo's weights were made at); else one error."""
+    image_size = native if image_size is None else image_size
     if isinstance(image_size, bool) or not isinstance(image_size, int) or not 1 <= image_size <= MAX_IMAGE_SIZE:
         raise InputError(f"image_size must be an integer from 1 to {MAX_IMAGE_SIZE} (pixels a side), "
                          f"got {image_size!r}")
@@ -405,10 +407,13 @@ class DownloadedDataModule(ImageDataModule):
     ``download`` allows, else raise a ZooError that says which files to put where.
     """
 
-    def __init__(self, data_dir: str, image_size: int, download: bool, **kwargs: Any) -> None:
+    native_size: int  # the files' own height and width: the image size when none is given
+
+    def __init__(self, data_dir: str, image_size: int | None, download: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.data_dir, self.image_size, self.download = data_dir, check_image_size(image_size), download
-        self.save_arguments(data_dir=data_dir, image_size=image_size, download=download)
+        self.data_dir, self.download = data_dir, download
+        self.image_size = check_image_size(image_size, self.native_size)
+        self.save_arguments(data_dir=data_dir, image_size=self.image_size, download=download)
         if not download:
             self.ensure_files()  # missing files fail here, before a trainer writes anything
 

@@ -64,6 +64,7 @@ class CIFARDataModule(DownloadedDataModule):
     label_key = "labels"
     names_key = "label_names"
     in_chans = 3
+    native_size = 32
 
     @property
     def folder(self) -> Path:
@@ -134,7 +135,8 @@ class CIFAR10DataModule(CIFARDataModule):
 
     Args:
         data_dir: folder holding ``cifar-10-batches-py`` (torchvision's layout); downloaded there when missing.
-        image_size: height and width (32 is the original; resized once, in memory).
+        image_size: height and width, resized once, in memory (default: 32, the original; with zoo's weights
+            (``--model.weights zoo:TAG``) the size they were made at).
         download: download the archive when files are missing.
         verify: check each file's md5 against the published one before reading it (False: files you made).
         batch_size: images per batch.
@@ -147,8 +149,8 @@ class CIFAR10DataModule(CIFARDataModule):
     num_classes = 10
     class_names = _CIFAR10
 
-    def __init__(self, data_dir: str = "data", image_size: int = 32, download: bool = True, verify: bool = True,
-                 batch_size: int = 128, val_split: int | float = 5000, augment: str = "standard",
+    def __init__(self, data_dir: str = "data", image_size: int | None = None, download: bool = True,
+                 verify: bool = True, batch_size: int = 128, val_split: int | float = 5000, augment: str = "standard",
                  **kwargs: Any) -> None:
         self.verify = verify
         super().__init__(data_dir, image_size, download, batch_size=batch_size, val_split=val_split, augment=augment,
@@ -162,7 +164,8 @@ class CIFAR100DataModule(CIFARDataModule):
 
     Args:
         data_dir: folder holding ``cifar-100-python`` (torchvision's layout); downloaded there when missing.
-        image_size: height and width (32 is the original).
+        image_size: height and width (default: 32, the original; with zoo's weights (``--model.weights zoo:TAG``) the
+            size they were made at).
         download: download the archive when files are missing.
         verify: check each file's md5 against the published one before reading it (False: files you made).
         batch_size: images per batch.
@@ -177,8 +180,8 @@ class CIFAR100DataModule(CIFARDataModule):
     num_classes = 100
     class_names = _CIFAR100
 
-    def __init__(self, data_dir: str = "data", image_size: int = 32, download: bool = True, verify: bool = True,
-                 batch_size: int = 128, val_split: int | float = 5000, augment: str = "standard",
+    def __init__(self, data_dir: str = "data", image_size: int | None = None, download: bool = True,
+                 verify: bool = True, batch_size: int = 128, val_split: int | float = 5000, augment: str = "standard",
                  **kwargs: Any) -> None:
         self.verify = verify
         super().__init__(data_dir, image_size, download, batch_size=batch_size, val_split=val_split, augment=augment,

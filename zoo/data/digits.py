@@ -44,7 +44,8 @@ class DigitsDataModule(ImageDataModule):
     to `image_size` and normalized with the mean and std of the training split.
 
     Args:
-        image_size: height and width the 8x8 scans are resized to (32 suits LeNet and the CNNs).
+        image_size: height and width the 8x8 scans are resized to (default: 32, which suits LeNet and the CNNs;
+            with zoo's weights (``--model.weights zoo:TAG``) the size they were made at).
         test_split: fraction (or count) of all images held out for testing.
         batch_size: images per batch.
         val_split: count (or fraction) of the remaining images used for validation.
@@ -61,7 +62,7 @@ class DigitsDataModule(ImageDataModule):
 
     def __init__(
         self,
-        image_size: int = 32,
+        image_size: int | None = None,
         test_split: int | float = 0.2,
         batch_size: int = 64,
         val_split: int | float = 180,
@@ -70,10 +71,10 @@ class DigitsDataModule(ImageDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, val_split=val_split, augment=augment, **kwargs)
-        self.image_size, self.test_split = check_image_size(image_size), test_split
+        self.image_size, self.test_split = check_image_size(image_size, 32), test_split
         self.keep_classes(classes)
         self.split_indices()  # a bad split fails here, before a trainer writes anything
-        self.save_arguments(image_size=image_size, test_split=test_split, classes=self.classes)
+        self.save_arguments(image_size=self.image_size, test_split=test_split, classes=self.classes)
 
     def split_indices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Indices into ``load_digits()`` of the train, val and test images."""

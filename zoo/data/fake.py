@@ -15,7 +15,8 @@ class FakeDataModule(ImageDataModule):
 
     Args:
         num_classes: number of classes.
-        image_size: height and width.
+        image_size: height and width (default: 32; with zoo's weights (``--model.weights zoo:TAG``) the size they were
+            made at).
         in_chans: channels.
         train_size: training images (the validation split is taken from them).
         test_size: test images.
@@ -23,17 +24,17 @@ class FakeDataModule(ImageDataModule):
         **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.base.ImageDataModule`).
     """
 
-    def __init__(self, num_classes: int = 10, image_size: int = 32, in_chans: int = 3, train_size: int = 1000,
+    def __init__(self, num_classes: int = 10, image_size: int | None = None, in_chans: int = 3, train_size: int = 1000,
                  test_size: int = 200, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        for name, value in (("num_classes", num_classes), ("image_size", image_size), ("in_chans", in_chans),
+        for name, value in (("num_classes", num_classes), ("in_chans", in_chans),
                             ("train_size", train_size), ("test_size", test_size)):
             if not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
-        self.num_classes, self.image_size, self.in_chans = num_classes, check_image_size(image_size), in_chans
+        self.num_classes, self.image_size, self.in_chans = num_classes, check_image_size(image_size, 32), in_chans
         self.train_size, self.test_size, self.seed = train_size, test_size, seed
         self.class_names = [f"class_{i}" for i in range(num_classes)]
-        self.save_arguments(num_classes=num_classes, image_size=image_size, in_chans=in_chans,
+        self.save_arguments(num_classes=num_classes, image_size=self.image_size, in_chans=in_chans,
                             train_size=train_size, test_size=test_size, seed=seed)
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

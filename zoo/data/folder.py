@@ -97,7 +97,8 @@ class FolderDataModule(ImageDataModule):
 
     Args:
         data_dir: the root folder.
-        image_size: height and width the model sees.
+        image_size: height and width the model sees (default: 224; with zoo's weights (``--model.weights zoo:TAG``) the
+            size they were made at).
         in_chans: 3 (RGB) or 1 (grey).
         test_split: without a ``test/`` folder, the fraction (or count) of images held out for testing.
         strict: stop at the first unreadable file instead of skipping it.
@@ -107,13 +108,13 @@ class FolderDataModule(ImageDataModule):
         **kwargs: the arguments every zoo DataModule takes (see :class:`zoo.data.base.ImageDataModule`).
     """
 
-    def __init__(self, data_dir: str = "images", image_size: int = 224, in_chans: int = 3,
+    def __init__(self, data_dir: str = "images", image_size: int | None = None, in_chans: int = 3,
                  test_split: int | float = 0.1, strict: bool = False, batch_size: int = 32,
                  val_split: int | float = 0.1, num_workers: int = 2, **kwargs: Any) -> None:
         super().__init__(batch_size=batch_size, val_split=val_split, num_workers=num_workers, **kwargs)
         if in_chans not in (1, 3):
             raise InputError(f"in_chans must be 1 (grey) or 3 (RGB), got {in_chans!r}")
-        self.data_dir, self.image_size, self.in_chans = Path(data_dir), check_image_size(image_size), in_chans
+        self.data_dir, self.image_size, self.in_chans = Path(data_dir), check_image_size(image_size, 224), in_chans
         self.test_split, self.strict = test_split, strict
         root = self.data_dir / "train" if (self.data_dir / "train").is_dir() else self.data_dir
         self.splits = {"train": scan(root, strict)}
@@ -134,8 +135,8 @@ class FolderDataModule(ImageDataModule):
                 raise InputError(f"{self.data_dir / name} has classes {classes}, train has {self.class_names}")
         self.num_classes = len(self.class_names)
         self.root = root
-        self.save_arguments(data_dir=str(data_dir), image_size=image_size, in_chans=in_chans, test_split=test_split,
-                            strict=strict)
+        self.save_arguments(data_dir=str(data_dir), image_size=self.image_size, in_chans=in_chans,
+                            test_split=test_split, strict=strict)
 
     def _labelled(self, split: str) -> tuple[list[Path], np.ndarray]:
         files, classes = self.splits[split]

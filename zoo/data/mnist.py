@@ -81,11 +81,12 @@ class MNISTLikeDataModule(DownloadedDataModule):
     dataset: type = datasets.MNIST
     num_classes = 10
     in_chans = 1
+    native_size = 28
     title = "MNIST"
     system_dir: str | None = None  # where a system package installs the files
     system_package: str | None = None  # the Debian package that does
 
-    def __init__(self, data_dir: str, image_size: int, download: bool, classes: list[int] | None = None,
+    def __init__(self, data_dir: str, image_size: int | None, download: bool, classes: list[int] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(data_dir, image_size, download, **kwargs)
         self.keep_classes(classes)
@@ -147,7 +148,8 @@ class MNISTDataModule(MNISTLikeDataModule):
     Args:
         data_dir: folder holding ``MNIST/raw`` (torchvision's layout) or the four published files;
             downloaded into ``MNIST/raw`` when missing.
-        image_size: height and width (28 is the original; resized once, in memory).
+        image_size: height and width, resized once, in memory (default: 28, the original; with zoo's weights
+            (``--model.weights zoo:TAG``) the size they were made at).
         download: download the files when they are missing.
         batch_size: images per batch.
         val_split: validation images taken from the 60,000 training images.
@@ -159,8 +161,9 @@ class MNISTDataModule(MNISTLikeDataModule):
     dataset = datasets.MNIST
     class_names = [str(d) for d in range(10)]
 
-    def __init__(self, data_dir: str = "data", image_size: int = 28, download: bool = True, batch_size: int = 128,
-                 val_split: int | float = 5000, augment: str = "crop", classes: list[int] | None = None,
+    def __init__(self, data_dir: str = "data", image_size: int | None = None, download: bool = True,
+                 batch_size: int = 128, val_split: int | float = 5000, augment: str = "crop",
+                 classes: list[int] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(data_dir, image_size, download, batch_size=batch_size, val_split=val_split, augment=augment,
                          classes=classes, **kwargs)
@@ -176,7 +179,8 @@ class FashionMNISTDataModule(MNISTLikeDataModule):
     Args:
         data_dir: folder holding ``FashionMNIST/raw`` (torchvision's layout) or the four published files;
             searched before the system-wide copy; downloaded into ``FashionMNIST/raw`` when no copy exists.
-        image_size: height and width (28 is the original).
+        image_size: height and width (default: 28, the original; with zoo's weights (``--model.weights zoo:TAG``) the
+            size they were made at).
         download: download the files when no copy exists.
         batch_size: images per batch.
         val_split: validation images taken from the 60,000 training images.
@@ -194,8 +198,9 @@ class FashionMNISTDataModule(MNISTLikeDataModule):
     class_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot"]
 
-    def __init__(self, data_dir: str = "data", image_size: int = 28, download: bool = True, batch_size: int = 128,
-                 val_split: int | float = 5000, augment: str = "none", classes: list[int] | None = None,
+    def __init__(self, data_dir: str = "data", image_size: int | None = None, download: bool = True,
+                 batch_size: int = 128, val_split: int | float = 5000, augment: str = "none",
+                 classes: list[int] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(data_dir, image_size, download, batch_size=batch_size, val_split=val_split, augment=augment,
                          classes=classes, **kwargs)
