@@ -3,8 +3,9 @@
 For each model (zoo's Fashion-MNIST weights, its test images at the weights' size; a ViT at random, since zoo ships
 no transformer weights) and each method both have, the maps of --n images are computed by
 ``zoo.cam.compute_cam`` and by pytorch-grad-cam (``GradCAM(model, target_layers=[layer])(x, targets)``,
-its default batch sizes), each once untimed, then alternately, best of --rounds. Prints seconds per image and the
-ratio pytorch-grad-cam / zoo (above 1: zoo is faster), and writes the table as JSON.
+its default batch sizes), each once untimed, then alternately, each timed call after a pause of 0.2 s, best of
+--rounds. Prints seconds per image and the ratio pytorch-grad-cam / zoo (above 1: zoo is faster), and writes the
+table as JSON.
 
     python benchmarks/cam_speed.py                      # resnet20, lenet5, densenet_bc40_s, a ViT; a few minutes
 """
@@ -19,6 +20,12 @@ import torch
 
 import zoo
 from zoo.cam import compute_cam, transformer_layer
+
+# before each timed call: the threads a library leaves spinning after its call (OpenBLAS's, OpenCV's) take the cores
+# from whatever runs next; a torch forward of ResNet-20 on 64 images right after pytorch-grad-cam's EigenCAM took
+# 112-122 ms against 21.5 ms alone, 0.2 s later as alone. Timing the two in turn without a pause charged each with
+# the other's leftovers (zoo's EigenCAM 112 ms in turn, 46 ms alone).
+PAUSE = 0.2
 
 REFERENCE = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "hirescam": "HiResCAM", "xgradcam": "XGradCAM",
              "layercam": "LayerCAM", "gradcamelementwise": "GradCAMElementWise", "eigencam": "EigenCAM",
@@ -64,9 +71,11 @@ def main() -> None:
             reference(input_tensor=x, targets=wanted)
             ours, theirs = [], []
             for _ in range(args.rounds):
+                time.sleep(PAUSE)
                 start = time.perf_counter()
                 compute_cam(net, x, targets, method)
                 ours.append(time.perf_counter() - start)
+                time.sleep(PAUSE)
                 start = time.perf_counter()
                 reference(input_tensor=x, targets=wanted)
                 theirs.append(time.perf_counter() - start)
