@@ -227,24 +227,12 @@ def cv(args: argparse.Namespace) -> None:
 
 
 def search(args: argparse.Namespace) -> None:
-    from zoo import search
+    from zoo.search import search
 
-    grid, draws = search.parse_grid(args.grid), search.parse_random(args.random)
-    if not grid and not draws:
-        raise InputError("nothing to search: give --grid KEY=V1,V2 and/or --random KEY=DIST:ARGS (see zoo search -h)")
-    repeats = args.trials if args.trials is not None else (8 if draws and not grid else 1)
-    if repeats < 1:
-        raise InputError(f"--trials must be 1 or more, got {repeats}")
-    out = Path(args.out)
-    rows = search.run_search((["--config", args.config] if args.config else []) + args.rest, grid, draws, repeats,
-                             args.seed, out)
-    keys = [*grid, *(d.key for d in draws)]
-    body = [[str(r["trial"]), *(search.format_value(r.get(k)) for k in keys),
-             *(f"{r[m]:.2f}" if isinstance(r.get(m), (int, float)) else "-" for m in ("val_acc", "test_acc")),
-             str(r.get("status", ""))[:60]] for r in search.ranked(rows)]
-    print(table(body, ["trial", *keys, "val acc %", "test acc %", "status"]))
-    picture = search.plot(rows, keys, out / "search.png", search.log_scaled(grid, draws))
-    print(f"\n{len(rows)} trials -> {out / 'results.csv'}, {picture}")
+    header, rows, picture = search((["--config", args.config] if args.config else []) + args.rest, args.grid,
+                                   args.random, args.trials, args.seed, Path(args.out))
+    print(table(rows, header))
+    print(f"\n{len(rows)} trials -> {Path(args.out) / 'results.csv'}, {picture}")
 
 
 def bench(args: argparse.Namespace) -> None:

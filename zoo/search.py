@@ -155,6 +155,26 @@ def run_search(base: list[str], grid: dict[str, list[Any]], draws: list[Draw], r
     return rows
 
 
+def search(base: list[str], grid_options: list[str], random_options: list[str], per_point: int | None, seed: int,
+           out: Path) -> tuple[list[str], list[list[str]], Path]:
+    """``zoo search``: parse ``--grid KEY=V1,V2`` and ``--random KEY=DIST:ARGS``, fit every trial
+    (:func:`run_search`; `per_point` trials a grid point, by default 1, or 8 with random draws alone), and plot them to
+    ``out/search.png``. Returns the table's header and rows (best validation accuracy first) and the plot."""
+    grid, draws = parse_grid(grid_options), parse_random(random_options)
+    if not grid and not draws:
+        raise InputError("nothing to search: give --grid KEY=V1,V2 and/or --random KEY=DIST:ARGS (see zoo search -h)")
+    repeats = per_point if per_point is not None else (8 if draws and not grid else 1)
+    if repeats < 1:
+        raise InputError(f"--trials must be 1 or more, got {repeats}")
+    rows = run_search(base, grid, draws, repeats, seed, out)
+    keys = [*grid, *(d.key for d in draws)]
+    body = [[str(r["trial"]), *(format_value(r.get(k)) for k in keys),
+             *(f"{r[m]:.2f}" if isinstance(r.get(m), (int, float)) else "-" for m in ("val_acc", "test_acc")),
+             str(r.get("status", ""))[:60]] for r in ranked(rows)]
+    picture = plot(rows, keys, out / "search.png", log_scaled(grid, draws))
+    return ["trial", *keys, "val acc %", "test acc %", "status"], body, picture
+
+
 def format_value(value: Any) -> str:
     """A searched value as the table shows it (floats to 4 significant digits)."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
