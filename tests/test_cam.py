@@ -195,8 +195,10 @@ def test_named_layer_override():
         compute_cam(net, x, layer="layer9")
 
 
-@pytest.mark.parametrize("name", ["lenet5", "vgg11", "alexnet"])
+@pytest.mark.parametrize("name", ["lenet5", "vgg11", "alexnet", "airbench"])
 def test_plain_cam_needs_a_gap_linear_head(name):
+    """airbench's head is one linear layer after a global max pool: not CAM's average (its logit reads each channel
+    at its strongest position only)."""
     net = zoo.create_model(name, in_chans=1 if name == "lenet5" else 3, image_size=32)
     with pytest.raises(ZooError, match="plain CAM needs a head of global average pooling.*use method='gradcam'"):
         compute_cam(net, torch.randn(1, net.in_chans, 32, 32), method="cam")

@@ -86,9 +86,18 @@ def _hooked(module: nn.Module, replace: Callable[[torch.Tensor], torch.Tensor]) 
 
 
 def _is_gap_linear(net: nn.Module) -> bool:
+    """Whether the net ends in CAM's head: global average pooling, then one linear layer. A global max pool
+    (airbench's) is not: its logit reads each channel at its strongest position only, so the weighted sum of the
+    maps is not the logit's decomposition CAM draws."""
     head = getattr(net, "get_classifier", None)
-    return (head is not None and isinstance(head(), nn.Linear)
-            and getattr(net, "pre_logits_features", None) == getattr(net, "num_features", None))
+    if head is None or not isinstance(head(), nn.Linear) or \
+            getattr(net, "pre_logits_features", None) != getattr(net, "num_features", None):
+        return False
+    # the head's modules (GoogLeNet's aux1 and aux2 are None without its auxiliary classifiers)
+    heads = [getattr(net, name, None) for name in getattr(net, "head_names", ())]
+    pools = [m for head in heads if isinstance(head, nn.Module) for m in head.modules()]
+    return not any(isinstance(m, (nn.AdaptiveMaxPool2d, nn.MaxPool2d)) or getattr(m, "pool_type", "avg") != "avg"
+                   for m in pools)  # timm's SelectAdaptivePool2d names its pooling
 
 
 def transformer_layer(net: nn.Module) -> str | None:
