@@ -1,6 +1,6 @@
 """The CAM leaderboard: every CAM method on every family with ``zoo:fashion_mnist`` weights, scored for faithfulness.
 
-For each model, on the first --n (300) images of Fashion-MNIST's test split at the weights' input size, with the
+For each model, on the first --n (1,000) images of Fashion-MNIST's test split at the weights' input size, with the
 true class as target, every method of zoo.cam.METHODS is scored by zoo.cam.evaluate_faithfulness: deletion and
 insertion AUC (Petsiuk et al. 2018), ROAD most- and least-relevant first and combined (Rong et al. 2022), the
 model-randomization sanity check (Adebayo et al. 2018) and seconds per image for the maps. The same 8 images are
@@ -11,7 +11,7 @@ drawn under every method, one picture per model. Writes, under --out (benchmarks
     <model>.png          the 8 images under every method
     index.html           the page: the table and the pictures
 
-    python benchmarks/cam_board.py --n 300             # every family with weights: 30-40 minutes on 2 CPU cores
+    python benchmarks/cam_board.py --n 1000            # every family with weights: about 2 hours on 2 CPU cores
     python benchmarks/cam_board.py --models lenet5 --n 64 --out /tmp/cam   # a quick look
 
 Models whose features are not a spatial map (linear, mlp) are listed as such. Run it alone: seconds per image are
@@ -158,7 +158,7 @@ padding:2px 6px;text-align:right}}td:first-child,td:nth-child(2){{text-align:lef
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", help="comma-separated names (default: every model with zoo:fashion_mnist weights)")
-    parser.add_argument("--n", type=int, default=300, help="test images scored (default: 300)")
+    parser.add_argument("--n", type=int, default=1000, help="test images scored (default: 1000)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=16, help="deletion and insertion steps (default: 16)")
     parser.add_argument("--out", default="benchmarks/results/cam")
