@@ -29,7 +29,7 @@ from zoo.classifier import ImageClassifier, classifier_for
 from zoo.configs import config_argument
 from zoo.errors import InputError, zoo_error_behind
 from zoo.pretrained import implied_arguments, zoo_weights
-from zoo.registry import DATASETS, MODELS, ModelEntry
+from zoo.registry import DATASETS, MODELS, ModelEntry, builder_arguments
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")  # zoo predict is zoo's own (zoo/predict.py)
 LINKED = ("num_classes", "in_chans", "image_size", "class_names")  # data -> model
@@ -96,9 +96,9 @@ def _merged_doc(entry: ModelEntry) -> str:
     ``--help``: the generated signature defaults the builder's arguments to None, :func:`_unset`)."""
     builder = docstring_parser.parse(inspect.getdoc(entry.builder) or entry.name)
     classifier = docstring_parser.parse(inspect.getdoc(ImageClassifier) or "")
-    defaults = inspect.signature(entry.builder).parameters
+    defaults = builder_arguments(entry.builder)
     for param in builder.params:
-        default = getattr(defaults.get(param.arg_name), "default", None)
+        default = defaults.get(param.arg_name)
         if default not in (None, inspect.Parameter.empty) and "default" not in (param.description or "").lower():
             unset = f"(unset: {default}, or what zoo's weights were made with)"
             param.description = f"{param.description or ''} {unset}".strip()
