@@ -15,7 +15,15 @@ from torchvision.transforms import v2
 
 import zoo
 from tests.conftest import zoo_here
-from zoo.data.augment import PRESETS, BatchAugment, random_crop, random_erasing, sample_transform
+from zoo.data.augment import (
+    PRESETS,
+    BatchAugment,
+    alternating_flips,
+    flip_key,
+    random_crop,
+    random_erasing,
+    sample_transform,
+)
 from zoo.errors import InputError, ZooError
 
 # -- files in the real formats -------------------------------------------------------------------
@@ -564,3 +572,28 @@ def test_mnist_like_data_keeps_the_chosen_classes_relabelled_in_order(tmp_path):
     assert dm.hparams["classes"] == [7, 2]  # a checkpoint makes the same data again
     with pytest.raises(zoo.ZooError, match=r"distinct class numbers 0-9, got \[2, 2\]"):
         zoo.data.create("fashion_mnist", data_dir=str(tmp_path), download=False, classes=[2, 2])
+
+
+def test_alternating_flips_mirror_each_image_in_every_other_epoch():
+    """airbench's alternating flip: per image, a coin of its own in the first epoch (about half mirrored), then
+    the other side each epoch; the same coins for the same images in any batch, new ones for a new key."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (4000, 1, 12, 12), dtype=torch.uint8)
+    augment = BatchAugment([0.5], [0.25], flip=True, alternate_flips=True)
+    first = alternating_flips(x, 0, flip_key(144))
+    assert 0.45 < first.float().mean() < 0.55
+    key = flip_key(144)
+    coins = [alternating_flips(x, epoch, key) for epoch in range(3)]
+    assert torch.equal(coins[1], ~coins[0]) and torch.equal(coins[2], coins[0])
+    order = torch.randperm(4000)[:500]  # any batch of the images: each draws its own coin
+    assert torch.equal(alternating_flips(x[order], 0, key), coins[0][order])
+    assert torch.equal(alternating_flips(x.float() / 255, 0, key), coins[0])  # 0..1 float images alike
+    out = [augment(x, torch.zeros(4000), train=True, epoch=epoch)[0] for epoch in (0, 1)]
+    mirrored = [torch.isclose(o, augment.normalize(x).flip(-1)).flatten(1).all(1) for o in out]
+    assert not (mirrored[0] & mirrored[1]).any() and (mirrored[0] | mirrored[1]).all()  # each side once in 2 epochs
+    with pytest.raises(InputError, match="alternate_flips needs augment 'standard'"):
+        zoo.data.create("fake", augment="crop", alternate_flips=True)
+    dm = zoo.data.create("fake", image_size=64, alternate_flips=True)
+    dm.setup("fit")
+    with pytest.raises(InputError, match="below 64 pixels"):
+        assert dm.batch_augment is None

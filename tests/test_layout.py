@@ -15,7 +15,7 @@ import zoo
 ROOT = Path(zoo.__file__).parent
 LAYERS = [  # lowest first: a module may import its own layer and the ones below, never above
     {"zoo.errors", "zoo.version", "zoo.atomic", "zoo.spreadsheet", "zoo.results", "zoo.registry", "zoo.losses",
-     "zoo.configs", "zoo.runfolder", "zoo.figures", "zoo.log", "zoo.pretrained", "zoo.catalog"},
+     "zoo.optim", "zoo.configs", "zoo.runfolder", "zoo.figures", "zoo.log", "zoo.pretrained", "zoo.catalog"},
     {"zoo.models", "zoo.data", "zoo.weights", "zoo.checkpoint", "zoo.callbacks", "zoo.schedules",
      "zoo.precision"},
     {"zoo.classifier", "zoo.finetune", "zoo.cam", "zoo.features", "zoo.export", "zoo.predict", "zoo.runs"},

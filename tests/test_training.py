@@ -14,6 +14,7 @@ from torch.optim import lr_scheduler as torch_schedulers
 import zoo
 from tests.conftest import zoo_here
 from zoo.errors import InputError
+from zoo.optim import Muon, orthogonalized
 from zoo.schedules import SHAPES, Schedule
 
 
@@ -83,6 +84,47 @@ def test_optimizers_by_short_name_on_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     config = (tmp_path / "runs" / "mlp-digits" / "version_0" / "config.yaml").read_text()
     assert "class_path: torch.optim.RMSprop" in config and "weight_decay_norm_and_bias: true" in config
+
+
+
+def test_muon_orthogonalizes_the_filters_step_and_is_sgd_for_the_rest():
+    """zoo.optim.Muon against references no one here wrote: the SVD's U V^T for the filters' update, and
+    torch.optim.SGD (Nesterov, weight decay) for every other parameter, step for step."""
+    torch.manual_seed(0)
+    grad = torch.randn(32, 8 * 3 * 3)
+    u, _, vh = torch.linalg.svd(grad, full_matrices=False)
+    singular = torch.linalg.svdvals(orthogonalized(grad, steps=5))
+    assert singular.min() > 0.6 and singular.max() < 1.25  # the quintic iteration's band around 1, not exact
+    assert torch.nn.functional.cosine_similarity(orthogonalized(grad, 5).flatten(), (u @ vh).flatten(), 0) > 0.98
+    x, y = torch.randn(16, 3, 6, 6), torch.randint(0, 4, (16,))
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(108, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    twin = __import__("copy").deepcopy(mlp)  # no filters: Muon is Nesterov SGD, step for step
+    muon = Muon(mlp.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-3)
+    sgd = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-3)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Flatten(),
+                              torch.nn.Linear(128, 4))
+    filters = Muon([{"params": [net[0].weight, net[3].weight]}, {"params": [net[0].bias, net[3].bias]}],
+                   lr=0.1, muon_lr=0.2, weight_decay=5e-3)
+    assert [g["muon"] for g in filters.param_groups] == [False, True, False]
+    assert filters.param_groups[1]["params"] == [net[0].weight] and filters.param_groups[1]["weight_decay"] == 0
+    for _ in range(3):
+        before = net[0].weight.detach().clone()
+        for model, optimizer in ((mlp, muon), (twin, sgd), (net, filters)):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        torch.testing.assert_close(mlp.state_dict(), twin.state_dict())
+        step = (net[0].weight.detach() - before * 8 ** 0.5 / before.norm()) / 0.2  # after the norm is reset
+        singular = torch.linalg.svdvals(step.view(8, -1))
+        assert singular.min() > 0.5 and singular.max() < 1.3  # every direction moves about alike
+    with pytest.raises(InputError, match="muon_momentum must be in"):
+        Muon(net.parameters(), muon_momentum=1.0)
+    L.seed_everything(0)  # and it trains a convolutional net from zoo's groups (no decay on biases, bias_lr_scale)
+    model = zoo.create("lenet5", num_classes=10, in_chans=1, image_size=16, bias_lr_scale=4.0,
+                       optimizer=functools.partial(Muon, lr=0.1, muon_lr=0.1))
+    trainer = _trainer(max_epochs=3)
+    trainer.fit(model, zoo.data.create("digits", image_size=16, augment="none"))
+    assert trainer.callback_metrics["val_acc"] > 0.85
 
 
 # -- penalties -------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def preset(name: str) -> Preset:
     return PRESET[name]
 
 
-def random_crop(x: torch.Tensor, padding: int, flip: bool = False) -> torch.Tensor:
+def random_crop(x: torch.Tensor, padding: int, flip: bool | torch.Tensor = False) -> torch.Tensor:
     """Zero-pad each image by `padding` pixels and crop it back at a random offset of its own.
 
     With ``flip=True`` each image is also mirrored left-right with probability 1/2, in the same pass:
@@ -75,9 +75,11 @@ def random_crop(x: torch.Tensor, padding: int, flip: bool = False) -> torch.Tens
     Args:
         x: images ``[N, C, H, W]``.
         padding: pixels added on every side; each image moves by up to this much.
-        flip: random horizontal flips too.
+        flip: random horizontal flips too; or a bool tensor ``[N]``: which images to mirror
+            (:func:`alternating_flips`).
     """
-    if padding <= 0 and not flip:
+    chosen = isinstance(flip, torch.Tensor)
+    if padding <= 0 and not chosen and not flip:
         return x
     n, c, h, w = x.shape
     padding = max(padding, 0)
@@ -86,12 +88,36 @@ def random_crop(x: torch.Tensor, padding: int, flip: bool = False) -> torch.Tens
     dy = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=x.device)
     dx = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=x.device)
     cols = torch.arange(w, device=x.device)[None, None, :].expand(n, 1, w)
-    if flip:
-        mirrored = torch.rand(n, 1, 1, device=x.device) < 0.5
+    if chosen or flip:
+        mirrored = flip.view(n, 1, 1) if chosen else torch.rand(n, 1, 1, device=x.device) < 0.5
         cols = torch.where(mirrored, w - 1 - cols, cols)
     rows = torch.arange(h, device=x.device)[None, :, None]
     index = ((dy + rows) * width + dx + cols).view(n, 1, h * w).expand(n, c, h * w)
     return padded.flatten(2).gather(2, index).view(n, c, h, w)
+
+
+def alternating_flips(x: torch.Tensor, epoch: int, key: torch.Tensor) -> torch.Tensor:
+    """Which images of the batch `x` to mirror in `epoch` (from 0) under airbench's alternating flip (Jordan 2024):
+    each image is mirrored in every other epoch, starting from a coin flip of its own.
+
+    The coin is a hash of the image's pixels (their dot product with `key`, a random integer per pixel, modulo 2),
+    so an image draws the same coin in every epoch without the batch saying which image it is; a new `key`
+    draws new coins. Mirroring exactly half of the epochs, each image is seen both ways every two epochs,
+    where random flips repeat a side by chance.
+
+    Args:
+        x: the batch's unaugmented images ``[N, C, H, W]``, uint8 (0..255) or float (0..1).
+        epoch: the training epoch.
+        key: int64 ``[C * H * W]`` (:func:`flip_key`).
+    """
+    pixels = x.flatten(1).long() if not x.is_floating_point() else (x.flatten(1) * 255).round().long()
+    coin = (pixels @ key.to(x.device)) % 2 == 1
+    return coin ^ (epoch % 2 == 1)
+
+
+def flip_key(numel: int) -> torch.Tensor:
+    """A random int64 per pixel for :func:`alternating_flips`, from torch's random state (so the seed decides it)."""
+    return torch.randint(0, 2 ** 16, (numel,), dtype=torch.long)
 
 
 def random_flip(x: torch.Tensor) -> torch.Tensor:
@@ -133,6 +159,8 @@ class BatchAugment:
         std: per-channel standard deviations, likewise.
         padding: random-crop padding (0: none).
         flip: random horizontal flips.
+        alternate_flips: with `flip`, airbench's alternating flip instead (:func:`alternating_flips`): each image
+            mirrored in every other epoch.
         erasing: probability of random erasing per image.
         mixup: mixup's Beta(alpha, alpha) parameter (0: off).
         cutmix: cutmix's Beta(alpha, alpha) parameter (0: off); with mixup too, each batch uses one of them.
@@ -143,6 +171,7 @@ class BatchAugment:
     std: Sequence[float]
     padding: int = 0
     flip: bool = False
+    alternate_flips: bool = False
     erasing: float = 0.0
     mixup: float = 0.0
     cutmix: float = 0.0
@@ -156,15 +185,22 @@ class BatchAugment:
         mixers = [m(alpha=a, num_classes=self.num_classes)
                   for m, a in ((v2.MixUp, self.mixup), (v2.CutMix, self.cutmix)) if a > 0]
         self.mix: Callable | None = mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers) if mixers else None
+        self.key: torch.Tensor | None = None  # alternating_flips' coins, drawn with the first training batch
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (0..255) or float (0..1) images -> normalized float images."""
         return normalize(x, self.mean, self.std)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, train: bool,
+                 epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         if not train:
             return self.normalize(x), y
-        x = random_crop(x, self.padding, self.flip)  # pads with black, as torchvision's RandomCrop(padding=...)
+        flip: bool | torch.Tensor = self.flip
+        if self.flip and self.alternate_flips:
+            if self.key is None or len(self.key) != x[0].numel():
+                self.key = flip_key(x[0].numel())
+            flip = alternating_flips(x, epoch, self.key)
+        x = random_crop(x, self.padding, flip)  # pads with black, as torchvision's RandomCrop(padding=...)
         x = random_erasing(self.normalize(x), self.erasing)
         if self.mix is not None:
             x, y = self.mix(x, y)

@@ -21,7 +21,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
-from zoo.data.augment import BatchAugment, preset, sample_transform
+from zoo.data.augment import LARGE, BatchAugment, preset, sample_transform
 from zoo.errors import InputError, check_count
 
 
@@ -139,6 +139,8 @@ class ImageDataModule(L.LightningDataModule):
             (pad-and-crop + flip below 64 pixels, random-resized crop + flip from 64 up);
             ``autoaugment``, ``randaugment``, ``trivialaugment`` (standard + that policy).
         erasing: probability of random erasing per training image.
+        alternate_flips: mirror each training image in every other epoch, from a coin flip of its own, instead of
+            at random in each (airbench's alternating flip; for presets that flip).
         color_jitter: brightness, contrast and saturation jitter strength (0: off).
         mixup: mixup's Beta alpha (0: off; 0.2 is common).
         cutmix: cutmix's Beta alpha (0: off; 1.0 is common).
@@ -167,6 +169,7 @@ class ImageDataModule(L.LightningDataModule):
         drop_last: bool = False,
         augment: str = "standard",
         erasing: float = 0.0,
+        alternate_flips: bool = False,
         color_jitter: float = 0.0,
         mixup: float = 0.0,
         cutmix: float = 0.0,
@@ -184,9 +187,13 @@ class ImageDataModule(L.LightningDataModule):
         if folds < 1:
             raise InputError(f"folds must be 1 (no cross-validation) or more, got {folds!r}")
         preset(augment)  # a name it knows, before anything is loaded
+        if alternate_flips and (augment != "standard" or color_jitter or transform is not None):
+            raise InputError("alternate_flips needs augment 'standard' without color_jitter or a transform (an image "
+                             "must reach the batch unchanged to draw its own coin every epoch)")
         self.common_arguments = {
             "batch_size": batch_size, "val_split": val_split, "split_seed": split_seed, "num_workers": num_workers,
             "pin_memory": pin_memory, "drop_last": drop_last, "augment": augment, "erasing": erasing,
+            "alternate_flips": alternate_flips,
             "color_jitter": color_jitter, "mixup": mixup, "cutmix": cutmix, "folds": folds, "fold": fold,
             "train_per_class": train_per_class, "normalize": normalize,
         }
@@ -291,9 +298,15 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def batch_augment(self) -> BatchAugment:
+        chosen = preset(self.augment)
+        large = chosen.resized_crop(self.image_size)  # cropped and flipped in the DataLoader (sample_transform)
+        if large and self.alternate_flips:
+            raise InputError(f"alternate_flips flips on the batch, below {LARGE} pixels; these images are "
+                             f"{self.image_size} (drop alternate_flips, or give a smaller image_size)")
         return BatchAugment(
-            self.mean, self.std, padding=preset(self.augment).padding(self.image_size), flip=preset(self.augment).flips,
-            erasing=self.erasing, mixup=self.mixup, cutmix=self.cutmix, num_classes=self.num_classes,
+            self.mean, self.std, padding=chosen.padding(self.image_size), flip=chosen.flips and not large,
+            alternate_flips=self.alternate_flips, erasing=self.erasing, mixup=self.mixup, cutmix=self.cutmix,
+            num_classes=self.num_classes,
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -304,7 +317,7 @@ class ImageDataModule(L.LightningDataModule):
             augment = self._augment = self.batch_augment
         if y is None:
             return augment.normalize(x)
-        return augment(x, y, train=training)
+        return augment(x, y, train=training, epoch=self.trainer.current_epoch if training else 0)
 
     def normalized(self, split: str, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A split as normalized float images and labels (what the model sees, unaugmented): its first `n` images,
