@@ -79,6 +79,10 @@ ABLATIONS = {  # the record with one thing changed (seed 0); test-time augmentat
     "12 epochs, Muon": {"trainer.max_epochs": 12, **MUON},
     "12 epochs, Muon at 0.1, momentum 0.85": {"trainer.max_epochs": 12, **muon(0.1, 0.85)},
     "12 epochs, Muon at 0.05, momentum 0.9": {"trainer.max_epochs": 12, **muon(0.05, 0.9)},
+    "12 epochs, Muon at 0.025, momentum 0.9": {"trainer.max_epochs": 12, **muon(0.025, 0.9)},
+    "10 epochs": {"trainer.max_epochs": 10},
+    "10 epochs, Muon at 0.05, momentum 0.9, alternating flips": {"trainer.max_epochs": 10,
+                                                                  "data.alternate_flips": True, **muon(0.05, 0.9)},
     "12 epochs, Muon, alternating flips": {"trainer.max_epochs": 12, "data.alternate_flips": True, **MUON},
     "10 epochs, Muon, alternating flips": {"trainer.max_epochs": 10, "data.alternate_flips": True, **MUON},
 }
