@@ -457,3 +457,18 @@ def test_speed_options_without_a_usable_value_are_one_line(args, message, tmp_pa
     proc = zoo_here("bench", "speed", *args, "--out", str(tmp_path / "s.csv"), cwd=tmp_path)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_ctrl_c_keeps_the_finished_entries_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    from zoo.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "run_suite", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "--suite", "digits", "--data", "fake", "--seeds", "0", "--out", str(tmp_path / "board")])
+    assert stopped.value.code == 130  # 128 + SIGINT
+    message = capsys.readouterr().err
+    assert f"the finished entries are in {tmp_path / 'board' / 'results.csv'}" in message
+    assert "Run the same command again to resume" in message and "Traceback" not in message

@@ -9,15 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import ProgressBar as ProgressBarBase
 from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 
 from zoo.atomic import remove_stale_temporaries
-from zoo.checkpoint import restore_rng_states, rng_states
+from zoo.checkpoint import AtomicCheckpointIO, restore_rng_states, rng_states
 from zoo.errors import TrainingError
 from zoo.log import note
+from zoo.precision import BF16WhereNative
 
 
 class DivergenceStop(Callback):
@@ -353,3 +356,32 @@ class NoProfiler(PassThroughProfiler):
 
     def profile(self, action_name: str) -> contextlib.AbstractContextManager:
         return self._nothing
+
+
+def zoo_trainer_arguments(config: dict[str, Any], callbacks: list[Any]) -> tuple[dict[str, Any], list[Any]]:
+    """What zoo adds to the Trainer's arguments (`config`) and callbacks that LightningCLI built from the options.
+
+    ``enable_checkpointing false`` leaves out zoo's checkpoint callback (Lightning refuses a ModelCheckpoint with
+    it; the fit's final test then uses the last weights); zoo's :class:`ProgressBar` is added unless the bar is off
+    or the user chose another, :class:`Results` always; checkpoints are written atomically
+    (:class:`zoo.checkpoint.AtomicCheckpointIO`) unless the user chose another checkpoint plugin; nothing is
+    profiled (:class:`NoProfiler`) unless ``profiler`` asks; a ``precision`` given replaces a config's
+    :class:`zoo.precision.BF16WhereNative` (Lightning refuses both).
+    """
+    if config.get("enable_checkpointing") is False:
+        callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+    chosen = config.get("callbacks") or []
+    if config.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBarBase) for c in (chosen if isinstance(chosen, list) else [chosen])):
+        callbacks = [*callbacks, ProgressBar()]  # unless the user chose a bar of their own
+    callbacks = [*callbacks, Results()]
+    plugins = config.get("plugins") or []
+    plugins = plugins if isinstance(plugins, list) else [plugins]
+    if config.get("precision") is not None:  # --trainer.precision wins over a config's BF16WhereNative
+        plugins = [p for p in plugins if not isinstance(p, BF16WhereNative)]
+        config = {**config, "plugins": plugins}
+    if not any(isinstance(p, CheckpointIO) for p in plugins):  # unless the user chose their own
+        config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
+    if config.get("profiler") is None:
+        config = {**config, "profiler": NoProfiler()}
+    return config, callbacks

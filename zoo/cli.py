@@ -236,25 +236,16 @@ def search(args: argparse.Namespace) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
-    from zoo import bench
+    from zoo.bench import RESULTS, bench_suite
 
     if args.suite is None:
         raise InputError("zoo bench needs --suite SUITE (or: zoo bench render OUT, zoo bench speed; see zoo bench -h)")
-    seeds = _listed(args.seeds, int, "seeds")
-    entries = bench.load_suite(args.suite, _listed(args.models), _listed(args.data), seeds, args.set)
-    out = Path(args.out or Path("runs/bench") / entries[0].suite)
-    bench.write_references(out, bench.suite_references(args.suite))
-    try:
-        added = bench.run_suite(entries, out, Path(args.runs), progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print(f"\nzoo bench: interrupted; the finished entries are in {out / bench.RESULTS}. "
-              f"Run the same command again to resume.", file=sys.stderr)
-        sys.exit(130)
+    out, added, pages = bench_suite(args.suite, _listed(args.models), _listed(args.data),
+                                    _listed(args.seeds, int, "seeds"), args.set, args.out, Path(args.runs),
+                                    progress=not args.no_progress)
     failed = [row for row in added if row["status"] != "done"]
-    done = bench.finished(bench.read_rows(out / bench.RESULTS))
-    pages = ", ".join(map(str, bench.render(out))) if done else "none yet (no entry has finished)"
-    print(f"{len(added) - len(failed)} entries run, {len(failed)} failed -> {out / bench.RESULTS}; "
-          f"leaderboard: {pages}")
+    print(f"{len(added) - len(failed)} entries run, {len(failed)} failed -> {out / RESULTS}; "
+          f"leaderboard: {', '.join(map(str, pages)) or 'none yet (no entry has finished)'}")
     if failed:
         sys.exit(1)
 
@@ -266,16 +257,14 @@ def bench_render(args: argparse.Namespace) -> None:
 
 
 def bench_speed(args: argparse.Namespace) -> None:
-    from zoo.bench.speed import SHOWN, speed_table
+    from zoo.bench.speed import shown_line, speed_table
 
-    widths = [max(len(label), 30 if key in ("model", "reference") else 11) for key, label in SHOWN]
-    print("  ".join(label.ljust(w) for (_, label), w in zip(SHOWN, widths, strict=True)).rstrip(), flush=True)
+    print(shown_line(None), flush=True)
     doubts = 0
     for row, doubt in speed_table(_listed(args.models) or [], _listed(args.batch_size, int, "batch_size") or [],
                                   _listed(args.precision) or [], args.channels_last, args.image_size, args.device,
                                   args.rounds, args.warmup, args.bench, Path(args.out)):
-        print("  ".join(str(row.get(key, "-")).ljust(w) for (key, _), w in zip(SHOWN, widths, strict=True)).rstrip(),
-              flush=True)  # each row once, as it is measured
+        print(shown_line(row), flush=True)  # each row once, as it is measured
         if doubt:
             doubts += 1
             print(f"zoo: warning: {doubt}", file=sys.stderr)

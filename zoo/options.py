@@ -6,7 +6,8 @@
   the first release expect).
 - The shorthands: registry names for ``--model``/``--data``, ``--finetune STRATEGY``, a shipped ``--config NAME``,
   and zoo's defaults (lenet5 on digits).
-- What zoo's weights imply for the config (:func:`as_the_weights_were_made`).
+- What zoo's weights imply for the config (:func:`as_the_weights_were_made`), what a checkpoint rebuilds
+  (:func:`checkpoint_config`), and the checks of a parsed config.
 - An option error as one line with the closest valid option; ``--help``'s first screen.
 """
 
@@ -25,6 +26,7 @@ import docstring_parser
 import lightning as L
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+from zoo.checkpoint import CheckpointRecord
 from zoo.classifier import ImageClassifier, classifier_for
 from zoo.configs import config_argument
 from zoo.errors import InputError, zoo_error_behind
@@ -205,6 +207,49 @@ def as_the_weights_were_made(config: Any, given: Mapping[str, str]) -> None:
     made = zoo_weights(model, init.get("weights"))
     if made is not None and data["image_size"] is None:  # only zoo's weights record what they were made with
         data["image_size"] = implied_arguments(model, made)["image_size"]
+
+
+def checkpoint_config(ckpt_path: str, given: Mapping[str, str], chose_data: bool) -> tuple[dict, dict]:
+    """With ``--ckpt_path``, the config that rebuilds the checkpoint's model (its registry name and arguments win:
+    a ``--model`` naming another net is refused) and, unless the user chose data, names the data it was trained
+    on; and the values linked from the data (``num_classes``, ...) the checkpoint holds, to check the data against.
+    zoo checkpoints hold ImageClassifier's own arguments, not LightningCLI's layout, so they load without the CLI."""
+    record = CheckpointRecord.read(ckpt_path)
+    hparams = dict(record.hyper_parameters)
+    name, chosen = hparams.pop("model"), given.get("--model")
+    if chosen is not None and chosen != name:
+        raise InputError(f"the checkpoint {ckpt_path} holds a {name}, but --model {chosen} was given; leave "
+                         f"--model out (the checkpoint's model is rebuilt) or give a checkpoint of a {chosen}")
+    linked = {key: hparams.pop(key, None) for key in LINKED}
+    update = {"model": {"class_path": f"{CLASS_MODULE}.{classifier_class(name).__qualname__}", "init_args": hparams}}
+    if not chose_data and record.data.name in DATASETS:  # the data it was trained on
+        update["data"] = {"class_path": data_class_path(record.data.name), "init_args": record.data.arguments}
+    return update, linked
+
+
+def check_config(config: Any) -> None:
+    """A parsed config names a model and data, and neither of LightningCLI's own ``--optimizer`` and
+    ``--lr_scheduler``, which would replace zoo's optimizer setup."""
+    for key, where in (("model", "zoo models"), ("data", "zoo data list")):  # a config without one (zoo adds
+        if config.get(key) is None:                                       # lenet5/digits only without --config)
+            raise InputError(f"no {key} given: the config names none; add --{key} NAME (see: {where}) or a "
+                             f"{key}: section to the config")
+    for key in ("optimizer", "lr_scheduler"):
+        chosen = config.get(key)
+        if chosen is not None:
+            name = str(getattr(chosen, "class_path", chosen)).rsplit(".", 1)[-1]
+            raise InputError(f"--{key} is LightningCLI's and would replace zoo's optimizer setup (its parameter "
+                             "groups: no weight decay on biases and norms, fine-tuning's rates, bias_lr_scale); "
+                             f"give --model.{key} {name} instead")
+
+
+def check_linked(given: Mapping[str, str], datamodule: Any) -> None:
+    """A ``--model.num_classes`` (``in_chans``, ``image_size``) given must agree with the data it is linked from."""
+    for key in ("num_classes", "in_chans", "image_size"):
+        value, data_value = given.get(f"--model.{key}"), getattr(datamodule, key, None)
+        if value is not None and data_value is not None and value != str(data_value):
+            raise InputError(f"--model.{key} {value} contradicts the data, which gives {key}={data_value}; the model "
+                             f"takes {key} from the data: leave --model.{key} out, or choose data with {key}={value}")
 
 
 def given_options(argv: list[str]) -> dict[str, str]:

@@ -19,29 +19,26 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.fabric.plugins import CheckpointIO
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
 from lightning.pytorch.cli import LightningCLI
 
-from zoo.callbacks import NoProfiler, ProgressBar, Results
-from zoo.checkpoint import AtomicCheckpointIO, CheckpointRecord, check_sizes
+from zoo.callbacks import zoo_trainer_arguments
+from zoo.checkpoint import check_sizes
 from zoo.classifier import ImageClassifier
-from zoo.errors import InputError
 from zoo.log import quiet_lightning
 from zoo.options import (
     LIGHTNING_COMMANDS,
     LINKED,
     as_the_weights_were_made,
+    check_config,
+    check_linked,
+    checkpoint_config,
     class_identifier,
     classifier_class,
-    data_class_path,
     expand_shorthands,
     given_options,
     option_errors,
 )
-from zoo.precision import BF16WhereNative
-from zoo.registry import DATASETS, MODELS
+from zoo.registry import MODELS
 from zoo.runfolder import release
 from zoo.runs import (
     RunConfig,
@@ -189,74 +186,27 @@ class ZooCLI(LightningCLI):
         })
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:  # private: contract test
-        """``--trainer.enable_checkpointing false`` leaves out zoo's checkpoint callback; zoo's progress bar
-        (:class:`zoo.callbacks.ProgressBar`) is added unless the bar is off or the user chose another, zoo's
-        printing of the results (:class:`zoo.callbacks.Results`) always, and checkpoints are written atomically
-        (:class:`zoo.checkpoint.AtomicCheckpointIO`) unless the user chose another checkpoint plugin, and nothing
-        is profiled (:class:`NoProfiler`) unless ``--trainer.profiler`` asks; a precision given replaces a
-        config's :class:`zoo.precision.BF16WhereNative` (Lightning refuses both).
-
-        Lightning refuses a ModelCheckpoint together with enable_checkpointing=False; the fit's
-        final test then uses the last weights.
-        """
-        if config.get("enable_checkpointing") is False:
-            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
-        chosen = config.get("callbacks") or []
-        if config.get("enable_progress_bar") is not False and not any(
-                isinstance(c, LightningProgressBar) for c in (chosen if isinstance(chosen, list) else [chosen])):
-            callbacks = [*callbacks, ProgressBar()]  # unless the user chose a bar of their own
-        callbacks = [*callbacks, Results()]
-        plugins = config.get("plugins") or []
-        plugins = plugins if isinstance(plugins, list) else [plugins]
-        if config.get("precision") is not None:  # --trainer.precision wins over a config's BF16WhereNative
-            plugins = [p for p in plugins if not isinstance(p, BF16WhereNative)]
-            config = {**config, "plugins": plugins}
-        if not any(isinstance(p, CheckpointIO) for p in plugins):  # unless the user chose their own
-            config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
-        if config.get("profiler") is None:
-            config = {**config, "profiler": NoProfiler()}
+        """The Trainer with zoo's callbacks and plugins (:func:`zoo.callbacks.zoo_trainer_arguments`), writing a fit
+        without a logger into its run folder."""
+        config, callbacks = zoo_trainer_arguments(config, callbacks)
         if self.subcommand == "fit" and config.get("logger") in (False, None) and not config.get("default_root_dir"):
             # the run folder, logger or not (not written into the saved config: a re-run gets a new folder)
             config = {**config, "default_root_dir": str(next_run_folder(self.config[self.subcommand]))}
         return super()._instantiate_trainer(config, callbacks)
 
     def _parse_ckpt_path(self) -> None:  # private LightningCLI hook: tests/test_lightning_contract.py
-        """With ``--ckpt_path``, rebuild the checkpoint's model: its registry name and arguments win.
-
-        Replaces Lightning's version, which reads the hyperparameter layout LightningCLI writes;
-        zoo checkpoints hold ImageClassifier's own arguments so they load without the CLI too.
-        """
+        """With ``--ckpt_path``, rebuild the checkpoint's model (:func:`zoo.options.checkpoint_config`); replaces
+        Lightning's version, which reads the hyperparameter layout LightningCLI writes."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry"):
             return
-        record = CheckpointRecord.read(ckpt_path)
-        hparams = dict(record.hyper_parameters)
-        name = hparams.pop("model")
-        chosen = self.given.get("--model")
-        if chosen is not None and chosen != name:
-            raise InputError(f"the checkpoint {ckpt_path} holds a {name}, but --model {chosen} was given; leave "
-                             f"--model out (the checkpoint's model is rebuilt) or give a checkpoint of a {chosen}")
-        self.checkpoint_data = {key: hparams.pop(key, None) for key in LINKED}  # linked from the data
-        update = {"model": {"class_path": f"{__name__}.{classifier_class(name).__qualname__}", "init_args": hparams}}
-        data = record.data
-        if not self.user_chose_data and data.name in DATASETS:  # the data it was trained on
-            update["data"] = {"class_path": data_class_path(data.name), "init_args": data.arguments}
+        update, self.checkpoint_data = checkpoint_config(ckpt_path, self.given, self.user_chose_data)
         self.config = self.parser.parse_object({subcommand: update}, self.config)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
-        for key, where in (("model", "zoo models"), ("data", "zoo data list")):  # a config without one (zoo adds
-            if config.get(key) is None:                                       # lenet5/digits only without --config)
-                raise InputError(f"no {key} given: the config names none; add --{key} NAME (see: {where}) or a "
-                                 f"{key}: section to the config")
-        for key in ("optimizer", "lr_scheduler"):  # LightningCLI's own, which would replace configure_optimizers
-            chosen = config.get(key)
-            if chosen is not None:
-                name = str(getattr(chosen, "class_path", chosen)).rsplit(".", 1)[-1]
-                raise InputError(f"--{key} is LightningCLI's and would replace zoo's optimizer setup (its parameter "
-                                 "groups: no weight decay on biases and norms, fine-tuning's rates, bias_lr_scale); "
-                                 f"give --model.{key} {name} instead")
+        check_config(config)
         logger = config.trainer.get("logger")
         if getattr(logger, "init_args", None) is not None and logger.init_args.get("name") == "zoo":
             model = config.model.class_path.rsplit(".", 1)[-1]
@@ -275,12 +225,7 @@ class ZooCLI(LightningCLI):
         for callback in self.trainer.callbacks:
             if isinstance(callback, RunConfig):
                 callback.claimed = self._claimed
-        for key in ("num_classes", "in_chans", "image_size"):  # linked from the data: a value given must agree
-            given, data_value = self.given.get(f"--model.{key}"), getattr(self.datamodule, key, None)
-            if given is not None and data_value is not None and given != str(data_value):
-                raise InputError(f"--model.{key} {given} contradicts the data, which gives {key}={data_value}; "
-                                 f"the model takes {key} from the data: leave --model.{key} out, or choose data "
-                                 f"with {key}={given}")
+        check_linked(self.given, self.datamodule)
         check_sizes(self.datamodule, getattr(self, "checkpoint_data", {}),
                     "use data that matches the checkpoint (e.g. --data.{what} {want} where the data has that option)")
 

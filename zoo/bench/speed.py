@@ -172,6 +172,13 @@ SHOWN = [("model", "model"), ("reference", "reference"), ("precision", "precisio
          ("infer_samples_per_sec", "infer img/s"), ("infer_ratio_vs_reference", "infer ratio"),
          ("train_samples_per_sec", "train img/s"), ("train_ratio_vs_reference", "train ratio")]
 """The columns ``zoo bench speed`` prints, and their headings."""
+WIDTHS = [max(len(label), 30 if key in ("model", "reference") else 11) for key, label in SHOWN]
+
+
+def shown_line(row: dict[str, Any] | None) -> str:
+    """A row of the table ``zoo bench speed`` prints as it measures (None: the heading), in fixed-width columns."""
+    cells = [label if row is None else str(row.get(key, "-")) for key, label in SHOWN]
+    return "  ".join(cell.ljust(width) for cell, width in zip(cells, WIDTHS, strict=True)).rstrip()
 
 
 def speed_table(models: list[str], batches: list[int], precisions: list[str], channels_last: bool,
