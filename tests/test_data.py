@@ -597,3 +597,21 @@ def test_alternating_flips_mirror_each_image_in_every_other_epoch():
     dm.setup("fit")
     with pytest.raises(InputError, match="below 64 pixels"):
         assert dm.batch_augment is None
+
+
+def test_a_resumed_fit_mirrors_each_image_as_the_uninterrupted_one(tmp_path):
+    """The alternating flips' key is drawn once and kept in the checkpoint (the DataModule's state), so a fit resumed
+    from it gives each image the coin it had; a fresh fit with another seed draws another key."""
+    options = {"trainer.max_epochs": 1, "trainer.limit_train_batches": 2, "trainer.limit_val_batches": 1,
+               "trainer.limit_test_batches": 1, "trainer.enable_progress_bar": False, "data.alternate_flips": True,
+               "data.image_size": 16, "trainer.logger.init_args.save_dir": str(tmp_path)}
+    first = zoo.fit("lenet5", "fake", options)
+    key = first.datamodule.flip_key
+    assert key is not None and key.shape == (3 * 16 * 16,)
+    saved = torch.load(first.checkpoint.with_name("last.ckpt"), weights_only=True)
+    assert torch.equal(saved[type(first.datamodule).__qualname__]["flip_key"], key)
+    resumed = zoo.fit("lenet5", "fake", {**options, "trainer.max_epochs": 2,
+                                          "ckpt_path": str(first.checkpoint.with_name("last.ckpt"))})
+    assert torch.equal(resumed.datamodule.flip_key, key)
+    other = zoo.fit("lenet5", "fake", {**options, "seed_everything": 1})
+    assert not torch.equal(other.datamodule.flip_key, key)

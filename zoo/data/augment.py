@@ -161,6 +161,7 @@ class BatchAugment:
         flip: random horizontal flips.
         alternate_flips: with `flip`, airbench's alternating flip instead (:func:`alternating_flips`): each image
             mirrored in every other epoch.
+        key: the alternating flips' key (:func:`flip_key`; drawn with the first training batch when None).
         erasing: probability of random erasing per image.
         mixup: mixup's Beta(alpha, alpha) parameter (0: off).
         cutmix: cutmix's Beta(alpha, alpha) parameter (0: off); with mixup too, each batch uses one of them.
@@ -172,6 +173,7 @@ class BatchAugment:
     padding: int = 0
     flip: bool = False
     alternate_flips: bool = False
+    key: torch.Tensor | None = None
     erasing: float = 0.0
     mixup: float = 0.0
     cutmix: float = 0.0
@@ -185,7 +187,6 @@ class BatchAugment:
         mixers = [m(alpha=a, num_classes=self.num_classes)
                   for m, a in ((v2.MixUp, self.mixup), (v2.CutMix, self.cutmix)) if a > 0]
         self.mix: Callable | None = mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers) if mixers else None
-        self.key: torch.Tensor | None = None  # alternating_flips' coins, drawn with the first training batch
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (0..255) or float (0..1) images -> normalized float images."""

@@ -21,7 +21,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
-from zoo.data.augment import LARGE, BatchAugment, preset, sample_transform
+from zoo.data.augment import LARGE, BatchAugment, flip_key, preset, sample_transform
 from zoo.errors import InputError, check_count
 
 
@@ -200,6 +200,7 @@ class ImageDataModule(L.LightningDataModule):
         for key, value in self.common_arguments.items():
             setattr(self, key, value)
         self.transform = transform
+        self.flip_key: torch.Tensor | None = None  # alternate_flips' coins: drawn once, kept in checkpoints
         self.classes: list[int] | None = None  # all of the dataset's; a subclass may keep some (keep_classes)
         self.mean: list[float] = [0.0]
         self.std: list[float] = [1.0]
@@ -303,11 +304,23 @@ class ImageDataModule(L.LightningDataModule):
         if large and self.alternate_flips:
             raise InputError(f"alternate_flips flips on the batch, below {LARGE} pixels; these images are "
                              f"{self.image_size} (drop alternate_flips, or give a smaller image_size)")
+        if self.alternate_flips and self.flip_key is None:
+            self.flip_key = flip_key(self.in_chans * self.image_size ** 2)
         return BatchAugment(
             self.mean, self.std, padding=chosen.padding(self.image_size), flip=chosen.flips and not large,
-            alternate_flips=self.alternate_flips, erasing=self.erasing, mixup=self.mixup, cutmix=self.cutmix,
-            num_classes=self.num_classes,
+            alternate_flips=self.alternate_flips, key=self.flip_key, erasing=self.erasing, mixup=self.mixup,
+            cutmix=self.cutmix, num_classes=self.num_classes,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """What Lightning keeps of the data in a checkpoint: the alternating flips' key, so that a resumed fit mirrors
+        each image as the uninterrupted one would."""
+        return {} if self.flip_key is None else {"flip_key": self.flip_key}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("flip_key") is not None:
+            self.flip_key = state_dict["flip_key"]
+            self._augment = None  # made again with the key
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         x, y = batch if isinstance(batch, (tuple, list)) else (batch, None)
