@@ -21,7 +21,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
-from zoo.data.augment import LARGE, BatchAugment, flip_key, preset, sample_transform
+from zoo.data.augment import LARGE, BatchAugment, preset, sample_transform
 from zoo.errors import InputError, check_count
 
 
@@ -304,8 +304,6 @@ class ImageDataModule(L.LightningDataModule):
         if large and self.alternate_flips:
             raise InputError(f"alternate_flips flips on the batch, below {LARGE} pixels; these images are "
                              f"{self.image_size} (drop alternate_flips, or give a smaller image_size)")
-        if self.alternate_flips and self.flip_key is None:
-            self.flip_key = flip_key(self.in_chans * self.image_size ** 2)
         return BatchAugment(
             self.mean, self.std, padding=chosen.padding(self.image_size), flip=chosen.flips and not large,
             alternate_flips=self.alternate_flips, key=self.flip_key, erasing=self.erasing, mixup=self.mixup,
@@ -330,7 +328,11 @@ class ImageDataModule(L.LightningDataModule):
             augment = self._augment = self.batch_augment
         if y is None:
             return augment.normalize(x)
-        return augment(x, y, train=training, epoch=self.trainer.current_epoch if training else 0)
+        batch = augment(x, y, train=training, epoch=self.trainer.current_epoch if training else 0)
+        # alternate_flips' key, drawn with the first training batch (not with Lightning's summary of the model, which
+        # passes an example through this hook first), kept in checkpoints (state_dict)
+        self.flip_key = augment.key
+        return batch
 
     def normalized(self, split: str, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A split as normalized float images and labels (what the model sees, unaugmented): its first `n` images,
