@@ -55,7 +55,6 @@ BASELINE = {
 }
 
 
-
 def muon(rate: float, momentum: float) -> dict:
     """zoo.optim.Muon for the filters at this rate and momentum, the record's SGD for the rest."""
     return {"model.optimizer": "zoo.optim.Muon", "model.optimizer.lr": 0.4, "model.optimizer.momentum": 0.9,
@@ -79,6 +78,7 @@ ABLATIONS = {  # the record with one thing changed (seed 0); test-time augmentat
     "airbench's Lookahead": {"trainer.callbacks+": "speedrun.Lookahead"},
     "torch.compile": {"model.compile": True},
 }
+
 
 class Lookahead(L.Callback):
     """airbench94's Lookahead (Jordan 2024), tried as an ablation: every `every` steps the weights and BatchNorm

@@ -140,7 +140,8 @@ class ImageDataModule(L.LightningDataModule):
             ``autoaugment``, ``randaugment``, ``trivialaugment`` (standard + that policy).
         erasing: probability of random erasing per training image.
         alternate_flips: mirror each training image in every other epoch, from a coin flip of its own, instead of
-            at random in each (airbench's alternating flip; for presets that flip).
+            at random in each (airbench's alternating flip; with ``augment="standard"`` below 64 pixels, without
+            color_jitter or a transform).
         color_jitter: brightness, contrast and saturation jitter strength (0: off).
         mixup: mixup's Beta alpha (0: off; 0.2 is common).
         cutmix: cutmix's Beta alpha (0: off; 1.0 is common).
