@@ -336,7 +336,8 @@ def test_channels_last_keeps_the_outputs_and_trains():
     L.seed_everything(0)
     model = zoo.create("resnet20", num_classes=10, in_chans=1, image_size=16, channels_last=True)
     assert model.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-    plain = zoo.create("resnet20", num_classes=10, in_chans=1, image_size=16)
+    plain = zoo.create("resnet20", num_classes=10, in_chans=1, image_size=16, channels_last=False)
+    assert plain.net.conv1.weight.is_contiguous() and not plain.channels_last
     plain.load_state_dict(model.state_dict())
     x = torch.randn(4, 1, 16, 16)
     assert torch.allclose(model.eval()(x), plain.eval()(x), atol=1e-5)
@@ -344,6 +345,20 @@ def test_channels_last_keeps_the_outputs_and_trains():
     trainer = _trainer(max_epochs=1, limit_train_batches=5, limit_val_batches=1)
     trainer.fit(model, zoo.data.create("digits", image_size=16))
     assert model.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_layout_left_unchosen_is_channels_last_for_convolutions_on_a_machine_without_a_gpu(monkeypatch):
+    """benchmarks/layout.py measured channels-last faster on the CPU for every family; on a GPU machine the layout
+    stays the default, and a chosen one is kept either way."""
+    kinds = {"resnet20": True, "lenet5": True, "mlp": False, "linear": False}  # a net without convolutions: no use
+    for name, convolutional in kinds.items():
+        model = zoo.create(name, num_classes=10, in_chans=1, image_size=16)
+        assert model.channels_last is convolutional, name
+    assert zoo.create("resnet20", num_classes=10, image_size=16).net.conv1.weight.is_contiguous(
+        memory_format=torch.channels_last)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert not zoo.create("resnet20", num_classes=10, in_chans=1, image_size=16).channels_last
+    assert zoo.create("resnet20", num_classes=10, in_chans=1, image_size=16, channels_last=True).channels_last
 
 
 def test_a_compiled_model_trains_on_cpu_and_saves_the_nets_own_names(tmp_path):

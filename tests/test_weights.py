@@ -149,7 +149,7 @@ def relu_lenet(registered, tmp_path):
 def test_what_the_caller_leaves_unset_comes_from_the_weights(relu_lenet):
     net, names = relu_lenet
     x = torch.randn(2, 1, 20, 20)
-    model = zoo.create("lenet5", weights="zoo:relu").eval()
+    model = zoo.create("lenet5", weights="zoo:relu", channels_last=False).eval()  # the layout of `net`
     assert {k: model.hparams[k] for k in ("num_classes", "in_chans", "image_size", "activation", "class_names")} == {
         "num_classes": 4, "in_chans": 1, "image_size": 20, "activation": "relu", "class_names": names}
     assert torch.equal(model(x), net.eval()(x))  # the same net, ReLU and all
