@@ -5,8 +5,9 @@ as ``zoo fit`` runs it, timed in turn in one process, for two workloads.
 - ``resnet20``: ResNet-20 on real Fashion-MNIST at 28x28, batch 128, SGD with momentum (a long step).
 
 All three read the same DataModule (uint8 batches, normalized on the device), start from the same
-weights and use the same optimizer. *plain* is forward, cross-entropy, backward, step. *bare* is a
-LightningModule with only that in ``training_step``, under a Trainer with no logger, progress bar,
+weights and use the same optimizer, in PyTorch's default memory layout (zoo's own default on a machine without a
+GPU, channels-last, is faster there: benchmarks/layout.py). *plain* is forward, cross-entropy, backward, step.
+*bare* is a LightningModule with only that in ``training_step``, under a Trainer with no logger, progress bar,
 checkpoint, model summary or validation. *zoo* is ``zoo.fit``: ImageClassifier with its metrics, the
 divergence check, zoo's progress bar (drawn as in a terminal, into a buffer), the CSV logger and the
 checkpoints. Only training batches are timed (validation and checkpoint writing fall between
@@ -145,6 +146,7 @@ def zoo_epochs(w: Workload, root: str, leave_out: dict | str | None = None) -> l
         "trainer.limit_test_batches": 1, "trainer.callbacks+": "zoo.bench.measure.EpochClock",
         "trainer.logger.init_args.save_dir": root, "model.optimizer": w.optimizer,
         "trainer.enable_model_summary": False,
+        "model.channels_last": False,  # the layout of plain and bare: what zoo adds, not the layout's gain
         **{f"model.optimizer.{k}": v for k, v in w.optimizer_args.items()},
         **{f"data.{k}": v for k, v in w.data_args.items()},
     }

@@ -34,7 +34,7 @@ PARTS = ("plain", "optimizer groups", "forward", "criterion", "training sums", "
 def step_time(part: str, batches: list[tuple[torch.Tensor, torch.Tensor]], steps: int) -> float:
     """Microseconds a step of `part`, over `steps` steps of a fresh LeNet-5 (seeded: every part starts alike)."""
     torch.manual_seed(0)
-    module = zoo.create("lenet5", num_classes=10, in_chans=1, image_size=32)
+    module = zoo.create("lenet5", num_classes=10, in_chans=1, image_size=32, channels_last=False)  # one layout
     every = part == "zoo"
     if every or part == "optimizer groups":
         optimizer = module.configure_optimizers()
