@@ -304,7 +304,6 @@ class ImageClassifier(L.LightningModule):
         self._train_sums = sums if self._train_sums is None else self._train_sums + sums
         self._train_images += len(y)
 
-
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         """The loss to minimize (``loss``) and the main head's loss alone (``head_loss``, for the callbacks)."""
         loss, head_loss = self._step("train", batch)
