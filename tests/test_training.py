@@ -96,6 +96,9 @@ def test_muon_orthogonalizes_the_filters_step_and_is_sgd_for_the_rest():
     singular = torch.linalg.svdvals(orthogonalized(grad, steps=5))
     assert singular.min() > 0.6 and singular.max() < 1.25  # the quintic iteration's band around 1, not exact
     assert torch.nn.functional.cosine_similarity(orthogonalized(grad, 5).flatten(), (u @ vh).flatten(), 0) > 0.98
+    halved = orthogonalized(grad, 5, dtype=torch.bfloat16)  # torch.optim.Muon's precision: the same to bf16's 3 digits
+    assert halved.dtype == torch.float32 and torch.allclose(halved, orthogonalized(grad, 5), atol=0.02)
+    assert not torch.equal(halved, orthogonalized(grad, 5))
     x, y = torch.randn(16, 3, 6, 6), torch.randint(0, 4, (16,))
     mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(108, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
     twin = __import__("copy").deepcopy(mlp)  # no filters: Muon is Nesterov SGD, step for step
@@ -119,6 +122,8 @@ def test_muon_orthogonalizes_the_filters_step_and_is_sgd_for_the_rest():
         assert singular.min() > 0.5 and singular.max() < 1.3  # every direction moves about alike
     with pytest.raises(InputError, match="muon_momentum must be in"):
         Muon(net.parameters(), muon_momentum=1.0)
+    with pytest.raises(InputError, match="ns_dtype must be float32 or bfloat16"):
+        Muon(net.parameters(), ns_dtype="float16")
     L.seed_everything(0)  # and it trains a convolutional net from zoo's groups (no decay on biases, bias_lr_scale)
     model = zoo.create("lenet5", num_classes=10, in_chans=1, image_size=16, bias_lr_scale=4.0,
                        optimizer=functools.partial(Muon, lr=0.1, muon_lr=0.1))

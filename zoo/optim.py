@@ -12,7 +12,7 @@ Newton-Schulz coefficients (Keller Jordan's) and the name.
 """
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -21,11 +21,12 @@ from zoo.errors import InputError
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # torch.optim.Muon's and airbench's quintic iteration
 
 
-def orthogonalized(update: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> torch.Tensor:
+def orthogonalized(update: torch.Tensor, steps: int = 3, eps: float = 1e-7,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The matrix `update` ``[m, n]`` with its singular values pushed towards 1 (roughly U V^T of its SVD) by
-    `steps` Newton-Schulz iterations, in float32."""
+    `steps` Newton-Schulz iterations, computed in `dtype` (torch.optim.Muon and airbench: bfloat16)."""
     a, b, c = NS_COEFFICIENTS
-    x = update.float()
+    x = update.to(dtype)
     x = x / (x.norm() + eps)
     tall = x.shape[0] > x.shape[1]
     if tall:
@@ -54,11 +55,16 @@ class Muon(torch.optim.Optimizer):
         nesterov: Nesterov momentum, for both parts.
         weight_decay: the SGD part's L2 penalty (a group's own ``weight_decay`` wins).
         ns_steps: Newton-Schulz iterations per filter update (airbench: 3).
+        ns_dtype: what the iterations compute in: ``float32`` (exact enough on any hardware), or ``bfloat16``,
+            as torch.optim.Muon and airbench do, where the hardware multiplies bfloat16 matrices natively (a
+            GPU, or an Intel CPU with AMX: 3.3x faster on a 384-filter layer of 3x3x384, measured on 2 Xeon
+            cores); on a CPU without, bfloat16 is emulated and slower.
     """
 
     def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], lr: float = 0.1,
                  muon_lr: float = 0.24, momentum: float = 0.9, muon_momentum: float = 0.6, nesterov: bool = True,
-                 weight_decay: float = 0.0, ns_steps: int = 3) -> None:
+                 weight_decay: float = 0.0, ns_steps: int = 3,
+                 ns_dtype: Literal["float32", "bfloat16"] = "float32") -> None:
         for name, value in (("lr", lr), ("muon_lr", muon_lr)):
             if value <= 0:
                 raise InputError(f"{name} must be positive, got {value!r}")
@@ -67,6 +73,8 @@ class Muon(torch.optim.Optimizer):
                 raise InputError(f"{name} must be in [0, 1), got {value!r}")
         if ns_steps < 1:
             raise InputError(f"ns_steps must be a positive integer, got {ns_steps!r}")
+        if ns_dtype not in ("float32", "bfloat16"):
+            raise InputError(f"ns_dtype must be float32 or bfloat16, got {ns_dtype!r}")
         groups = list(params)
         if groups and not isinstance(groups[0], dict):
             groups = [{"params": groups}]
@@ -81,7 +89,7 @@ class Muon(torch.optim.Optimizer):
                 split.append({**group, "params": filters, "muon": True, "lr": muon_lr, "momentum": muon_momentum,
                               "weight_decay": 0.0})
         defaults = {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay,
-                    "ns_steps": ns_steps, "muon": False}
+                    "ns_steps": ns_steps, "ns_dtype": ns_dtype, "muon": False}
         super().__init__(split, defaults)
 
     @torch.no_grad()
@@ -105,6 +113,7 @@ class Muon(torch.optim.Optimizer):
                 update = grad.add(buffer, alpha=momentum) if group["nesterov"] else buffer
                 if group["muon"]:
                     p.mul_(len(p) ** 0.5 / p.norm().clamp_min(1e-12))
-                    update = orthogonalized(update.reshape(len(p), -1), group["ns_steps"]).view_as(p)
+                    update = orthogonalized(update.reshape(len(p), -1), group["ns_steps"],
+                                            dtype=getattr(torch, group["ns_dtype"])).view_as(p)
                 p.add_(update, alpha=-group["lr"])
         return loss
