@@ -9,11 +9,16 @@ measures why. For each net, in its board form (benchmarks/results/fashion_mnist)
 - inference: the trained module's forward pass (no test-time augmentation) on 256 test images under
   ``torch.inference_mode``, the median of the rounds' best of 3 passes.
 
+With ``--raw``, other nets too, each a ``NAME@SIZExBATCH`` (e.g. ``resnet18@224x16``; plugin nets included), as a
+raw step outside Lightning (forward, cross-entropy, backward, SGD) and a forward pass of random images, the best of
+3 alternating rounds.
+
 Both layouts compute the same function (the outputs agree to 1e-5, tests/test_training.py); the ratio is
 channels-last / default. ``lscpu``'s CPU is printed first: compare figures of one run only.
 
     python benchmarks/layout.py                             # every family, 3 rounds
     python benchmarks/layout.py --models googlenet_s --rounds 5 --json layout.json
+    python benchmarks/layout.py --models "" --raw resnet18@64x32,resnet18@224x16
 """
 
 import argparse
@@ -39,6 +44,8 @@ MODELS = {  # the board's forms (zoo/bench/suites/fashion_mnist.yaml): LeNet-5 a
     "alexnet_s": {}, "vgg16_bn_s": {}, "googlenet_s": {}, "resnet20": {}, "densenet_bc40_s": {},
 }
 LAYOUTS = (False, True)
+RAW = ("resnet18@64x32", "resnet18@224x16", "resnet50@128x16", "densenet121@64x32", "vgg11_bn@64x32",
+       "timm/vit_tiny_patch16_224@64x32", "tv/mobilenet_v3_small@64x32")
 
 
 def fit(model: str, channels_last: bool, steps: int, epochs: int, root: str) -> tuple[list[float], object]:
@@ -83,20 +90,47 @@ def measure(model: str, rounds: int, steps: int, epochs: int) -> dict[str, dict[
             "infer": {("channels_last" if k else "default"): statistics.median(v) for k, v in infer.items()}}
 
 
+def raw(spec: str, rounds: int = 3) -> dict[str, dict[str, float]]:
+    """`spec` ``NAME@SIZExBATCH``: the best images/s of a raw training step and of a forward pass, in each layout."""
+    name, _, shape = spec.partition("@")
+    size, _, batch = shape.partition("x")
+    found = {kind: dict.fromkeys(("default", "channels_last"), 0.0) for kind in ("train", "infer")}
+    for r in range(rounds):
+        for layout in LAYOUTS[r % 2:] + LAYOUTS[:r % 2]:
+            torch.manual_seed(0)
+            module = zoo.create(name, num_classes=10, in_chans=3, image_size=int(size), channels_last=layout)
+            x, y = torch.randn(int(batch), 3, int(size), int(size)), torch.randint(0, 10, (int(batch),))
+            optimizer = torch.optim.SGD(module.parameters(), lr=0.01)
+            key = "channels_last" if layout else "default"
+            for i in range(5):  # 2 warm-up steps, then 3 timed
+                if i == 2:
+                    start = time.perf_counter()
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(module(x), y).backward()
+                optimizer.step()
+            found["train"][key] = max(found["train"][key], 3 * len(x) / (time.perf_counter() - start))
+            found["infer"][key] = max(found["infer"][key], inference(module, x))
+    print(f"{spec} done", file=sys.stderr, flush=True)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the two layouts (default: 3)")
     parser.add_argument("--steps", type=int, default=8, help="training batches an epoch (default: 8)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs a fit, the first a warm-up (default: 3)")
+    parser.add_argument("--raw", default=",".join(RAW), help="other nets as NAME@SIZExBATCH, comma-separated, timed "
+                        "as a raw step (default: %(default)s; \"\" for none)")
     parser.add_argument("--json", help="write the figures to this JSON file too")
     args = parser.parse_args()
     print(f"CPU: {cpu()}; torch {torch.__version__}", flush=True)
-    found = {m: measure(m, args.rounds, args.steps, args.epochs) for m in args.models.split(",")}
-    print(f"\n{'net':<16} {'train img/s':>12} {'channels-last':>14} {'ratio':>6} {'infer img/s':>12} "
+    found = {m: measure(m, args.rounds, args.steps, args.epochs) for m in args.models.split(",") if m}
+    found |= {spec: raw(spec) for spec in args.raw.split(",") if spec}
+    print(f"\n{'net':<32} {'train img/s':>12} {'channels-last':>14} {'ratio':>6} {'infer img/s':>12} "
           f"{'channels-last':>14} {'ratio':>6}")
     for model, f in found.items():
-        print(f"{model:<16}" + "".join(f" {f[k]['default']:>12,.0f} {f[k]['channels_last']:>14,.0f} "
+        print(f"{model:<32}" + "".join(f" {f[k]['default']:>12,.0f} {f[k]['channels_last']:>14,.0f} "
                                        f"{f[k]['channels_last'] / f[k]['default']:>6.2f}" for k in ("train", "infer")))
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": cpu(), "torch": torch.__version__, "batch_size": 128,

@@ -353,7 +353,7 @@ def test_channels_last_keeps_the_outputs_and_trains():
 
 
 def test_the_layout_left_unchosen_is_channels_last_for_convolutions_on_a_machine_without_a_gpu(monkeypatch):
-    """benchmarks/layout.py measured channels-last faster on the CPU for every family; on a GPU machine the layout
+    """benchmarks/layout.py measured channels-last faster on the CPU for most nets; on a GPU machine the layout
     stays the default, and a chosen one is kept either way."""
     kinds = {"resnet20": True, "lenet5": True, "mlp": False, "linear": False}  # a net without convolutions: no use
     for name, convolutional in kinds.items():

@@ -61,8 +61,9 @@ class ImageClassifier(L.LightningModule):
         l2_penalty: strength of the L2 regularization ``sum W^2`` added to the loss.
         channels_last: train and evaluate in the channels-last memory layout (faster convolutions on
             CPUs, and on recent GPUs with mixed precision). None (the default): channels-last for a net with
-            convolutions on a machine without a GPU, where it was measured faster for every family of zoo
-            (docs/scale.md); the default layout where there is a GPU.
+            convolutions on a machine without a GPU, where it was measured faster for most nets (every net of
+            the Fashion-MNIST board; not ResNet-18 at 64x64: docs/scale.md); the default layout where there is
+            a GPU.
         compile: run the net through ``torch.compile`` (the first batches take longer while it compiles).
         weights: pretrained weights to start from: a zoo checkpoint (``.ckpt``), ``torchvision:IMAGENET1K_V1``,
             ``timm:resnet18.a1_in1k``, or a ``.pth``/``.safetensors`` state dict (see :mod:`zoo.weights`); the
@@ -474,10 +475,11 @@ class KNNClassifier(ImageClassifier):
 
 def channels_last_by_default(net: torch.nn.Module) -> bool:
     """Whether `net` trains channels-last when the layout is not chosen: where it has convolutions and the machine
-    no GPU. Measured on 2 Intel Xeon cores (benchmarks/layout.py): for each of zoo's Fashion-MNIST nets a training
-    step 1.1-1.6x faster in channels-last and inference 1.1-2.4x (GoogLeNet's most: PyTorch's CPU max pooling is
-    slow in the default layout). On a GPU the layout stays the default: there it pays mainly under mixed precision,
-    which the user chooses."""
+    no GPU. Measured on 2 Intel Xeon cores (benchmarks/layout.py): for each net of zoo's Fashion-MNIST board a
+    training step 1.1-1.6x faster in channels-last and inference 1.1-2.8x (GoogLeNet's most: PyTorch's CPU max
+    pooling is slow in the default layout), and faster for most ImageNet-form nets too; ResNet-18 at 64x64 was
+    slower (0.9x), a ViT the same. On a GPU the layout stays the default: there it pays mainly under mixed
+    precision, which the user chooses."""
     on_cpu = not torch.cuda.is_available() and not torch.backends.mps.is_available()
     return on_cpu and any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
 
