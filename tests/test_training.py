@@ -124,6 +124,14 @@ def test_muon_orthogonalizes_the_filters_step_and_is_sgd_for_the_rest():
         Muon(net.parameters(), muon_momentum=1.0)
     with pytest.raises(InputError, match="ns_dtype must be float32 or bfloat16"):
         Muon(net.parameters(), ns_dtype="float16")
+    saved = filters.state_dict()  # an optimizer state saved before ns_dtype existed resumes, in float32
+    for group in saved["param_groups"]:
+        del group["ns_dtype"]
+    resumed = Muon([{"params": [net[0].weight, net[3].weight]}, {"params": [net[0].bias, net[3].bias]}],
+                   lr=0.1, muon_lr=0.2, weight_decay=5e-3)
+    resumed.load_state_dict(saved)
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    resumed.step()
     L.seed_everything(0)  # and it trains a convolutional net from zoo's groups (no decay on biases, bias_lr_scale)
     model = zoo.create("lenet5", num_classes=10, in_chans=1, image_size=16, bias_lr_scale=4.0,
                        optimizer=functools.partial(Muon, lr=0.1, muon_lr=0.1))

@@ -113,7 +113,7 @@ class Muon(torch.optim.Optimizer):
                 update = grad.add(buffer, alpha=momentum) if group["nesterov"] else buffer
                 if group["muon"]:
                     p.mul_(len(p) ** 0.5 / p.norm().clamp_min(1e-12))
-                    update = orthogonalized(update.reshape(len(p), -1), group["ns_steps"],
-                                            dtype=getattr(torch, group["ns_dtype"])).view_as(p)
+                    dtype = getattr(torch, group.get("ns_dtype", "float32"))  # a checkpoint's groups may not say it
+                    update = orthogonalized(update.reshape(len(p), -1), group["ns_steps"], dtype=dtype).view_as(p)
                 p.add_(update, alpha=-group["lr"])
         return loss
