@@ -9,9 +9,10 @@ measures why. For each net, in its board form (benchmarks/results/fashion_mnist)
 - inference: the trained module's forward pass (no test-time augmentation) on 256 test images under
   ``torch.inference_mode``, the median of the rounds' best of 3 passes.
 
-With ``--raw``, other nets too, each a ``NAME@SIZExBATCH`` (e.g. ``resnet18@224x16``; plugin nets included), as a
-raw step outside Lightning (forward, cross-entropy, backward, SGD) and a forward pass of random images, the best of
-3 alternating rounds.
+With ``--raw``, other nets too, each a ``NAME@SIZExBATCH`` (e.g. ``resnet18@224x16``; plugin nets included): the
+plain net with the same weights in each layout, a raw training step (forward, cross-entropy, backward, SGD) and a
+forward pass of random images, timed in turn as ``zoo bench speed`` does (2 warm-up steps, then the median of
+``--raw_steps``).
 
 Both layouts compute the same function (the outputs agree to 1e-5, tests/test_training.py); the ratio is
 channels-last / default. ``lscpu``'s CPU is printed first: compare figures of one run only.
@@ -23,6 +24,7 @@ channels-last / default. ``lscpu``'s CPU is printed first: compare figures of on
 
 import argparse
 import contextlib
+import copy
 import io
 import json
 import statistics
@@ -35,6 +37,7 @@ import torch
 
 import zoo
 from zoo.bench.measure import EpochClock
+from zoo.bench.speed import _alternate, _step  # zoo bench speed's timed steps, taken in turn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from precision import cpu  # noqa: E402  (the sibling script's lscpu line)
@@ -43,7 +46,7 @@ MODELS = {  # the board's forms (zoo/bench/suites/fashion_mnist.yaml): LeNet-5 a
     "lenet5": {"data.image_size": 32, "model.activation": "relu", "model.pool": "max"},
     "alexnet_s": {}, "vgg16_bn_s": {}, "googlenet_s": {}, "resnet20": {}, "densenet_bc40_s": {},
 }
-LAYOUTS = (False, True)
+LAYOUTS = ("default", "channels_last")
 RAW = ("resnet18@64x32", "resnet18@224x16", "resnet50@128x16", "densenet121@64x32", "vgg11_bn@64x32",
        "timm/vit_tiny_patch16_224@64x32", "tv/mobilenet_v3_small@64x32")
 
@@ -72,44 +75,39 @@ def inference(module: torch.nn.Module, images: torch.Tensor) -> float:
 
 
 def measure(model: str, rounds: int, steps: int, epochs: int) -> dict[str, dict[str, float]]:
-    train: dict[bool, list[float]] = {layout: [] for layout in LAYOUTS}
-    infer: dict[bool, list[float]] = {layout: [] for layout in LAYOUTS}
+    train: dict[str, list[float]] = {layout: [] for layout in LAYOUTS}
+    infer: dict[str, list[float]] = {layout: [] for layout in LAYOUTS}
     for r in range(rounds):
         for layout in LAYOUTS[r % 2:] + LAYOUTS[:r % 2]:
             with tempfile.TemporaryDirectory() as root:
-                rates, result = fit(model, layout, steps, epochs, root)
+                rates, result = fit(model, layout == "channels_last", steps, epochs, root)
             train[layout] += rates
             data = result.datamodule
             batches = iter(data.test_dataloader())  # the test images as the module sees them (normalized)
             images = torch.cat([data.on_after_batch_transfer(next(batches), 0)[0] for _ in range(2)])
             infer[layout].append(inference(result.model, images))
         print(f"{model} round {r + 1}: training " + ", ".join(
-            f"{'channels-last' if k else 'default'} {statistics.median(v):,.0f}" for k, v in train.items())
-            + " img/s", file=sys.stderr, flush=True)
-    return {"train": {("channels_last" if k else "default"): statistics.median(v) for k, v in train.items()},
-            "infer": {("channels_last" if k else "default"): statistics.median(v) for k, v in infer.items()}}
+            f"{layout} {statistics.median(v):,.0f}" for layout, v in train.items()) + " img/s", file=sys.stderr,
+            flush=True)
+    return {kind: {layout: statistics.median(v) for layout, v in found.items()}
+            for kind, found in (("train", train), ("infer", infer))}
 
 
-def raw(spec: str, rounds: int = 3) -> dict[str, dict[str, float]]:
-    """`spec` ``NAME@SIZExBATCH``: the best images/s of a raw training step and of a forward pass, in each layout."""
+def raw(spec: str, steps: int) -> dict[str, dict[str, float]]:
+    """`spec` ``NAME@SIZExBATCH``: images/s of a raw training step and of a forward pass of the net, the same weights
+    in each layout, timed in turn as ``zoo bench speed`` times its nets (2 warm-up steps, then the median of
+    `steps`)."""
     name, _, shape = spec.partition("@")
-    size, _, batch = shape.partition("x")
-    found = {kind: dict.fromkeys(("default", "channels_last"), 0.0) for kind in ("train", "infer")}
-    for r in range(rounds):
-        for layout in LAYOUTS[r % 2:] + LAYOUTS[:r % 2]:
-            torch.manual_seed(0)
-            module = zoo.create(name, num_classes=10, in_chans=3, image_size=int(size), channels_last=layout)
-            x, y = torch.randn(int(batch), 3, int(size), int(size)), torch.randint(0, 10, (int(batch),))
-            optimizer = torch.optim.SGD(module.parameters(), lr=0.01)
-            key = "channels_last" if layout else "default"
-            for i in range(5):  # 2 warm-up steps, then 3 timed
-                if i == 2:
-                    start = time.perf_counter()
-                optimizer.zero_grad()
-                torch.nn.functional.cross_entropy(module(x), y).backward()
-                optimizer.step()
-            found["train"][key] = max(found["train"][key], 3 * len(x) / (time.perf_counter() - start))
-            found["infer"][key] = max(found["infer"][key], inference(module, x))
+    size, batch = (int(v) for v in shape.split("x"))
+    torch.manual_seed(0)
+    net = zoo.create_model(name, num_classes=10, in_chans=3, image_size=size)
+    nets = {"default": net, "channels_last": copy.deepcopy(net).to(memory_format=torch.channels_last)}
+    x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
+    inputs = {"default": x, "channels_last": x.contiguous(memory_format=torch.channels_last)}
+    found = {}
+    for kind in ("train", "infer"):
+        timed = {layout: _step(n, inputs[layout], y, kind, contextlib.nullcontext) for layout, n in nets.items()}
+        found[kind] = {layout: batch / seconds for layout, seconds in _alternate(timed, steps, 2, False).items()}
     print(f"{spec} done", file=sys.stderr, flush=True)
     return found
 
@@ -122,11 +120,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs a fit, the first a warm-up (default: 3)")
     parser.add_argument("--raw", default=",".join(RAW), help="other nets as NAME@SIZExBATCH, comma-separated, timed "
                         "as a raw step (default: %(default)s; \"\" for none)")
+    parser.add_argument("--raw_steps", type=int, default=5, help="timed steps of each --raw net (default: 5)")
     parser.add_argument("--json", help="write the figures to this JSON file too")
     args = parser.parse_args()
     print(f"CPU: {cpu()}; torch {torch.__version__}", flush=True)
     found = {m: measure(m, args.rounds, args.steps, args.epochs) for m in args.models.split(",") if m}
-    found |= {spec: raw(spec) for spec in args.raw.split(",") if spec}
+    found |= {spec: raw(spec, args.raw_steps) for spec in args.raw.split(",") if spec}
     print(f"\n{'net':<32} {'train img/s':>12} {'channels-last':>14} {'ratio':>6} {'infer img/s':>12} "
           f"{'channels-last':>14} {'ratio':>6}")
     for model, f in found.items():
