@@ -64,6 +64,22 @@ def classifier_class(name: str) -> type[ImageClassifier]:
     return cls
 
 
+def saved_class(module: str, attr: str) -> type[ImageClassifier]:
+    """``<module>.<attr>`` for a registered model (``zoo.train.lenet5``, ``zoo.train.timm_resnet18``): the class a
+    saved config names, for :mod:`zoo.train`'s ``__getattr__``.
+
+    zoo's own names answer without loading the plugins; the import system's questions (``__path__``, asked by every
+    ``from zoo.train import ...``) are not model names and never load them.
+    """
+    if not attr.startswith("__"):
+        if attr in MODELS:  # zoo's own names (identifiers already)
+            return classifier_class(attr)
+        for name in MODELS.names("*/*"):  # plugin names: timm/resnet18 is zoo.train.timm_resnet18
+            if class_identifier(name) == attr:
+                return classifier_class(name)
+    raise AttributeError(f"module {module!r} has no attribute {attr!r}")
+
+
 def _classifier_init(entry: ModelEntry) -> Any:
     builder_params = [p for p in inspect.signature(entry.builder).parameters.values()
                       if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

@@ -32,11 +32,11 @@ from zoo.options import (
     check_config,
     check_linked,
     checkpoint_config,
-    class_identifier,
     classifier_class,
     expand_shorthands,
     given_options,
     option_errors,
+    saved_class,
 )
 from zoo.registry import MODELS
 from zoo.runfolder import release
@@ -56,19 +56,8 @@ DESCRIPTION = ("Train and evaluate a registered model (--model NAME, --model.hel
 
 
 def __getattr__(attr: str) -> type[ImageClassifier]:
-    """``zoo.train.<model>`` for any registered model, so saved configs import their class.
-
-    zoo's own names answer without loading the plugins; the import system's questions (``__path__``,
-    asked by every ``from zoo.train import ...``) are not model names and never load them.
-    """
-    if attr.startswith("__"):
-        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
-    if attr in MODELS:  # zoo's own names (identifiers already) answer without loading the plugins
-        return classifier_class(attr)
-    for name in MODELS.names("*/*"):  # plugin names: timm/resnet18 is zoo.train.timm_resnet18
-        if class_identifier(name) == attr:
-            return classifier_class(name)
-    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+    """``zoo.train.<model>`` for any registered model, so saved configs import their class."""
+    return saved_class(__name__, attr)
 
 
 # -- zoo.fit ---------------------------------------------------------------------------------

@@ -58,13 +58,24 @@ def read_pickle(path: Path, md5: str | None = None) -> dict:
 
 
 class CIFARDataModule(DownloadedDataModule):
-    """The CIFAR layout torchvision downloads: ``<data_dir>/<folder>/`` with pickled batches and a meta file."""
+    """The CIFAR layout torchvision downloads: ``<data_dir>/<folder>/`` with pickled batches and a meta file.
+
+    CIFAR-10 and CIFAR-100 take the same arguments; their own docstrings document them.
+    """
 
     source: type = CIFAR10
     label_key = "labels"
     names_key = "label_names"
     in_chans = 3
     native_size = 32
+
+    def __init__(self, data_dir: str = "data", image_size: int | None = None, download: bool = True,
+                 verify: bool = True, batch_size: int = 128, val_split: int | float = 5000, augment: str = "standard",
+                 **kwargs: Any) -> None:
+        self.verify = verify
+        super().__init__(data_dir, image_size, download, batch_size=batch_size, val_split=val_split, augment=augment,
+                         **kwargs)
+        self.hparams["verify"] = verify  # beside the common arguments: a checkpoint makes the same data
 
     @property
     def folder(self) -> Path:
@@ -149,14 +160,6 @@ class CIFAR10DataModule(CIFARDataModule):
     num_classes = 10
     class_names = _CIFAR10
 
-    def __init__(self, data_dir: str = "data", image_size: int | None = None, download: bool = True,
-                 verify: bool = True, batch_size: int = 128, val_split: int | float = 5000, augment: str = "standard",
-                 **kwargs: Any) -> None:
-        self.verify = verify
-        super().__init__(data_dir, image_size, download, batch_size=batch_size, val_split=val_split, augment=augment,
-                         **kwargs)
-        self.hparams["verify"] = verify  # beside the common arguments: a checkpoint makes the same data
-
 
 @register_datamodule("cifar100")
 class CIFAR100DataModule(CIFARDataModule):
@@ -179,11 +182,3 @@ class CIFAR100DataModule(CIFARDataModule):
     names_key = "fine_label_names"
     num_classes = 100
     class_names = _CIFAR100
-
-    def __init__(self, data_dir: str = "data", image_size: int | None = None, download: bool = True,
-                 verify: bool = True, batch_size: int = 128, val_split: int | float = 5000, augment: str = "standard",
-                 **kwargs: Any) -> None:
-        self.verify = verify
-        super().__init__(data_dir, image_size, download, batch_size=batch_size, val_split=val_split, augment=augment,
-                         **kwargs)
-        self.hparams["verify"] = verify  # beside the common arguments: a checkpoint makes the same data
