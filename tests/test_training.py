@@ -130,6 +130,7 @@ def test_muon_orthogonalizes_the_filters_step_and_is_sgd_for_the_rest():
     resumed = Muon([{"params": [net[0].weight, net[3].weight]}, {"params": [net[0].bias, net[3].bias]}],
                    lr=0.1, muon_lr=0.2, weight_decay=5e-3)
     resumed.load_state_dict(saved)
+    assert {group["ns_dtype"] for group in resumed.param_groups} == {"float32"}
     torch.nn.functional.cross_entropy(net(x), y).backward()
     resumed.step()
     L.seed_everything(0)  # and it trains a convolutional net from zoo's groups (no decay on biases, bias_lr_scale)

@@ -92,6 +92,13 @@ class Muon(torch.optim.Optimizer):
                     "ns_steps": ns_steps, "ns_dtype": ns_dtype, "muon": False}
         super().__init__(split, defaults)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """torch's ``load_state_dict`` ends here with the saved groups: those saved before ``ns_dtype`` existed resume
+        in float32, the iterations' dtype then (torch's own optimizers default their later options the same way)."""
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("ns_dtype", "float32")
+
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         loss = None
@@ -113,7 +120,7 @@ class Muon(torch.optim.Optimizer):
                 update = grad.add(buffer, alpha=momentum) if group["nesterov"] else buffer
                 if group["muon"]:
                     p.mul_(len(p) ** 0.5 / p.norm().clamp_min(1e-12))
-                    dtype = getattr(torch, group.get("ns_dtype", "float32"))  # a checkpoint's groups may not say it
-                    update = orthogonalized(update.reshape(len(p), -1), group["ns_steps"], dtype=dtype).view_as(p)
+                    update = orthogonalized(update.reshape(len(p), -1), group["ns_steps"],
+                                            dtype=getattr(torch, group["ns_dtype"])).view_as(p)
                 p.add_(update, alpha=-group["lr"])
         return loss
