@@ -18,7 +18,7 @@ from zoo.data.digits import digits_split
 def trained(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("cam")
     proc = zoo_here("fit", "--model", "resnet20", "--data", "cluttered_digits", "--data.copies", "1",
-                   "--data.canvas_size", "48", "--trainer.max_epochs", "4",  # 48 px, 1 copy: 3/8 of the default's work
+                   "--data.canvas_size", "40", "--trainer.max_epochs", "3",  # 40 px, 1 copy: a fifth of the default's
                    "--trainer.callbacks+=zoo.cam.CAMLogger", "--trainer.callbacks.every_n_epochs", "1", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd, cwd / "runs" / "resnet20-cluttered_digits" / "version_0"
@@ -27,8 +27,8 @@ def trained(tmp_path_factory):
 def test_cam_logger_draws_every_epoch(trained):
     _, run = trained
     pictures = sorted(p.name for p in (run / "cams").iterdir())
-    assert pictures == ["epoch_000.png", "epoch_001.png", "epoch_002.png", "epoch_003.png"]
-    assert Image.open(run / "cams" / "epoch_003.png").size[0] > 500
+    assert pictures == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
+    assert Image.open(run / "cams" / "epoch_002.png").size[0] > 500
 
 
 def test_gradcam_points_at_the_digit(trained):
@@ -39,7 +39,7 @@ def test_gradcam_points_at_the_digit(trained):
     header = next(line.split() for line in proc.stdout.splitlines() if line.startswith("method"))
     row = next(line.split() for line in proc.stdout.splitlines() if line.startswith("gradcam "))
     scores = dict(zip(header[1:], map(float, row[1:]), strict=True))
-    assert scores["pointing_game"] >= 0.9  # the goal; chance (a random pixel in the 24-px box) is 25 %
+    assert scores["pointing_game"] >= 0.9  # the goal; chance (a random pixel in the 24-px box) is 36 %
     assert scores["deletion"] < scores["insertion"] and -1 <= scores["sanity"] <= 1
     assert "scores of 32 test images" in proc.stdout
     rows = list(csv.DictReader(open(cwd / "out" / "scores.csv")))
@@ -81,11 +81,11 @@ def test_the_library_draws_and_scores_what_the_command_does(trained, tmp_path, m
         assert scores["cam"][key] == scores["gradcam"][key]
     for key in ("deletion", "insertion"):  # maps equal to 1e-4 may order near-ties apart: a pixel here and there
         assert scores["cam"][key] == pytest.approx(scores["gradcam"][key], abs=2e-3)
-    refused = "the data has image_size=32 but the model takes image_size=48; .* --set image_size=48"
+    refused = "the data has image_size=32 but the model takes image_size=40; .* --set image_size=40"
     with pytest.raises(zoo.ZooError, match=refused):
         evaluate_checkpoint(best, data="digits", out=tmp_path)  # refused before any net sees the data
     no_boxes, _, _ = evaluate_checkpoint(best, data="digits", n=8, methods=["gradcam"], out=tmp_path,
-                                         arguments={"image_size": 48})
+                                         arguments={"image_size": 40})
     assert "pointing_game" not in no_boxes["gradcam"] and "deletion" in no_boxes["gradcam"]  # faithfulness only
 
 
@@ -116,7 +116,7 @@ def test_test_subcommand_uses_the_checkpoints_own_data(trained):
     assert re.search(r"^test accuracy: \d+\.\d\d%", proc.stdout, re.M)
     proc = zoo_here("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--data", "digits", cwd=cwd)
     assert proc.returncode == 2
-    assert ("the data has image_size=32 but the model takes image_size=48; use data that matches the checkpoint"
+    assert ("the data has image_size=32 but the model takes image_size=40; use data that matches the checkpoint"
             in proc.stderr)
 
 
