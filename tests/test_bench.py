@@ -96,6 +96,8 @@ def test_leaderboard_means_latest_seed_rows_and_ranks():
     assert board[0]["reached"] == 1 and board[0]["epochs_to_target"] == 2
     assert bench.report._cell(board[0], "epochs_to_target", 1) == "2.0 (1/2)"
     assert bench.report._cell(lenet, "top1", 2) == f"95.00 ± {statistics.stdev([94, 96]):.2f}"
+    assert bench.report._about(board).startswith("3 models, 1/2 seeds each; ")
+    assert bench.report._about([lenet]).startswith("1 model, 2 seeds each; ")  # once "1 models"
 
 
 def test_append_rows_never_rewrites_and_survive_a_torn_line(tmp_path):

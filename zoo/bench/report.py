@@ -108,16 +108,21 @@ def _sections(board: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[st
     return sections
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 model``, ``3 models``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _about(entries: list[dict[str, Any]]) -> str:
     def joined(column: str) -> str:
         return "; ".join(sorted({e[column] for e in entries if e[column]})) or "-"
 
     seeds = sorted({e["seeds"] for e in entries})
     commits = sorted({c for e in entries for c in e["git"].split(", ") if c})
-    return (f"{len(entries)} models, {'/'.join(map(str, seeds))} seed{'' if seeds == [1] else 's'} each; target "
-            f"{joined('target')} % validation accuracy; precision {joined('precision')}; device {joined('device')}; "
-            f"torch {joined('torch')}, lightning {joined('lightning')}, zoo {joined('zoo')}; "
-            f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits) or '-'}")
+    return (f"{_count(len(entries), 'model')}, {'/'.join(map(str, seeds))} seed{'' if seeds == [1] else 's'} "
+            f"each; target {joined('target')} % validation accuracy; precision {joined('precision')}; "
+            f"device {joined('device')}; torch {joined('torch')}, lightning {joined('lightning')}, "
+            f"zoo {joined('zoo')}; commit{'s' if len(commits) > 1 else ''} {', '.join(commits) or '-'}")
 
 
 def _label_offsets(ax: Any, points: list[tuple[float, float]], names: list[str],
@@ -233,7 +238,7 @@ def render(out: Path) -> list[Path]:
         entry["published_what"] = "" if reference is None else reference["what"]
     shown = SHOWN[:1] + [("published", "published %", 1)] + SHOWN[1:] if references else SHOWN
     md = ["# Leaderboard", "",
-          f"Made by `zoo bench` from `{RESULTS}` ({len(board)} rows); top-1 and top-5 are test accuracy, "
+          f"Made by `zoo bench` from `{RESULTS}` ({_count(len(board), 'row')}); top-1 and top-5 are test accuracy, "
           "mean ± std over seeds, of the best-validation checkpoint. Throughput and latency are from the machine "
           "named below; compare them within one table only."
           + (" *published* is the reference result a suite names for the same architecture (its footnotes say "
