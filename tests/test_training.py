@@ -435,3 +435,25 @@ def test_the_epochs_training_loss_and_accuracy_are_over_every_training_image():
     assert float(metrics["train_acc"]) == pytest.approx(multiclass_accuracy(scores, y, 10, average="micro").item())
     assert float(metrics["train_acc5"]) == pytest.approx(
         multiclass_accuracy(scores, y, 10, top_k=5, average="micro").item())
+
+
+def test_a_whole_number_of_batches_is_a_count_and_1_0_is_all_of_them(tmp_path, monkeypatch):
+    """``--trainer.limit_train_batches 1`` is one batch, as ``Trainer(limit_train_batches=1)`` takes it, from the
+    command line, zoo.fit's options and a config file alike; ``1.0`` is every batch (jsonargparse alone read "1" as
+    1.0: Lightning's annotation reads Union[float, int, None] here)."""
+    monkeypatch.chdir(tmp_path)
+    short = ["--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
+             "--trainer.enable_progress_bar", "false"]
+    one = zoo.fit("lenet5", "digits", [*short, "--trainer.limit_train_batches", "1"])
+    assert one.trainer.global_step == 1 and one.trainer.num_val_batches == [1]
+    options = {"trainer.max_epochs": 1, "trainer.limit_train_batches": 1, "trainer.limit_val_batches": 1}
+    assert zoo.fit("lenet5", "digits", options).trainer.global_step == 1  # Python's 1
+    every = zoo.fit("lenet5", "digits", [*short, "--trainer.limit_train_batches", "1.0"])
+    assert every.trainer.global_step == every.trainer.num_training_batches > 1
+    config = tmp_path / "short.yaml"
+    config.write_text("trainer:\n  limit_train_batches: 1\n  limit_val_batches: 1.0\n")
+    from_file = zoo.fit("lenet5", "digits", ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"],
+                        config=config)
+    assert from_file.trainer.global_step == 1 and from_file.trainer.num_val_batches[0] > 1
+    again = zoo.fit(config=from_file.log_dir / "config.yaml", options=["--trainer.enable_progress_bar", "false"])
+    assert again.trainer.global_step == 1  # the run's own config.yaml re-runs it as it ran

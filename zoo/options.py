@@ -32,6 +32,7 @@ from zoo.configs import config_argument
 from zoo.errors import InputError, zoo_error_behind
 from zoo.pretrained import implied_arguments, zoo_weights
 from zoo.registry import DATASETS, MODELS, ModelEntry, builder_arguments
+from zoo.runs import COUNTS_OR_FRACTIONS
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")  # zoo predict is zoo's own (zoo/predict.py)
 LINKED = ("num_classes", "in_chans", "image_size", "class_names")  # data -> model
@@ -279,6 +280,31 @@ def given_options(argv: list[str]) -> dict[str, str]:
             elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
                 given[key] = argv[i + 1]
     return given
+
+
+def batch_counts(config: Any, given: Mapping[str, str]) -> dict[str, int]:
+    """A whole number given for ``--trainer.limit_*_batches`` is a number of batches, as ``Trainer(
+    limit_train_batches=1)`` takes it, and ``1.0`` is all of them. jsonargparse tries the annotation's types in
+    order, and typing's cache makes Lightning's ``Optional[Union[int, float]]`` read ``Union[float, int, None]``
+    once any module has spelt it that way (Lightning issue 21259): "1" then meant 1.0, a whole epoch, from the
+    command line, ``zoo.fit``'s options and a YAML config alike, and one batch could not be asked for. The value as
+    written decides: the command line's (`given`), else the last config file that sets it. Returns the counts, for
+    the Trainer's arguments (jsonargparse's instantiation reads them as floats again), and sets them in `config`
+    (the run's saved config.yaml)."""
+    import yaml
+
+    files = [yaml.safe_load(Path(str(f)).read_text()) for f in (config.get("config") or [])]
+    counts = {}
+    for key in COUNTS_OR_FRACTIONS:
+        written: Any = given.get(f"--trainer.{key}")
+        if written is None:
+            written = next((f["trainer"][key] for f in reversed(files) if isinstance(f, dict) and
+                            isinstance(f.get("trainer"), dict) and key in f["trainer"]), None)
+        whole = written if isinstance(written, int) and not isinstance(written, bool) else (
+            int(written) if isinstance(written, str) and written.strip().isdigit() else None)
+        if whole is not None and config.trainer.get(key) == whole:
+            config.trainer[key] = counts[key] = whole
+    return counts
 
 
 TOP_LEVEL_OPTIONS = ("config", "print_config", "seed_everything", "trainer", "model", "data", "ckpt_path",

@@ -168,6 +168,10 @@ def config_differences(saved: Path, config: Any) -> list[str]:
             if not key.startswith(RESUMABLE) and before.get(key) != now.get(key)]
 
 
+COUNTS_OR_FRACTIONS = ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches")
+"""The Trainer's options that take a number of batches (a whole number) or a fraction (a float up to 1.0)."""
+
+
 class RunConfig(SaveConfigCallback):
     """LightningCLI's config.yaml, written so that it re-runs the job from the start.
 
@@ -190,6 +194,20 @@ class RunConfig(SaveConfigCallback):
             self.already_saved = True  # resuming in the run's folder: its config stays the one that started it
             return
         super().setup(trainer, pl_module, stage)
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """After the file is written: a limit the Trainer took as one batch (``--trainer.limit_train_batches 1``,
+        :func:`zoo.options.batch_counts`) is written ``1``, not jsonargparse's ``1.0``, which re-reads as every
+        batch."""
+        ones = [key for key in COUNTS_OR_FRACTIONS if type(getattr(trainer, key, None)) is int and
+                getattr(trainer, key) == 1]
+        path = Path(trainer.log_dir or ".") / self.config_filename
+        if ones and path.is_file():
+            text = path.read_text()
+            for key in ones:
+                text = re.sub(rf"^(\s+{key}): 1\.0$", r"\1: 1", text, flags=re.M)
+            with atomic_path(path) as temporary:
+                temporary.write_text(text)
 
 
 def keep_rows_before(path: Path, step: int) -> int:

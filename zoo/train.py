@@ -29,6 +29,7 @@ from zoo.options import (
     LIGHTNING_COMMANDS,
     LINKED,
     as_the_weights_were_made,
+    batch_counts,
     check_config,
     check_linked,
     checkpoint_config,
@@ -149,6 +150,7 @@ class ZooCLI(LightningCLI):
         self.verbose = "--verbose" in keys  # Lightning's results table too
         self.result: FitResult | None = None  # after fit: what came of it
         self._claimed: str | None = None  # the run folder's version_N that zoo.runs.claim_run_folder chose
+        self._counts: dict[str, int] = {}  # --trainer.limit_*_batches given as whole numbers (options.batch_counts)
         super().__init__(*args, **kwargs)
 
     def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]  (Lightning calls it on the instance)
@@ -177,7 +179,7 @@ class ZooCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:  # private: contract test
         """The Trainer with zoo's callbacks and plugins (:func:`zoo.callbacks.zoo_trainer_arguments`), writing a fit
         without a logger into its run folder."""
-        config, callbacks = zoo_trainer_arguments(config, callbacks)
+        config, callbacks = zoo_trainer_arguments({**config, **self._counts}, callbacks)
         if self.subcommand == "fit" and config.get("logger") in (False, None) and not config.get("default_root_dir"):
             # the run folder, logger or not (not written into the saved config: a re-run gets a new folder)
             config = {**config, "default_root_dir": str(next_run_folder(self.config[self.subcommand]))}
@@ -196,6 +198,7 @@ class ZooCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         check_config(config)
+        self._counts = batch_counts(config, self.given)
         logger = config.trainer.get("logger")
         if getattr(logger, "init_args", None) is not None and logger.init_args.get("name") == "zoo":
             model = config.model.class_path.rsplit(".", 1)[-1]
