@@ -190,7 +190,9 @@ class RunConfig(SaveConfigCallback):
         args = getattr(self.config.trainer.get("logger"), "init_args", None)
         if self.claimed is not None and args is not None and args.get("version") == self.claimed:
             args.version = None
-        if resuming and (Path(trainer.log_dir or ".") / self.config_filename).is_file():
+        # trainer.log_dir is a collective under DDP: read here, where every process is, for save_config (rank 0)
+        self._path = Path(trainer.log_dir or ".") / self.config_filename
+        if resuming and self._path.is_file():
             self.already_saved = True  # resuming in the run's folder: its config stays the one that started it
             return
         super().setup(trainer, pl_module, stage)
@@ -201,12 +203,11 @@ class RunConfig(SaveConfigCallback):
         batch."""
         ones = [key for key in COUNTS_OR_FRACTIONS if type(getattr(trainer, key, None)) is int and
                 getattr(trainer, key) == 1]
-        path = Path(trainer.log_dir or ".") / self.config_filename
-        if ones and path.is_file():
-            text = path.read_text()
+        if ones and self._path.is_file():
+            text = self._path.read_text()
             for key in ones:
                 text = re.sub(rf"^(\s+{key}): 1\.0$", r"\1: 1", text, flags=re.M)
-            with atomic_path(path) as temporary:
+            with atomic_path(self._path) as temporary:
                 temporary.write_text(text)
 
 
