@@ -182,6 +182,7 @@ class RunConfig(SaveConfigCallback):
     """
 
     claimed: str | None = None  # the version zoo chose for the fit, set by ZooCLI; a version the user gave stays
+    config_path: Path | None = None  # the run's config.yaml, found in setup (zoo's own name, not Lightning's)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         resuming = self.config.get("ckpt_path") is not None
@@ -191,8 +192,8 @@ class RunConfig(SaveConfigCallback):
         if self.claimed is not None and args is not None and args.get("version") == self.claimed:
             args.version = None
         # trainer.log_dir is a collective under DDP: read here, where every process is, for save_config (rank 0)
-        self._path = Path(trainer.log_dir or ".") / self.config_filename
-        if resuming and self._path.is_file():
+        self.config_path = Path(trainer.log_dir or ".") / self.config_filename
+        if resuming and self.config_path.is_file():
             self.already_saved = True  # resuming in the run's folder: its config stays the one that started it
             return
         super().setup(trainer, pl_module, stage)
@@ -203,11 +204,11 @@ class RunConfig(SaveConfigCallback):
         batch."""
         ones = [key for key in COUNTS_OR_FRACTIONS if type(getattr(trainer, key, None)) is int and
                 getattr(trainer, key) == 1]
-        if ones and self._path.is_file():
-            text = self._path.read_text()
+        if ones and self.config_path is not None and self.config_path.is_file():
+            text = self.config_path.read_text()
             for key in ones:
                 text = re.sub(rf"^(\s+{key}): 1\.0$", r"\1: 1", text, flags=re.M)
-            with atomic_path(self._path) as temporary:
+            with atomic_path(self.config_path) as temporary:
                 temporary.write_text(text)
 
 
