@@ -300,10 +300,10 @@ def batch_counts(config: Any, given: Mapping[str, str]) -> dict[str, int]:
         if written is None:
             written = next((f["trainer"][key] for f in reversed(files) if isinstance(f, dict) and
                             isinstance(f.get("trainer"), dict) and key in f["trainer"]), None)
-        whole = written if isinstance(written, int) and not isinstance(written, bool) else (
-            int(written) if isinstance(written, str) and written.strip().isdigit() else None)
-        if whole is not None and config.trainer.get(key) == whole:
-            config.trainer[key] = counts[key] = whole
+        if isinstance(written, str) and written.strip().isdigit():
+            written = int(written)
+        if type(written) is int and config.trainer.get(key) == written:  # a YAML `true` is no count
+            config.trainer[key] = counts[key] = written
     return counts
 
 
