@@ -58,7 +58,8 @@ class Muon(torch.optim.Optimizer):
         ns_dtype: what the iterations compute in: ``float32`` (exact enough on any hardware), or ``bfloat16``,
             as torch.optim.Muon and airbench do, where the hardware multiplies bfloat16 matrices natively (a
             GPU, or an Intel CPU with AMX: 3.3x faster on a 384-filter layer of 3x3x384, measured on 2 Xeon
-            cores); on a CPU without, bfloat16 is emulated and slower.
+            cores); on a CPU without, bfloat16 is emulated and slower. On small filters float32 is the faster
+            choice: DenseNet-BC-40's 39 filters (16 to 80 outputs) take 12.6 ms a step in float32, 24 in bfloat16.
     """
 
     def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], lr: float = 0.1,
