@@ -203,7 +203,7 @@ def test_an_entry_trains_under_ddp_with_lightnings_subprocess_launcher(tmp_path)
 def test_every_suite_smoke_runs_on_fake(tmp_path):
     """Every entry of each shipped suite, with its own options, fits and is measured on `fake` with a tiny
     budget (one batch of 4; 16-mixed is a GPU precision: 32-true here; no checkpoint; the speed timed on one forward
-    of each kind): every distinct command, 51 today."""
+    of each kind), each distinct command once."""
     tiny = ["trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
             "trainer.limit_test_batches=1", "trainer.precision=32-true", "trainer.enable_checkpointing=false",
             "trainer.num_sanity_val_steps=0", "data.train_size=60", "data.val_split=10", "data.test_size=8",
