@@ -149,8 +149,8 @@ class ZooCLI(LightningCLI):
         self.user_chose_data = bool({"--data", "--config", "-c"} & keys)  # else a checkpoint's own data is used
         self.verbose = "--verbose" in keys  # Lightning's results table too
         self.result: FitResult | None = None  # after fit: what came of it
-        self._claimed: str | None = None  # the run folder's version_N that zoo.runs.claim_run_folder chose
-        self._counts: dict[str, int] = {}  # --trainer.limit_*_batches given as whole numbers (options.batch_counts)
+        self.claimed: str | None = None  # the run folder's version_N that zoo.runs.claim_run_folder chose
+        self.batch_limits: dict[str, int] = {}  # whole-number --trainer.limit_*_batches (options.batch_counts)
         super().__init__(*args, **kwargs)
 
     def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]  (Lightning calls it on the instance)
@@ -179,7 +179,7 @@ class ZooCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:  # private: contract test
         """The Trainer with zoo's callbacks and plugins (:func:`zoo.callbacks.zoo_trainer_arguments`), writing a fit
         without a logger into its run folder."""
-        config, callbacks = zoo_trainer_arguments({**config, **self._counts}, callbacks)
+        config, callbacks = zoo_trainer_arguments({**config, **self.batch_limits}, callbacks)
         if self.subcommand == "fit" and config.get("logger") in (False, None) and not config.get("default_root_dir"):
             # the run folder, logger or not (not written into the saved config: a re-run gets a new folder)
             config = {**config, "default_root_dir": str(next_run_folder(self.config[self.subcommand]))}
@@ -198,7 +198,7 @@ class ZooCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         check_config(config)
-        self._counts = batch_counts(config, self.given)
+        self.batch_limits = batch_counts(config, self.given)
         logger = config.trainer.get("logger")
         if getattr(logger, "init_args", None) is not None and logger.init_args.get("name") == "zoo":
             model = config.model.class_path.rsplit(".", 1)[-1]
@@ -208,7 +208,7 @@ class ZooCLI(LightningCLI):
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             resume_last(config)
         if self.subcommand == "fit":
-            self._claimed = claim_run_folder(config)
+            self.claimed = claim_run_folder(config)
         if self.subcommand in ("test", "validate"):
             evaluate_beside_the_run(config, self.subcommand)
 
@@ -216,7 +216,7 @@ class ZooCLI(LightningCLI):
         super().after_instantiate_classes()
         for callback in self.trainer.callbacks:
             if isinstance(callback, RunConfig):
-                callback.claimed = self._claimed
+                callback.claimed = self.claimed
         check_linked(self.given, self.datamodule)
         check_sizes(self.datamodule, getattr(self, "checkpoint_data", {}),
                     "use data that matches the checkpoint (e.g. --data.{what} {want} where the data has that option)")
