@@ -36,8 +36,10 @@ def test_gradcam_points_at_the_digit(trained):
     proc = zoo_here("cam", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--evaluate", "32", "--method",
                     "gradcam", "--n", "16", "--out", "out", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    header = next(line.split() for line in proc.stdout.splitlines() if line.startswith("method"))
-    row = next(line.split() for line in proc.stdout.splitlines() if line.startswith("gradcam "))
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "gradcam maps of 16 images -> out/gradcam.png"  # the picture first: the scores take longer
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("method")):]
+    header, row = table[0].split(), next(line.split() for line in table if line.startswith("gradcam "))
     scores = dict(zip(header[1:], map(float, row[1:]), strict=True))
     assert scores["pointing_game"] >= 0.9  # the goal; chance (a random pixel in the 24-px box) is 36 %
     assert scores["deletion"] < scores["insertion"] and -1 <= scores["sanity"] <= 1
@@ -81,11 +83,13 @@ def test_the_library_draws_and_scores_what_the_command_does(trained, tmp_path, m
         assert scores["cam"][key] == scores["gradcam"][key]
     for key in ("deletion", "insertion"):  # maps equal to 1e-4 may order near-ties apart: a pixel here and there
         assert scores["cam"][key] == pytest.approx(scores["gradcam"][key], abs=2e-3)
+    with pytest.raises(zoo.ZooError, match="scores.csv' exists; give --overwrite"):  # as export and predict
+        evaluate_checkpoint(best, data="digits", out=tmp_path)  # before the data is read
     refused = "the data has image_size=32 but the model takes image_size=40; .* --set image_size=40"
     with pytest.raises(zoo.ZooError, match=refused):
-        evaluate_checkpoint(best, data="digits", out=tmp_path)  # refused before any net sees the data
+        evaluate_checkpoint(best, data="digits", out=tmp_path, overwrite=True)  # before any net sees the data
     no_boxes, _, _ = evaluate_checkpoint(best, data="digits", n=8, methods=["gradcam"], out=tmp_path,
-                                         arguments={"image_size": 40})
+                                         arguments={"image_size": 40}, overwrite=True)
     assert "pointing_game" not in no_boxes["gradcam"] and "deletion" in no_boxes["gradcam"]  # faithfulness only
 
 

@@ -215,12 +215,24 @@ def test_version_and_a_reader_that_stops_early(tmp_path, capsys):
 
 
 def test_a_config_by_name_or_path_and_a_missing_one(tmp_path, monkeypatch, capsys):
+    """A shipped config's name reads the shipped file, with a one-line warning when the folder has a file of that
+    name; zoo's display of warnings lasts the command, not the process."""
+    import warnings
+
     from zoo.cli import main
+    from zoo.configs import FOLDER
 
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "digits").write_text("not read\n")
+    shown = warnings.showwarning
     with pytest.raises(SystemExit):  # --print_config prints and exits
         main(["fit", "--config", "digits", "--print_config"])
-    shipped = yaml.safe_load(capsys.readouterr().out)
+    assert warnings.showwarning is shown
+    captured = capsys.readouterr()
+    assert [line for line in captured.err.splitlines() if "digits" in line] == [
+        f"zoo: warning: config 'digits' is zoo's shipped config ({FOLDER / 'digits.yaml'}); the file 'digits' in this "
+        "folder is not read (give ./digits for it)"]
+    shipped = yaml.safe_load(captured.out)
     assert shipped["model"]["class_path"].endswith("densenet_bc100") and shipped["trainer"]["max_epochs"] == 20
     (tmp_path / "mine.yaml").write_text("trainer:\n  max_epochs: 3\n")
     with pytest.raises(SystemExit):
@@ -302,27 +314,15 @@ def test_no_logger_keeps_the_run_folder_layout(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "re-run: zoo fit --config runs/lenet5-digits/version_0/config.yaml"
 
 
-def test_old_flag_spellings_still_work_with_a_warning(tmp_path, capsys):
-    """One spelling per flag (Lightning's: --ckpt_path, --batch_size, --image_size, --set); the old ones
-    keep working for a release and say what replaces them."""
-    import warnings
+def test_old_flag_spellings_are_gone(tmp_path, monkeypatch, capsys):
+    """0.1.0 took the old spellings (--batch-size, --img-size, --data-arg, ...) with a warning that they would go in
+    the next release: they are argparse's error now."""
+    from zoo.cli import main
 
-    from zoo.cli import current_spellings, main
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert current_spellings(["--ckpt", "a.ckpt", "--batch-size=4", "--data-arg", "k=1", "--out", "x"]) == \
-            ["--ckpt_path", "a.ckpt", "--batch_size=4", "--set", "k=1", "--out", "x"]
-    assert [str(w.message).split(";")[0] for w in caught] == ["--ckpt is now spelled --ckpt_path",
-                                                               "--batch-size is now spelled --batch_size",
-                                                               "--data-arg is now spelled --set"]
-    shown = warnings.showwarning
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
-        main(["export", "--ckpt", str(tmp_path / "missing.ckpt"), "--format", "onnx", "--out", "x.onnx"])
-    err = capsys.readouterr().err
-    assert warnings.showwarning is shown  # zoo's one-line display lasted the command, not the process
-    assert exit_.value.code == 2 and "zoo: warning: --ckpt is now spelled --ckpt_path" in err
-    assert "missing.ckpt' does not exist" in err  # the old spelling reached the command
+        main(["predict", "--ckpt_path", "missing.ckpt", "--batch-size", "4"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --batch-size 4" in capsys.readouterr().err
 
 
 def test_progress_bar_redraws_by_time_and_shows_short_metrics(monkeypatch):

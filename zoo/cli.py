@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zoo.atomic import output_file, output_folder
 from zoo.errors import InputError, UnknownNameError, disk_full, one_line, zoo_error_behind
 from zoo.log import one_line_warnings, shown
 from zoo.version import __version__
@@ -150,32 +149,29 @@ def cam(args: argparse.Namespace) -> None:
     from zoo import cam
 
     drawn, arguments = args.method or "gradcam", _pairs(args.set)
-    output_folder(args.out)
-    output_file(Path(args.out) / f"{drawn}.png", args.overwrite, (".png",))  # as export, predict, data show
-    if args.evaluate is not None:
+    path, n = cam.draw_checkpoint(args.ckpt_path, args.images, args.data, args.split, args.n, drawn, args.layer,
+                                  args.out, arguments, args.batch_size, args.overwrite)
+    print(f"{drawn} maps of {n} images -> {path}")
+    if args.evaluate is not None:  # after the picture, which takes seconds: the scores take minutes
         methods = [args.method] if args.method not in (None, "all") else cam.METHODS
         scores, path, n = cam.evaluate_checkpoint(args.ckpt_path, args.data, args.split, args.evaluate or None,
-                                                  methods, args.layer, args.out, arguments, args.batch_size)
+                                                  methods, args.layer, args.out, arguments, args.batch_size,
+                                                  args.overwrite)
         print(table(cam.score_rows(scores), ["method", *cam.SCORE_COLUMNS]))
         print(f"scores of {n} {args.split} images (targets: the true classes; n/a: does not apply to this net, -: "
               f"no boxes) -> {path}")
-    path, n = cam.draw_checkpoint(args.ckpt_path, args.images, args.data, args.split, args.n, drawn, args.layer,
-                                  args.out, arguments, args.batch_size)
-    print(f"{drawn} maps of {n} images -> {path}")
 
 
 def features(args: argparse.Namespace) -> None:
-    from zoo.features import dataset_features, save_features
+    from zoo.features import dataset_features
 
-    path = output_file(args.out, args.overwrite, (".npz",))
     name, found = dataset_features(args.ckpt_path, args.data, _pairs(args.set), tuple(args.splits), args.batch_size,
-                                   args.stage)
+                                   args.stage, args.out, args.overwrite)
     for split in args.splits:
         vectors = found[f"{split}_features"]
         print(f"{split}: {len(vectors)} images -> {vectors.shape[1]} features")
-    save_features(found, path)
     stage = "" if args.stage is None else f" (stage {args.stage})"
-    print(f"features of {name} by {found['model']}{stage} -> {path}")
+    print(f"features of {name} by {found['model']}{stage} -> {args.out}")
 
 
 def export(args: argparse.Namespace) -> None:
@@ -206,17 +202,14 @@ def data(args: argparse.Namespace) -> None:
         print(table([[n, dataset_summary(n)] for n in DATASETS.names()], ["dataset", "what"]))
         return
     from zoo import data
-    from zoo.cam import save_grid
 
-    output_file(args.out, args.overwrite, (".png",))
     arguments = _pairs(args.set) | ({"augment": args.augment} if args.augment else {})  # --augment over --set's
     try:
         datamodule = data.create(args.name, **arguments)
     except TypeError as exc:
         raise InputError(f"dataset {args.name!r}: {exc}") from None
-    images, captions = datamodule.augmented_batch(args.n, args.seed)
-    save_grid(images, None, captions, args.out)
-    print(f"{len(images)} training images of {args.name} (augment {datamodule.augment}) -> {args.out}")
+    path, n = datamodule.save_augmented(args.out, args.n, args.seed, args.overwrite)
+    print(f"{n} training images of {args.name} (augment {datamodule.augment}) -> {path}")
 
 
 def cv(args: argparse.Namespace) -> None:
@@ -469,24 +462,6 @@ def fit_help(argv: list[str]) -> None:
     print(help_screen(out.getvalue(), argv[0], "--help_all" in argv))
 
 
-RENAMED = {"--ckpt": "--ckpt_path", "--batch-size": "--batch_size", "--batch": "--batch_size",
-           "--img-size": "--image_size", "--data-arg": "--set", "--no-progress": "--no_progress"}
-
-
-def current_spellings(argv: list[str]) -> list[str]:
-    """zoo's own commands spell every flag as Lightning does (``--ckpt_path``, ``--batch_size``); the old
-    spellings still work in this release, with a warning."""
-    out = []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if key in RENAMED:
-            warnings.warn(f"{key} is now spelled {RENAMED[key]}; the old spelling goes in the next release",
-                          FutureWarning, stacklevel=2)
-            arg = RENAMED[key] + sep + value
-        out.append(arg)
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     with warnings.catch_warnings(), shown():  # the display, filters and zoo's notes last this command, not the process
@@ -505,7 +480,7 @@ def _run(argv: list[str]) -> None:
         elif not argv:
             top.print_help()
         else:
-            args, rest = top.parse_known_args(current_spellings(argv))
+            args, rest = top.parse_known_args(argv)
             if args.version:
                 print(f"zoo {__version__} (lightning-zoo; Python {sys.version.split()[0]})")
                 return

@@ -23,7 +23,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from zoo.atomic import atomic_path
+from zoo.atomic import atomic_path, output_file, output_folder
 from zoo.cam.methods import MANY_PASSES, METHODS, PAPERS, CAMResult, check_method, compute_cam, transformer_layer
 from zoo.cam.metrics import (
     FAITHFULNESS,
@@ -129,7 +129,7 @@ def _images(ckpt_path: str | Path, images: Sequence[str] | None, data: str | Non
 def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, data: str | None = None,
                     split: str = "test", n: int = 32, method: str = "gradcam", layer: str | None = None,
                     out: str | Path = "cams", arguments: dict[str, Any] | None = None,
-                    batch_size: int = 64) -> tuple[Path, int]:
+                    batch_size: int = 64, overwrite: bool = False) -> tuple[Path, int]:
     """Class activation maps of a trained model drawn over its images, as ``OUT/METHOD.png``.
 
     The images are the first `n` readable files (`images`, prepared as the model was trained; at most
@@ -137,14 +137,15 @@ def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, 
     (`data`, by default the checkpoint's own, `arguments` overriding its arguments as ``--set`` does; its boxes
     drawn where it has them). Each title names the predicted
     class and its probability, and the file or the true class. ``method="all"`` draws every method side by side,
-    one row per image, as ``OUT/all.png``. Returns the picture's path and the image count.
+    one row per image, as ``OUT/all.png``; `out` is made if missing, and an existing picture is replaced only with
+    `overwrite`. Returns the picture's path and the image count.
     """
     if method != "all":
         check_method(method)
     check_grid_count(n)
+    path = output_file(output_folder(out) / f"{method}.png", overwrite, (".png",))  # before any work, as export's
     model, x, shown, labels, boxes, captions = _images(ckpt_path, images, data, split, n, arguments)
     names = _record(*_stamp(ckpt_path)).labels
-    path = Path(out) / f"{method}.png"
     if method == "all":
         maps: dict[str, Any] = {}
         for each in METHODS:
@@ -168,18 +169,19 @@ def draw_checkpoint(ckpt_path: str | Path, images: Sequence[str] | None = None, 
 
 def evaluate_checkpoint(ckpt_path: str | Path, data: str | None = None, split: str = "test", n: int | None = None,
                         methods: Sequence[str] = METHODS, layer: str | None = None, out: str | Path = "cams",
-                        arguments: dict[str, Any] | None = None, batch_size: int = 64
+                        arguments: dict[str, Any] | None = None, batch_size: int = 64, overwrite: bool = False
                         ) -> tuple[dict[str, dict[str, float] | None], Path, int]:
     """Score each method's maps by a trained model on the first `n` images of a dataset's `split` (all of it when
     None; targets: the true classes): faithfulness always (:func:`evaluate_faithfulness`), and where the dataset
     has object boxes (cluttered_digits) the pointing game and box IoU. `data` and `arguments` as in
     :func:`draw_checkpoint`.
 
-    Writes ``OUT/scores.csv``; returns the scores, its path and the image count.
+    Writes ``OUT/scores.csv`` (replacing one only with `overwrite`); returns the scores, its path and the image count.
     """
+    path = output_file(output_folder(out) / "scores.csv", overwrite, (".csv",))
     model, x, _, labels, boxes, _ = _images(ckpt_path, None, data, split, n, arguments)
     scores = evaluate_faithfulness(model, x, labels, methods, layer, batch_size, boxes=boxes)
-    return scores, save_scores(scores, model.hparams.model, Path(out) / "scores.csv"), len(x)
+    return scores, save_scores(scores, model.hparams.model, path), len(x)
 
 
 class CAMLogger(L.Callback):
