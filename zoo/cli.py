@@ -202,13 +202,18 @@ def data(args: argparse.Namespace) -> None:
         print(table([[n, dataset_summary(n)] for n in DATASETS.names()], ["dataset", "what"]))
         return
     from zoo import data
+    from zoo.atomic import output_file
+    from zoo.cam import save_grid
 
+    path = output_file(args.out, args.overwrite, (".png",))  # zoo.data sits below zoo.cam's drawing (test_layout)
     arguments = _pairs(args.set) | ({"augment": args.augment} if args.augment else {})  # --augment over --set's
     try:
         datamodule = data.create(args.name, **arguments)
     except TypeError as exc:
         raise InputError(f"dataset {args.name!r}: {exc}") from None
-    path, n = datamodule.save_augmented(args.out, args.n, args.seed, args.overwrite)
+    images, captions = datamodule.augmented_batch(args.n, args.seed)
+    save_grid(images, None, captions, str(path))
+    n = len(images)
     print(f"{n} training images of {args.name} (augment {datamodule.augment}) -> {path}")
 
 

@@ -371,18 +371,6 @@ class ImageDataModule(L.LightningDataModule):
                             else parts[0][0])
         return denormalize(x, self.mean, self.std).clamp(0, 1), captions
 
-    def save_augmented(self, out: str | os.PathLike[str], n: int = 32, seed: int = 0,
-                       overwrite: bool = False) -> tuple[Path, int]:
-        """:meth:`augmented_batch` drawn as a PNG grid with its captions (``zoo data show``), to `out`, which is
-        checked before any work and replaced only with `overwrite`. Returns its path and the image count."""
-        from zoo.atomic import output_file
-        from zoo.cam.pictures import save_grid
-
-        path = output_file(out, overwrite, (".png",))
-        images, captions = self.augmented_batch(n, seed)
-        save_grid(images, None, captions, str(path))
-        return path, len(images)
-
     def _loader(self, dataset: Dataset | None, train: bool = False, sampler: Sampler | None = None) -> DataLoader:
         if dataset is None:
             raise InputError(f"{type(self).__name__} has no data yet: call setup() first (a Trainer does)")
