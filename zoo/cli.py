@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from zoo.atomic import output_file
 from zoo.errors import InputError, UnknownNameError, disk_full, one_line, zoo_error_behind
 from zoo.log import one_line_warnings, shown
 from zoo.version import __version__
@@ -202,19 +203,17 @@ def data(args: argparse.Namespace) -> None:
         print(table([[n, dataset_summary(n)] for n in DATASETS.names()], ["dataset", "what"]))
         return
     from zoo import data
-    from zoo.atomic import output_file
     from zoo.cam import save_grid
 
-    path = output_file(args.out, args.overwrite, (".png",))  # zoo.data sits below zoo.cam's drawing (test_layout)
+    output_file(args.out, args.overwrite, (".png",))
     arguments = _pairs(args.set) | ({"augment": args.augment} if args.augment else {})  # --augment over --set's
     try:
         datamodule = data.create(args.name, **arguments)
     except TypeError as exc:
         raise InputError(f"dataset {args.name!r}: {exc}") from None
     images, captions = datamodule.augmented_batch(args.n, args.seed)
-    save_grid(images, None, captions, str(path))
-    n = len(images)
-    print(f"{n} training images of {args.name} (augment {datamodule.augment}) -> {path}")
+    save_grid(images, None, captions, args.out)
+    print(f"{len(images)} training images of {args.name} (augment {datamodule.augment}) -> {args.out}")
 
 
 def cv(args: argparse.Namespace) -> None:
